@@ -1,0 +1,1 @@
+"""Things that run a model: cost counting, timing, proxies, short training, supernets."""

@@ -1,0 +1,51 @@
+"""The small exception hierarchy of mixnas.
+
+Every error raised on user input names where it came from (file, field path), the bad value and what
+is allowed, so that the CLI can print it as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MixnasError(Exception):
+    """Base class of every error mixnas raises on purpose."""
+
+
+class SpaceError(MixnasError, ValueError):
+    """A search-space declaration or an architecture spec is invalid.
+
+    Args:
+        field: dotted path of the offending field, e.g. ``stages[1].width``.
+        message: what is wrong and what is allowed.
+        source: the file (or other origin) the declaration came from.
+        value: the offending value, when there is one.
+    """
+
+    def __init__(self, field: str, message: str, *, source: str | None = None, value: Any = ...):
+        self.field = field
+        self.source = source
+        self.value = value
+        self.message = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        shown = "" if self.value is ... else f" (got {self.value!r})"
+        return f"{where}{self.field}: {self.message}{shown}"
+
+    def with_source(self, source: str) -> SpaceError:
+        """Returns the same error, attributed to ``source`` (a file path)."""
+        return SpaceError(self.field, self.message, source=source, value=self.value)
+
+
+class RegistryError(MixnasError, KeyError):
+    """An unknown or duplicate name in a registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+class InfeasibleError(MixnasError, RuntimeError):
+    """No architecture satisfying the constraints was found within the allowed tries."""

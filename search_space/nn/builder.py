@@ -1,0 +1,110 @@
+"""The one generic builder: any `ArchSpec` to a `torch.nn.Module`, for images and token sequences.
+
+The builder reads `search_space.plan.plan`, so shapes and parameters are exactly those the analytic
+costs use. Building is deterministic for a given seed: parameters are initialised under a local
+`torch.Generator` state, leaving the global RNG of the caller untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from search_space.nn.block import Branch, MixerBlock
+from search_space.plan import PlannedOp, plan
+from search_space.spec import ArchSpec
+
+
+def instantiate(item: PlannedOp) -> nn.Module:
+    """The module of one planned op, called with its context and explicit keyword parameters."""
+    assert item.op is not None
+    cls = item.op.module_class()
+    ctx, params = item.ctx, item.params
+    kind = item.op.kind
+    if kind == "stem":
+        return cls(ctx.dim, ctx.out_dim, grid=ctx.grid, **params)  # type: ignore[no-any-return]
+    if kind == "downsample":
+        return cls(ctx.dim, ctx.out_dim, grid=ctx.grid, prefix=ctx.prefix, **params)  # type: ignore[no-any-return]
+    if kind == "head":
+        return cls(ctx.dim, ctx.num_classes, prefix=ctx.prefix, **params)  # type: ignore[no-any-return]
+    return cls(ctx.dim, grid=ctx.grid, **params)  # type: ignore[no-any-return]
+
+
+class MixNet(nn.Module):
+    """A network built from a spec: stem, stages (downsample then blocks), head."""
+
+    def __init__(self, spec: ArchSpec, *, drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        self.spec_id = spec.id
+        items = plan(spec)
+        self.stem = instantiate(items[0])
+        self.head = instantiate(items[-1])
+        total = max(1, sum(spec.depths))
+        self.stages = nn.ModuleList()
+        by_block: dict[tuple[int, int], dict[str, PlannedOp]] = {}
+        downsamplers: dict[int, PlannedOp] = {}
+        for item in items[1:-1]:
+            if item.role == "downsample":
+                downsamplers[item.stage] = item
+            else:
+                by_block.setdefault((item.stage, item.block), {})[item.role] = item
+        index = 0
+        for i, stage in enumerate(spec.stages):
+            blocks: list[nn.Module] = [instantiate(downsamplers[i])]
+            for j, block in enumerate(stage.blocks):
+                rate = drop_path_rate * index / max(1, total - 1)
+                blocks.append(_block(by_block[(i, j)], block.norm, block.layer_scale, rate))
+                index += 1
+            self.stages.append(nn.Sequential(*blocks))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+def _block(roles: dict[str, PlannedOp], norm: str, layer_scale: float | None,
+           drop_path: float) -> MixerBlock:
+    def branch(role: str) -> Branch:
+        item = roles[role]
+        assert item.op is not None
+        ctx = item.ctx
+        return Branch(norm, instantiate(item), item.op, ctx.dim, ctx.grid, ctx.prefix,
+                      layer_scale, drop_path)
+
+    channel = branch("channel_mixer") if "norm2" in roles else None
+    return MixerBlock(branch("token_mixer"), channel)
+
+
+def build_model(spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0) -> MixNet:
+    """Builds the model of ``spec``; the same spec and seed give bit-identical weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MixNet(spec, drop_path_rate=drop_path_rate)
+
+
+def example_input(spec: ArchSpec, batch_size: int = 2, *, seed: int = 0) -> torch.Tensor:
+    """A random input batch the model of ``spec`` accepts: images, token ids or feature vectors."""
+    gen = torch.Generator().manual_seed(seed)
+    inp = spec.input
+    if inp.kind == "image":
+        return torch.randn(batch_size, inp.channels, *inp.resolution, generator=gen)
+    if inp.vocab_size:
+        return torch.randint(0, inp.vocab_size, (batch_size, inp.seq_len), generator=gen)
+    return torch.randn(batch_size, inp.seq_len, inp.feature_dim, generator=gen)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def summary(model: nn.Module) -> list[dict[str, Any]]:
+    """Parameter count per top-level child, for the CLI's model summary."""
+    return [{"module": name, "params": count_params(child)}
+            for name, child in model.named_children()]

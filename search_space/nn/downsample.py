@@ -1,0 +1,90 @@
+"""Downsampler modules on the ``(B, P + N, C)`` token tensor."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_space.nn.convs import avg_pool_nd, conv_nd
+from search_space.nn.layout import grid_to_tokens, tokens_to_grid
+from search_space.nn.norms import ChannelsFirstNorm, make_norm
+from search_space.ops.downsample import conv_padding
+
+
+class _Downsample(nn.Module):
+    """Splits off prefix tokens, downsamples the grid, projects the prefix to the new width."""
+
+    def __init__(self, dim: int, out_dim: int, grid: tuple[int, ...], prefix: int) -> None:
+        super().__init__()
+        self.grid, self.num_prefix = tuple(grid), prefix
+        self.prefix_proj = nn.Linear(dim, out_dim) if prefix and dim != out_dim else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.downsample(tokens_to_grid(x, self.grid, self.num_prefix))
+        if not self.num_prefix:
+            return y
+        head = x[:, : self.num_prefix]
+        if self.prefix_proj is not None:
+            head = self.prefix_proj(head)
+        return torch.cat([head, y], dim=1)
+
+    def downsample(self, grid: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class NoDownsample(nn.Module):
+    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class ConvDownsample(_Downsample):
+    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int, kernel: int,
+                 stride: int, norm: str, norm_position: str) -> None:
+        super().__init__(dim, out_dim, grid, prefix)
+        rank = len(grid)
+        self.pre_norm = ChannelsFirstNorm(norm, dim) if norm_position == "pre" else nn.Identity()
+        self.conv = conv_nd(rank, dim, out_dim, kernel, stride, conv_padding(kernel, stride))
+        self.post_norm = ChannelsFirstNorm(norm, out_dim) if norm_position == "post" else (
+            nn.Identity())
+
+    def downsample(self, grid: torch.Tensor) -> torch.Tensor:
+        return grid_to_tokens(self.post_norm(self.conv(self.pre_norm(grid))))
+
+
+class PatchMerging(_Downsample):
+    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int,
+                 norm: str) -> None:
+        super().__init__(dim, out_dim, grid, prefix)
+        merged = dim * 2 ** len(grid)
+        self.norm = make_norm(norm, merged)
+        self.reduction = nn.Linear(merged, out_dim, bias=False)
+
+    def downsample(self, grid: torch.Tensor) -> torch.Tensor:
+        # pad odd sizes, then gather each 2x2 (or 2) neighbourhood into the channel axis
+        pads: list[int] = []
+        for size in reversed(grid.shape[2:]):
+            pads += [0, size % 2]
+        grid = F.pad(grid, pads)
+        if grid.dim() == 4:
+            b, c, h, w = grid.shape
+            grid = grid.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 5, 3, 1)
+            tokens = grid.reshape(b, (h // 2) * (w // 2), 4 * c)
+        else:
+            b, c, length = grid.shape
+            tokens = grid.reshape(b, c, length // 2, 2).permute(0, 2, 3, 1).reshape(
+                b, length // 2, 2 * c)
+        return self.reduction(self.norm(tokens))
+
+
+class PoolDownsample(_Downsample):
+    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int) -> None:
+        super().__init__(dim, out_dim, grid, prefix)
+        self.pool = avg_pool_nd(len(grid), 2, 2, ceil_mode=True, count_include_pad=False)
+        self.proj = nn.Linear(dim, out_dim) if dim != out_dim else nn.Identity()
+
+    def downsample(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.proj(grid_to_tokens(self.pool(grid)))

@@ -1,0 +1,29 @@
+"""Head modules: ``(B, P + N, C)`` tokens to ``(B, num_classes)`` logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from search_space.nn.activations import make_activation
+from search_space.nn.norms import make_norm
+
+
+class Classifier(nn.Module):
+    def __init__(self, dim: int, num_classes: int, *, prefix: int, pool: str, norm: str,
+                 norm_position: str, hidden: int, hidden_act: str) -> None:
+        super().__init__()
+        self.num_prefix, self.pool, self.pre_pool = prefix, pool, norm_position == "pre_pool"
+        self.norm = make_norm(norm, dim)
+        self.pre_logits: nn.Module = nn.Identity()
+        if hidden:
+            self.pre_logits = nn.Sequential(nn.Linear(dim, hidden), make_activation(hidden_act))
+        self.fc = nn.Linear(hidden or dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_pool:
+            x = self.norm(x)
+        x = x[:, 0] if self.pool == "cls" else x[:, self.num_prefix:].mean(dim=1)
+        if not self.pre_pool:
+            x = self.norm(x)
+        return self.fc(self.pre_logits(x))

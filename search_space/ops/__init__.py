@@ -1,0 +1,25 @@
+"""Torch-free operation definitions and their registries.
+
+Importing this package registers every built-in operation. User code extends mixnas by calling
+`register` with an `OpDef` whose ``module`` points at its own `torch.nn.Module`.
+"""
+
+from search_space.ops import channel_mixers, downsample, heads, norms, stems  # noqa: F401
+from search_space.ops import token_mixers  # noqa: F401
+from search_space.ops.base import LAYOUTS, Cost, OpContext, OpDef, ParamDef
+from search_space.ops.registries import (
+    ACTIVATIONS,
+    CHANNEL_MIXERS,
+    DOWNSAMPLERS,
+    HEADS,
+    NORMS,
+    REGISTRIES,
+    STEMS,
+    TOKEN_MIXERS,
+    register,
+)
+
+__all__ = [
+    "ACTIVATIONS", "CHANNEL_MIXERS", "DOWNSAMPLERS", "HEADS", "LAYOUTS", "NORMS", "REGISTRIES",
+    "STEMS", "TOKEN_MIXERS", "Cost", "OpContext", "OpDef", "ParamDef", "register",
+]

@@ -1,0 +1,290 @@
+"""Torch-free definitions of operations: parameters, structural rules and analytic costs.
+
+Every registered operation (token mixer, channel mixer, stem, downsampler, head, norm) has an
+`OpDef`: the parameters it takes (with defaults and allowed values), the structural rules a spec must
+satisfy ("head_dim divides the width"), its tensor layout, complexity class, an analytic cost formula
+and the import path of the `torch.nn.Module` that implements it. The definition is what lets a spec
+be validated and costed in microseconds without importing torch; the module is imported only when a
+model is built.
+
+Cost conventions follow fvcore, the counter timm's published GMACs come from: one MAC per
+multiply-accumulate of linear/conv/matmul/einsum/attention, norms at fvcore's per-element rates
+(layer/group norm 5 with affine, 4 without; batch norm at inference 2 with affine), adaptive average
+pooling 1 per input element, elementwise ops (activations, softmax, adds) free. Costs are per sample.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from search_space.errors import SpaceError
+
+# Layouts a module can ask for. The tensor between blocks is ``(B, P + N, C)``: P prefix (class)
+# tokens followed by the N grid tokens in row-major order. The block converts to the layout the
+# mixer declares and back.
+LAYOUT_TOKENS = "tokens"  # (B, P + N, C): prefix tokens included
+LAYOUT_SEQUENCE = "sequence"  # (B, N, C): grid tokens only, prefix passed through unchanged
+LAYOUT_GRID = "grid"  # (B, C, *grid) channels-first, prefix passed through unchanged
+LAYOUT_GRID_LAST = "grid_last"  # (B, *grid, C) channels-last, prefix passed through unchanged
+LAYOUTS = (LAYOUT_TOKENS, LAYOUT_SEQUENCE, LAYOUT_GRID, LAYOUT_GRID_LAST)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Analytic cost of one op for one sample.
+
+    Attributes:
+        params: learnable parameters.
+        macs: multiply-accumulates (fvcore conventions, see module docstring).
+        activations: elements of the tensors the op writes (output and saved intermediates), the
+            basis of the activation-memory estimate.
+        dynamic_macs: the part of ``macs`` that multiplies two activations (attention scores and
+            weighted sums, scans) rather than a weight and an activation; bit-operations count
+            these at activation x activation bits.
+    """
+
+    params: int = 0
+    macs: int = 0
+    activations: int = 0
+    dynamic_macs: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.params + other.params, self.macs + other.macs,
+                    self.activations + other.activations, self.dynamic_macs + other.dynamic_macs)
+
+    def scaled(self, times: int) -> Cost:
+        """The cost of applying the op ``times`` times with the same weights."""
+        return Cost(self.params, self.macs * times, self.activations * times,
+                    self.dynamic_macs * times)
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """Where an op sits: the tensors it sees and produces.
+
+    Attributes:
+        dim: channels of the op's input (the stage width for mixers; input channels for stems).
+        grid: spatial extent of the input grid, (H, W) for images or (L,) for sequences.
+        prefix: number of prefix (class) tokens carried beside the grid.
+        out_dim: channels of the output (equals ``dim`` for mixers).
+        num_classes: classifier outputs (heads only).
+    """
+
+    dim: int
+    grid: tuple[int, ...]
+    prefix: int = 0
+    out_dim: int = 0
+    num_classes: int = 0
+
+    @property
+    def n(self) -> int:
+        """Grid tokens."""
+        return math.prod(self.grid)
+
+    @property
+    def tokens(self) -> int:
+        """All tokens, prefix included."""
+        return self.n + self.prefix
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    """One keyword parameter of an op.
+
+    Attributes:
+        name: keyword name, as written in specs and space files.
+        kind: python type of the value (int, float, bool, str, or list for int lists).
+        default: value used when a space does not mention the parameter.
+        choices: the only allowed values, if the parameter is an enumeration.
+        minimum: lower bound for numbers (and for every element of a list).
+        doc: one line for `mixnas space describe`.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Returns why ``value`` is not allowed, or None."""
+        if self.kind is list:
+            if not isinstance(value, list | tuple) or not value:
+                return "must be a non-empty list of integers"
+            items = list(value)
+        else:
+            items = [value]
+        expected = int if self.kind is list else self.kind
+        for item in items:
+            ok = isinstance(item, expected) and not (expected is not bool and isinstance(item, bool))
+            if expected is float and isinstance(item, int) and not isinstance(item, bool):
+                ok = True
+            if not ok:
+                return f"must be of type {expected.__name__}"
+            if self.minimum is not None and item < self.minimum:
+                return f"must be >= {self.minimum}"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {list(self.choices)}"
+        return None
+
+
+Rule = Callable[[OpContext, Mapping[str, Any]], str | None]
+CostFn = Callable[[OpContext, Mapping[str, Any]], Cost]
+GridFn = Callable[[OpContext, Mapping[str, Any]], tuple[int, ...]]
+
+
+def _same_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
+    return ctx.grid
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """The definition of one registered operation.
+
+    Attributes:
+        name: registry name used in specs.
+        kind: which registry it belongs to (``token_mixer``, ``channel_mixer``, ...).
+        params: the keyword parameters the module takes, besides its context.
+        module: ``"package.module:ClassName"`` of the implementing `torch.nn.Module`.
+        cost: analytic cost formula (fvcore conventions).
+        layout: the tensor layout the module consumes and produces (see LAYOUTS).
+        complexity: complexity class in N tokens and d channels, for docs and reports.
+        family: mixer family id of the seed catalog (M01..M23), when there is one.
+        rules: structural rules; each returns a message when the spec breaks it.
+        out_grid: the grid after the op (stems and downsamplers change it).
+        spatial_dims: grid ranks the op supports (1 = sequences, 2 = images).
+        doc: one-line description.
+        examples: parameter sets (besides the defaults) the contract suite exercises.
+    """
+
+    name: str
+    kind: str
+    params: tuple[ParamDef, ...]
+    module: str
+    cost: CostFn
+    layout: str = LAYOUT_TOKENS
+    complexity: str = ""
+    family: str = ""
+    rules: tuple[Rule, ...] = ()
+    out_grid: GridFn = _same_grid
+    spatial_dims: tuple[int, ...] = (1, 2)
+    doc: str = ""
+    examples: tuple[dict[str, Any], ...] = ()
+    _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"{self.name}: unknown layout {self.layout!r}")
+        self._param_index.update({p.name: p for p in self.params})
+
+    def param(self, name: str) -> ParamDef | None:
+        return self._param_index.get(name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def complete(self, params: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """Checks ``params`` and fills in defaults; raises `SpaceError` naming ``path``."""
+        for key in params:
+            if key not in self._param_index:
+                allowed = ", ".join(p.name for p in self.params) or "none"
+                raise SpaceError(f"{path}.{key}", f"unknown parameter of {self.kind} "
+                                 f"{self.name!r}; allowed: {allowed}")
+        full = self.defaults()
+        full.update(params)
+        for p in self.params:
+            problem = p.check(full[p.name])
+            if problem:
+                raise SpaceError(f"{path}.{p.name}", problem, value=full[p.name])
+        return full
+
+    def check_rules(self, ctx: OpContext, params: Mapping[str, Any], path: str) -> None:
+        if len(ctx.grid) not in self.spatial_dims:
+            raise SpaceError(path, f"{self.kind} {self.name!r} supports grids of rank "
+                             f"{list(self.spatial_dims)}, not {len(ctx.grid)}")
+        for rule in self.rules:
+            problem = rule(ctx, params)
+            if problem:
+                raise SpaceError(path, f"{self.kind} {self.name!r}: {problem}")
+
+    def module_class(self) -> type:
+        """Imports and returns the implementing module class (imports torch)."""
+        mod_name, _, cls_name = self.module.partition(":")
+        return getattr(importlib.import_module(mod_name), cls_name)  # type: ignore[no-any-return]
+
+
+# -- reusable rules --------------------------------------------------------------------------------
+
+
+def divides(param: str, what: str = "width") -> Rule:
+    """Rule: ``params[param]`` divides the op's input channels (e.g. head_dim divides width)."""
+
+    def rule(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+        value = params[param]
+        if value and ctx.dim % value:
+            return f"{param}={value} does not divide the {what} {ctx.dim}"
+        return None
+
+    return rule
+
+
+def divides_dim(ctx: OpContext, value: int, name: str) -> str | None:
+    return f"{name}={value} does not divide the width {ctx.dim}" if ctx.dim % value else None
+
+
+# -- cost building blocks (fvcore conventions) ------------------------------------------------------
+
+
+def linear_cost(tokens: int, d_in: int, d_out: int, bias: bool = True) -> Cost:
+    """A linear layer applied to ``tokens`` vectors."""
+    return Cost(params=d_in * d_out + (d_out if bias else 0), macs=tokens * d_in * d_out,
+                activations=tokens * d_out)
+
+
+def conv_cost(out_grid: Sequence[int], c_in: int, c_out: int, kernel: int | Sequence[int],
+              groups: int = 1, bias: bool = True) -> Cost:
+    """A convolution producing ``out_grid``; ``kernel`` is an int (square) or per-axis sizes."""
+    ks = [kernel] * len(out_grid) if isinstance(kernel, int) else list(kernel)
+    k = math.prod(ks)
+    n_out = math.prod(out_grid)
+    weights = c_out * (c_in // groups) * k
+    return Cost(params=weights + (c_out if bias else 0), macs=n_out * weights,
+                activations=n_out * c_out)
+
+
+def norm_cost(kind: str, elements: int, channels: int, affine: bool = True) -> Cost:
+    """A norm over ``elements`` values with ``channels`` affine channels (fvcore's rates)."""
+    if kind in ("none", "identity"):
+        return Cost()
+    if kind == "batchnorm":
+        return Cost(params=2 * channels if affine else 0,
+                    macs=elements * (2 if affine else 1), activations=elements)
+    rate = 5 if affine else 4
+    if kind == "rmsnorm":
+        # fvcore has no handle for rms_norm; mixnas counts it like a layer norm without the mean.
+        rate = 4 if affine else 3
+        return Cost(params=channels if affine else 0, macs=elements * rate, activations=elements)
+    return Cost(params=2 * channels if affine else 0, macs=elements * rate,
+                activations=elements)
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def fft_macs(points: int, transforms: int = 1, *, real: bool = True) -> int:
+    """MACs of ``transforms`` FFTs over ``points`` points each (mixnas convention).
+
+    A complex radix-2 FFT does (n/2) log2(n) butterflies of one complex multiply (4 real MACs):
+    2 n log2 n MACs. A real-input forward or real-output inverse transform costs half. fvcore and
+    thop count nothing for FFTs; mixnas's counter applies this same formula to the traced op.
+    """
+    if points <= 1:
+        return 0
+    per = points * math.log2(points) * (1 if real else 2)
+    return int(round(per * transforms))

@@ -1,0 +1,119 @@
+"""Downsamplers: how a stage is entered (change of width and/or grid).
+
+``ctx.dim`` is the previous width, ``ctx.out_dim`` the stage's width. Prefix (class) tokens pass
+through a linear projection when the width changes (the PiT convention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, conv_cost, conv_out, linear_cost
+from search_space.ops.base import norm_cost as _norm
+from search_space.ops.norms import NORM_NAMES
+from search_space.ops.registries import register
+
+_MODULE = "search_space.nn.downsample"
+
+
+def conv_padding(kernel: int, stride: int) -> int:
+    """Padding that maps a grid of size g to ceil(g / stride) for the usual kernels."""
+    return kernel // 2 if kernel % 2 else max(0, (kernel - stride) // 2)
+
+
+def _prefix_cost(ctx: OpContext) -> Cost:
+    if ctx.prefix and ctx.dim != ctx.out_dim:
+        return linear_cost(ctx.prefix, ctx.dim, ctx.out_dim)
+    return Cost()
+
+
+# -- none ------------------------------------------------------------------------------------------
+
+
+def _same_width(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+    if ctx.dim != ctx.out_dim:
+        return f"keeps the width, but the width changes from {ctx.dim} to {ctx.out_dim}"
+    return None
+
+
+register(OpDef(
+    name="none", kind="downsample", module=f"{_MODULE}:NoDownsample", params=(),
+    cost=lambda ctx, params: Cost(), rules=(_same_width,),
+    doc="keep grid and width (isotropic stages)",
+))
+
+
+# -- conv ------------------------------------------------------------------------------------------
+
+
+def _conv_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
+    k, s = params["kernel"], params["stride"]
+    return tuple(conv_out(g, k, s, conv_padding(k, s)) for g in ctx.grid)
+
+
+def _conv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    grid = _conv_grid(ctx, params)
+    cost = conv_cost(grid, ctx.dim, ctx.out_dim, params["kernel"])
+    if params["norm"] != "none":
+        if params["norm_position"] == "pre":
+            cost += _norm(params["norm"], ctx.n * ctx.dim, ctx.dim)
+        else:
+            cost += _norm(params["norm"], math.prod(grid) * ctx.out_dim, ctx.out_dim)
+    return cost + _prefix_cost(ctx)
+
+
+register(OpDef(
+    name="conv", kind="downsample", module=f"{_MODULE}:ConvDownsample",
+    params=(
+        ParamDef("kernel", int, 3, minimum=1),
+        ParamDef("stride", int, 2, minimum=1),
+        ParamDef("norm", str, "none", choices=NORM_NAMES),
+        ParamDef("norm_position", str, "post", choices=("pre", "post"),
+                 doc="norm before the conv (ConvNeXt) or after it (EfficientFormer)"),
+    ),
+    cost=_conv_cost, out_grid=_conv_grid,
+    doc="strided convolution, optionally with a norm before or after",
+))
+
+
+# -- patch merging ---------------------------------------------------------------------------------
+
+
+def _half_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
+    return tuple((g + 1) // 2 for g in ctx.grid)
+
+
+def _merge_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    grid = _half_grid(ctx, params)
+    n, merged = math.prod(grid), ctx.dim * 2 ** len(grid)
+    cost = _norm(params["norm"], n * merged, merged)
+    cost += linear_cost(n, merged, ctx.out_dim, bias=False)
+    return cost + _prefix_cost(ctx)
+
+
+register(OpDef(
+    name="patch_merging", kind="downsample", module=f"{_MODULE}:PatchMerging",
+    params=(ParamDef("norm", str, "layernorm", choices=NORM_NAMES),),
+    cost=_merge_cost, out_grid=_half_grid,
+    doc="Swin patch merging: concatenate 2x2 neighbours, norm, linear to the new width",
+))
+
+
+# -- pool ------------------------------------------------------------------------------------------
+
+
+def _pool_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n = math.prod(_half_grid(ctx, params))
+    cost = Cost(activations=n * ctx.dim)
+    if ctx.dim != ctx.out_dim:
+        cost += linear_cost(n, ctx.dim, ctx.out_dim)
+    return cost + _prefix_cost(ctx)
+
+
+register(OpDef(
+    name="pool", kind="downsample", module=f"{_MODULE}:PoolDownsample", params=(),
+    cost=_pool_cost, out_grid=_half_grid,
+    doc="2x2 average pooling (ceil mode), then a pointwise projection if the width changes",
+))

@@ -1,0 +1,42 @@
+"""Heads: from the last stage's tokens to class logits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost, norm_cost
+from search_space.ops.norms import NORM_NAMES
+from search_space.ops.registries import ACTIVATIONS, register
+
+
+def _cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    elements = ctx.tokens * ctx.dim if params["norm_position"] == "pre_pool" else ctx.dim
+    cost = norm_cost(params["norm"], elements, ctx.dim)
+    width = ctx.dim
+    if params["hidden"]:
+        cost += linear_cost(1, width, params["hidden"])
+        width = params["hidden"]
+    return cost + linear_cost(1, width, ctx.num_classes)
+
+
+def _cls_needs_prefix(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+    if params["pool"] == "cls" and ctx.prefix < 1:
+        return "pool='cls' needs a class token (stem parameter cls_token: true)"
+    return None
+
+
+register(OpDef(
+    name="classifier", kind="head", module="search_space.nn.heads:Classifier",
+    params=(
+        ParamDef("pool", str, "gap", choices=("gap", "cls"),
+                 doc="global average of grid tokens, or the class token"),
+        ParamDef("norm", str, "layernorm", choices=NORM_NAMES),
+        ParamDef("norm_position", str, "post_pool", choices=("pre_pool", "post_pool"),
+                 doc="norm all tokens before pooling (ViT, Swin) or the pooled vector (ConvNeXt)"),
+        ParamDef("hidden", int, 0, minimum=0, doc="pre-logits layer width; 0 for none"),
+        ParamDef("hidden_act", str, "tanh", choices=ACTIVATIONS),
+    ),
+    cost=_cost, rules=(_cls_needs_prefix,),
+    doc="pool, norm, optional pre-logits layer, linear classifier",
+))

@@ -1,0 +1,30 @@
+"""The registries of built-in and user operations, one per kind."""
+
+from __future__ import annotations
+
+from search_space.ops.base import OpDef
+from search_space.registry import Registry
+
+TOKEN_MIXERS: Registry[OpDef] = Registry("token mixer")
+CHANNEL_MIXERS: Registry[OpDef] = Registry("channel mixer")
+STEMS: Registry[OpDef] = Registry("stem")
+DOWNSAMPLERS: Registry[OpDef] = Registry("downsampler")
+HEADS: Registry[OpDef] = Registry("head")
+NORMS: Registry[OpDef] = Registry("norm")
+
+REGISTRIES: dict[str, Registry[OpDef]] = {
+    "token_mixer": TOKEN_MIXERS,
+    "channel_mixer": CHANNEL_MIXERS,
+    "stem": STEMS,
+    "downsample": DOWNSAMPLERS,
+    "head": HEADS,
+    "norm": NORMS,
+}
+
+# Activation functions a channel mixer, stem or head may name (implemented in search_space.nn).
+ACTIVATIONS = ("gelu", "relu", "silu", "hardswish", "tanh", "star_relu", "identity")
+
+
+def register(op: OpDef) -> OpDef:
+    """Adds ``op`` to the registry of its kind; a duplicate name raises `RegistryError`."""
+    return REGISTRIES[op.kind].register(op.name, op)

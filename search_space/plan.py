@@ -1,0 +1,149 @@
+"""Walks a spec op by op: the one place that knows how widths, grids and prefix tokens flow.
+
+`plan(spec)` checks a spec against the registries and returns every op it contains with its full
+parameters and context. Validation, analytic costs, the model builder and (later) latency lookup
+tables all read the plan, so they cannot disagree about shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search_space.errors import RegistryError, SpaceError
+from search_space.ops import (
+    CHANNEL_MIXERS,
+    DOWNSAMPLERS,
+    HEADS,
+    NORMS,
+    STEMS,
+    TOKEN_MIXERS,
+    OpContext,
+    OpDef,
+)
+from search_space.ops.stems import prefix_tokens
+from search_space.registry import Registry
+from search_space.spec import ALLOWED_BITS, ArchSpec, Op, Quant
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    """One op of a spec in context.
+
+    Attributes:
+        path: field path in the spec, e.g. ``stages[1].blocks[0].token_mixer``.
+        role: ``stem``, ``downsample``, ``norm1``, ``token_mixer``, ``layer_scale1``, ``norm2``,
+            ``channel_mixer``, ``layer_scale2`` or ``head``.
+        op: the registered definition (None for layer scales, which are not registered ops).
+        ctx: input channels, grid, prefix tokens, output channels.
+        params: every parameter, defaults filled in.
+        quant: the quantization policy that applies.
+        stage: stage index (-1 for stem and head); block: block index within the stage (or -1).
+    """
+
+    path: str
+    role: str
+    op: OpDef | None
+    ctx: OpContext
+    params: dict[str, Any]
+    quant: Quant
+    stage: int = -1
+    block: int = -1
+
+
+def _lookup(registry: Registry[OpDef], name: str, path: str) -> OpDef:
+    try:
+        return registry.get(name)
+    except RegistryError as err:
+        raise SpaceError(path, str(err), value=name) from None
+
+
+def _planned(registry: Registry[OpDef], ref: Op, path: str, role: str, ctx: OpContext,
+             quant: Quant, stage: int = -1, block: int = -1) -> PlannedOp:
+    op = _lookup(registry, ref.name, f"{path}.name")
+    params = op.complete(ref.kwargs, f"{path}.params")
+    op.check_rules(ctx, params, path)
+    return PlannedOp(path, role, op, ctx, params, quant, stage, block)
+
+
+def _check_quant(quant: Quant, path: str) -> None:
+    for key in ("weight_bits", "act_bits"):
+        bits = getattr(quant, key)
+        if bits not in ALLOWED_BITS:
+            raise SpaceError(f"{path}.{key}", f"must be one of {list(ALLOWED_BITS)}", value=bits)
+
+
+def _check_grid(grid: tuple[int, ...], path: str) -> None:
+    if any(g < 1 for g in grid):
+        raise SpaceError(path, "the token grid vanishes here; use fewer downsamplings or a "
+                         "larger input", value=list(grid))
+
+
+def _check_stem_matches_input(spec: ArchSpec) -> None:
+    inp, name = spec.input, spec.stem.name
+    if inp.kind == "tokens" and inp.vocab_size and name != "token_embed":
+        raise SpaceError("stem.name", "integer token input needs the 'token_embed' stem",
+                         value=name)
+    if name == "token_embed" and not (inp.kind == "tokens" and inp.vocab_size):
+        raise SpaceError("stem.name", "'token_embed' needs token input with a vocab_size",
+                         value=name)
+
+
+def plan(spec: ArchSpec) -> list[PlannedOp]:
+    """Returns every op of ``spec`` in execution order; raises `SpaceError` if the spec is invalid."""
+    _check_stem_matches_input(spec)
+    _check_quant(spec.boundary_quant, "boundary_quant")
+    inp, bq = spec.input, spec.boundary_quant
+    ctx = OpContext(dim=inp.in_channels, grid=inp.grid, out_dim=spec.stages[0].width)
+    stem = _planned(STEMS, spec.stem, "stem", "stem", ctx, bq)
+    ops = [stem]
+    grid = stem.op.out_grid(ctx, stem.params)  # type: ignore[union-attr]
+    _check_grid(grid, "stem")
+    prefix, dim = prefix_tokens(stem.params), spec.stages[0].width
+    for i, stage in enumerate(spec.stages):
+        path = f"stages[{i}]"
+        ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=stage.width)
+        ds = _planned(DOWNSAMPLERS, stage.downsample, f"{path}.downsample", "downsample", ctx, bq,
+                      stage=i)
+        ops.append(ds)
+        grid, dim = ds.op.out_grid(ctx, ds.params), stage.width  # type: ignore[union-attr]
+        _check_grid(grid, f"{path}.downsample")
+        for j, block in enumerate(stage.blocks):
+            ops.extend(_plan_block(block, f"{path}.blocks[{j}]", dim, grid, prefix, i, j))
+    head_ctx = OpContext(dim=dim, grid=grid, prefix=prefix, num_classes=inp.num_classes)
+    ops.append(_planned(HEADS, spec.head, "head", "head", head_ctx, bq))
+    return ops
+
+
+def _plan_block(block: Any, path: str, dim: int, grid: tuple[int, ...], prefix: int,
+                stage: int, index: int) -> list[PlannedOp]:
+    _check_quant(block.quant, f"{path}.quant")
+    ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
+    q, where = block.quant, {"stage": stage, "block": index}
+    norm = Op(block.norm)
+    out = [
+        _planned(NORMS, norm, f"{path}.norm", "norm1", ctx, q, **where),
+        _planned(TOKEN_MIXERS, block.token_mixer, f"{path}.token_mixer", "token_mixer", ctx, q,
+                 **where),
+    ]
+    if block.layer_scale is not None:
+        out.append(PlannedOp(f"{path}.layer_scale", "layer_scale1", None, ctx,
+                             {"init": block.layer_scale}, q, stage, index))
+    mixer = _planned(CHANNEL_MIXERS, block.channel_mixer, f"{path}.channel_mixer",
+                     "channel_mixer", ctx, q, **where)
+    if mixer.op is not None and mixer.op.name != "none":
+        out.append(_planned(NORMS, norm, f"{path}.norm", "norm2", ctx, q, **where))
+        out.append(mixer)
+        if block.layer_scale is not None:
+            out.append(PlannedOp(f"{path}.layer_scale", "layer_scale2", None, ctx,
+                                 {"init": block.layer_scale}, q, stage, index))
+    return out
+
+
+def validate_spec(spec: ArchSpec, *, source: str | None = None) -> ArchSpec:
+    """Checks ``spec`` against the registries; returns it unchanged or raises `SpaceError`."""
+    try:
+        plan(spec)
+    except SpaceError as err:
+        raise err.with_source(source) if source else err
+    return spec
