@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from search_space.costs import SpecCost, spec_cost
+from search_space.declare import SearchSpace, load_space
 from search_space.errors import InfeasibleError, MixnasError, RegistryError, SpaceError
 from search_space.plan import plan, validate_spec
 from search_space.spec import ArchSpec, Block, InputSpec, Op, Quant, Stage
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "ArchSpec", "Block", "InfeasibleError", "InputSpec", "MixnasError", "Op", "Quant",
+    "ArchSpec", "Block", "SearchSpace", "load_space", "InfeasibleError", "InputSpec", "MixnasError", "Op", "Quant",
     "RegistryError", "SpaceError", "SpecCost", "Stage", "build_model", "example_input", "plan",
     "spec_cost", "validate_spec",
 ]

@@ -1,0 +1,39 @@
+# Two entry points, each self-contained on a fresh machine with only python3:
+#   make search   set up .venv and run the main job
+#   make test     set up .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SEARCH_SPACE ?= search_space/spaces/hybrid.yaml
+
+.PHONY: search test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU torch first: the pinned file is local on these machines; a later bare "torch"
+	# requirement is then already satisfied and pip never reaches for a CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'a CUDA torch was installed')"
+	touch $(STAMP)
+
+search: $(STAMP)
+	$(PY) -m mixnas space describe $(SEARCH_SPACE)
+	$(PY) -m mixnas space sample $(SEARCH_SPACE) -n 8 --seed 0
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) bench/space.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

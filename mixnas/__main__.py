@@ -1,0 +1,5 @@
+import sys
+
+from mixnas.cli import main
+
+sys.exit(main())

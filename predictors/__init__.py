@@ -1,0 +1,1 @@
+"""Cost and latency models and accuracy surrogates behind one fit/predict interface."""

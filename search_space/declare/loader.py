@@ -1,0 +1,61 @@
+"""Reading a space declaration from a YAML or JSON file (or a built-in space's name)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from search_space.declare.space import SearchSpace
+from search_space.errors import SpaceError
+from search_space.spaces import builtin_path
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``6.0e6`` and ``1e5`` as floats (YAML 1.2, JSON and Python
+    do; YAML 1.1 insists on a signed exponent and would silently read a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _read(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpaceError("<file>", f"cannot be read: {exc.strerror}", source=str(path)) from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpaceError(f"line {exc.lineno}", f"JSON syntax error: {exc.msg}",
+                             source=str(path)) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceError(where, f"YAML syntax error: {problem}", source=str(path)) from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Loads a space from a ``.yaml``/``.yml``/``.json`` file, or a built-in space by name
+    (``hybrid``, ``isotropic``, ...). Errors name the file, the field path and what is allowed."""
+    p = Path(path)
+    if not p.exists() and builtin_path(str(path)) is not None:
+        p = builtin_path(str(path))  # type: ignore[assignment]
+    data = _read(p)
+    return SearchSpace.from_dict(data, source=str(path)) if isinstance(data, dict) else (
+        _not_a_mapping(str(path), data))
+
+
+def _not_a_mapping(source: str, data: object) -> SearchSpace:
+    raise SpaceError("<root>", "a space file must hold a mapping at the top level",
+                     source=source, value=type(data).__name__)

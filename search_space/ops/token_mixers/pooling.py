@@ -1,0 +1,24 @@
+"""Pooling token mixer (catalog family M11): PoolFormer."""
+
+from __future__ import annotations
+
+from search_space.ops.base import LAYOUT_GRID, Cost, OpDef, ParamDef
+from search_space.ops.channel_mixers import odd
+from search_space.ops.registries import register
+
+register(
+    OpDef(
+        name="pooling",
+        kind="token_mixer",
+        module="search_space.nn.mixers.pooling:Pooling",
+        family="M11",
+        layout=LAYOUT_GRID,
+        complexity="O(N d k^2)",
+        params=(ParamDef("pool_size", int, 3, minimum=1, doc="average-pooling window (odd)"),),
+        rules=(odd("pool_size"),),
+        # average pooling and the subtraction are elementwise-class ops: free in fvcore conventions
+        cost=lambda ctx, params: Cost(activations=ctx.n * ctx.dim),
+        examples=({"pool_size": 5},),
+        doc="average pooling minus the input (PoolFormer)",
+    )
+)
