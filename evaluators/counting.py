@@ -35,15 +35,29 @@ def _fft_handle(*, real: bool, from_output: bool, ndim: int | None) -> Handle:
 
     def handle(inputs: list[Any], outputs: list[Any]) -> float:
         shape = _shape(outputs[0] if from_output else inputs[0])
-        dims = inputs[2].toIValue() if len(inputs) > 2 else None
-        if isinstance(dims, int):
-            dims = [dims]
+        dims = _constant_ints(inputs[2]) if len(inputs) > 2 else None
         if not dims:
             dims = list(range(-(ndim or len(shape)), 0))
         points = math.prod(shape[d] for d in dims)
         return float(fft_macs(points, math.prod(shape) // points, real=real))
 
     return handle
+
+
+def _constant_ints(value: Any) -> list[int] | None:
+    """An int or int-list argument of a traced op; lists arrive as a ListConstruct node whose
+    elements are constants, which ``toIValue`` alone does not resolve."""
+    constant = value.toIValue()
+    if isinstance(constant, int):
+        return [constant]
+    if constant is not None:
+        return list(constant)
+    node = value.node()
+    if node.kind() == "prim::ListConstruct":
+        items = [v.toIValue() for v in node.inputs()]
+        if all(isinstance(i, int) for i in items):
+            return items
+    return None
 
 
 def _scan(inputs: list[Any], outputs: list[Any]) -> float:

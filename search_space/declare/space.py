@@ -394,34 +394,25 @@ class SearchSpace:
     def enumerate(self, limit: int = 1_000_000) -> Iterator[ArchSpec]:
         """Every distinct spec, by brute force over the active decisions (small spaces only).
 
-        Dimensions are ordered so that whether one is active depends only on earlier ones, which
-        lets a depth-first walk skip inactive dimensions instead of multiplying through them.
+        Dimensions are ordered so that whether one is active depends only on earlier ones, so an
+        odometer that only turns active dimensions (resetting later ones to 0) visits every
+        assignment of active decisions exactly once.
         """
         seen: set[str] = set()
         values = [0] * len(self.dims)
-        visited = 0
-
-        def walk(i: int) -> Iterator[ArchSpec]:
-            nonlocal visited
-            if i == len(self.dims):
-                visited += 1
-                if visited > limit:
-                    raise SpaceError("space", "more decision vectors than the enumeration limit",
-                                     value=limit)
-                spec = self.decode(values)
-                if spec.id not in seen:
-                    seen.add(spec.id)
-                    yield spec
+        for _ in range(limit):
+            active = [False] * len(self.dims)
+            spec = self._decode(values, active)
+            if spec.id not in seen:
+                seen.add(spec.id)
+                yield spec
+            turn = next((i for i in reversed(range(len(self.dims)))
+                         if active[i] and values[i] + 1 < self.dims[i].size), None)
+            if turn is None:
                 return
-            if not self.active_mask(values)[i]:
-                yield from walk(i + 1)
-                return
-            for v in range(self.dims[i].size):
-                values[i] = v
-                yield from walk(i + 1)
-            values[i] = 0
-
-        yield from walk(0)
+            values[turn] += 1
+            values[turn + 1:] = [0] * (len(self.dims) - turn - 1)
+        raise SpaceError("space", "more decision vectors than the enumeration limit", value=limit)
 
     # -- description ----------------------------------------------------------------------------
     def mixer_names(self) -> list[str]:
