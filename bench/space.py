@@ -511,11 +511,11 @@ def counter_table(result: SpaceResult) -> str:
     headers = [
         "counter",
         "median ms/model",
-        "MACs median |Δ| %",
-        "MACs max |Δ| %",
+        "MACs median Δ %",
+        "MACs max Δ %",
         "params exact",
-        "params median |Δ| %",
-        "params max |Δ| %",
+        "params median Δ %",
+        "params max Δ %",
     ]
     rows = []
     for s in summarize(result.records):
@@ -538,9 +538,9 @@ def dominant_table(result: SpaceResult) -> str:
     headers = [
         "dominant token mixer",
         "models",
-        "analytic median |Δ| %",
-        "fvcore alone median |Δ| %",
-        "thop median |Δ| %",
+        "analytic median Δ %",
+        "fvcore alone median Δ %",
+        "thop median Δ %",
     ]
     rows = [
         [
@@ -637,8 +637,9 @@ def to_markdown(report: Report) -> str:
     for result in report.spaces:
         parts.append(
             f"### Cost counters on {result.models} `{result.space}` models\n\n"
-            f"|Δ| is relative to the MACs `count_macs` finds (fvcore + mixnas handlers); "
-            f"parameters are compared with `sum(p.numel())` of the built model.\n\n"
+            "Δ is the absolute relative difference `|count - reference| / reference` in percent; "
+            "the MAC reference is what `count_macs` finds (fvcore + mixnas handlers), the "
+            "parameter reference `sum(p.numel())` of the built model.\n\n"
             f"{counter_table(result)}\n\nBy the token mixer with the most MACs in the model:\n\n"
             f"{dominant_table(result)}"
         )

@@ -50,7 +50,9 @@ def cmd_space_describe(args: argparse.Namespace) -> int:
     if info["description"]:
         print(f"  {info['description']}")
     print(f"  input: {info['input']}")
-    print(f"  cardinality: {_fmt_int(info['cardinality'])} (~10^{len(str(info['cardinality'])) - 1})")
+    print(
+        f"  cardinality: {_fmt_int(info['cardinality'])} (~10^{len(str(info['cardinality'])) - 1})"
+    )
     print(f"  decision dimensions: {info['num_dims']}")
     print(f"  token mixers: {', '.join(info['mixers'])}")
     print(f"  channel mixers: {', '.join(info['channel_mixers'])}")
@@ -59,8 +61,10 @@ def cmd_space_describe(args: argparse.Namespace) -> int:
     for i, st in enumerate(info["stages"]):
         print(f"    [{i}] depth {st['depth']} width {st['width']} patterns {st['patterns']}")
         print(f"        downsample {', '.join(st['downsample'])}")
-        print(f"        {len(st['token_mixers'])} token-mixer options: "
-              f"{', '.join(sorted({m.split('(')[0] for m in st['token_mixers']}))}")
+        print(
+            f"        {len(st['token_mixers'])} token-mixer options: "
+            f"{', '.join(sorted({m.split('(')[0] for m in st['token_mixers']}))}"
+        )
     if info["constraints"]:
         print(f"  constraints: {'; '.join(info['constraints'])}")
     return 0
@@ -75,8 +79,11 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     unresolved = [c.metric for c in space.constraints if not c.analytic]
     if unresolved:
         # sampling here has no predictor; say so instead of silently ignoring the bound
-        print(f"mixnas: warning: {', '.join(unresolved)} not enforced (no predictor in "
-              "'space sample')", file=sys.stderr)
+        print(
+            f"mixnas: warning: {', '.join(unresolved)} not enforced (no predictor in "
+            "'space sample')",
+            file=sys.stderr,
+        )
         space.constraints = tuple(c for c in space.constraints if c.analytic)
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -90,8 +97,10 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     for row, spec_dict in zip(rows, (r["spec"] for r in rows), strict=True):
         mixers = [[b["token_mixer"]["name"] for b in st["blocks"]] for st in spec_dict["stages"]]
         shown = " | ".join(",".join(dict.fromkeys(m)) for m in mixers)
-        print(f"{row['id']:16}  {_fmt_big(row['params']):>10}  {_fmt_big(row['macs']):>10}  "
-              f"{_fmt_big(row['bytes']):>10}  {_fmt_big(row['bitops']):>10}  {shown}")
+        print(
+            f"{row['id']:16}  {_fmt_big(row['params']):>10}  {_fmt_big(row['macs']):>10}  "
+            f"{_fmt_big(row['bytes']):>10}  {_fmt_big(row['bitops']):>10}  {shown}"
+        )
     return 0
 
 
@@ -140,10 +149,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"spec {spec.id}: {len(spec.stages)} stages, depths {spec.depths}, widths {spec.widths}")
     for row in info["modules"]:
         print(f"  {row['module']:10} {_fmt_int(row['params']):>14} params")
-    print(f"  params {_fmt_int(info['params'])}  MACs {_fmt_int(info['macs'])} (counted), "
-          f"{_fmt_int(cost.macs)} (analytic)")
-    print(f"  bytes {_fmt_int(cost.bytes)}  bitops {_fmt_int(cost.bitops)}  "
-          f"activation bytes {_fmt_int(cost.activation_bytes)}")
+    print(
+        f"  params {_fmt_int(info['params'])}  MACs {_fmt_int(info['macs'])} (counted), "
+        f"{_fmt_int(cost.macs)} (analytic)"
+    )
+    print(
+        f"  bytes {_fmt_int(cost.bytes)}  bitops {_fmt_int(cost.bitops)}  "
+        f"activation bytes {_fmt_int(cost.activation_bytes)}"
+    )
     print(f"  input {info['input_shape']} -> output {info['output_shape']}")
     return 0
 
@@ -157,7 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     space = sub.add_parser("space", help="inspect search spaces").add_subparsers(
-        dest="space_command", required=True)
+        dest="space_command", required=True
+    )
     describe = space.add_parser("describe", help="dimensions, mixers, bits, cardinality")
     describe.add_argument("file", help="space file (.yaml/.json) or built-in name")
     describe.add_argument("--json", action="store_true")
@@ -167,8 +181,12 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("file", help="space file (.yaml/.json) or built-in name")
     sample.add_argument("-n", type=_positive_int, default=5, help="number of specs")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--max-tries", type=_positive_int, default=1000,
-                        help="draws per sample before a constraint is declared infeasible")
+    sample.add_argument(
+        "--max-tries",
+        type=_positive_int,
+        default=1000,
+        help="draws per sample before a constraint is declared infeasible",
+    )
     sample.add_argument("--json", action="store_true")
     sample.set_defaults(func=cmd_space_sample)
 
@@ -189,8 +207,10 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

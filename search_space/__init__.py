@@ -18,9 +18,24 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "ArchSpec", "Block", "SearchSpace", "load_space", "InfeasibleError", "InputSpec", "MixnasError", "Op", "Quant",
-    "RegistryError", "SpaceError", "SpecCost", "Stage", "build_model", "example_input", "plan",
-    "spec_cost", "validate_spec",
+    "ArchSpec",
+    "Block",
+    "InfeasibleError",
+    "InputSpec",
+    "MixnasError",
+    "Op",
+    "Quant",
+    "RegistryError",
+    "SearchSpace",
+    "SpaceError",
+    "SpecCost",
+    "Stage",
+    "build_model",
+    "example_input",
+    "load_space",
+    "plan",
+    "spec_cost",
+    "validate_spec",
 ]
 
 

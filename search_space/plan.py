@@ -58,8 +58,16 @@ def _lookup(registry: Registry[OpDef], name: str, path: str) -> OpDef:
         raise SpaceError(path, str(err), value=name) from None
 
 
-def _planned(registry: Registry[OpDef], ref: Op, path: str, role: str, ctx: OpContext,
-             quant: Quant, stage: int = -1, block: int = -1) -> PlannedOp:
+def _planned(
+    registry: Registry[OpDef],
+    ref: Op,
+    path: str,
+    role: str,
+    ctx: OpContext,
+    quant: Quant,
+    stage: int = -1,
+    block: int = -1,
+) -> PlannedOp:
     op = _lookup(registry, ref.name, f"{path}.name")
     params = op.complete(ref.kwargs, f"{path}.params")
     op.check_rules(ctx, params, path)
@@ -75,22 +83,27 @@ def _check_quant(quant: Quant, path: str) -> None:
 
 def _check_grid(grid: tuple[int, ...], path: str) -> None:
     if any(g < 1 for g in grid):
-        raise SpaceError(path, "the token grid vanishes here; use fewer downsamplings or a "
-                         "larger input", value=list(grid))
+        raise SpaceError(
+            path,
+            "the token grid vanishes here; use fewer downsamplings or a larger input",
+            value=list(grid),
+        )
 
 
 def _check_stem_matches_input(spec: ArchSpec) -> None:
     inp, name = spec.input, spec.stem.name
     if inp.kind == "tokens" and inp.vocab_size and name != "token_embed":
-        raise SpaceError("stem.name", "integer token input needs the 'token_embed' stem",
-                         value=name)
+        raise SpaceError(
+            "stem.name", "integer token input needs the 'token_embed' stem", value=name
+        )
     if name == "token_embed" and not (inp.kind == "tokens" and inp.vocab_size):
-        raise SpaceError("stem.name", "'token_embed' needs token input with a vocab_size",
-                         value=name)
+        raise SpaceError(
+            "stem.name", "'token_embed' needs token input with a vocab_size", value=name
+        )
 
 
 def plan(spec: ArchSpec) -> list[PlannedOp]:
-    """Returns every op of ``spec`` in execution order; raises `SpaceError` if the spec is invalid."""
+    """Every op of ``spec`` in execution order; raises `SpaceError` if the spec is invalid."""
     _check_stem_matches_input(spec)
     _check_quant(spec.boundary_quant, "boundary_quant")
     inp, bq = spec.input, spec.boundary_quant
@@ -103,8 +116,9 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
     for i, stage in enumerate(spec.stages):
         path = f"stages[{i}]"
         ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=stage.width)
-        ds = _planned(DOWNSAMPLERS, stage.downsample, f"{path}.downsample", "downsample", ctx, bq,
-                      stage=i)
+        ds = _planned(
+            DOWNSAMPLERS, stage.downsample, f"{path}.downsample", "downsample", ctx, bq, stage=i
+        )
         ops.append(ds)
         grid, dim = ds.op.out_grid(ctx, ds.params), stage.width  # type: ignore[union-attr]
         _check_grid(grid, f"{path}.downsample")
@@ -115,28 +129,57 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
     return ops
 
 
-def _plan_block(block: Any, path: str, dim: int, grid: tuple[int, ...], prefix: int,
-                stage: int, index: int) -> list[PlannedOp]:
+def _plan_block(
+    block: Any, path: str, dim: int, grid: tuple[int, ...], prefix: int, stage: int, index: int
+) -> list[PlannedOp]:
     _check_quant(block.quant, f"{path}.quant")
     ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
     q, where = block.quant, {"stage": stage, "block": index}
     norm = Op(block.norm)
     out = [
         _planned(NORMS, norm, f"{path}.norm", "norm1", ctx, q, **where),
-        _planned(TOKEN_MIXERS, block.token_mixer, f"{path}.token_mixer", "token_mixer", ctx, q,
-                 **where),
+        _planned(
+            TOKEN_MIXERS, block.token_mixer, f"{path}.token_mixer", "token_mixer", ctx, q, **where
+        ),
     ]
     if block.layer_scale is not None:
-        out.append(PlannedOp(f"{path}.layer_scale", "layer_scale1", None, ctx,
-                             {"init": block.layer_scale}, q, stage, index))
-    mixer = _planned(CHANNEL_MIXERS, block.channel_mixer, f"{path}.channel_mixer",
-                     "channel_mixer", ctx, q, **where)
+        out.append(
+            PlannedOp(
+                f"{path}.layer_scale",
+                "layer_scale1",
+                None,
+                ctx,
+                {"init": block.layer_scale},
+                q,
+                stage,
+                index,
+            )
+        )
+    mixer = _planned(
+        CHANNEL_MIXERS,
+        block.channel_mixer,
+        f"{path}.channel_mixer",
+        "channel_mixer",
+        ctx,
+        q,
+        **where,
+    )
     if mixer.op is not None and mixer.op.name != "none":
         out.append(_planned(NORMS, norm, f"{path}.norm", "norm2", ctx, q, **where))
         out.append(mixer)
         if block.layer_scale is not None:
-            out.append(PlannedOp(f"{path}.layer_scale", "layer_scale2", None, ctx,
-                                 {"init": block.layer_scale}, q, stage, index))
+            out.append(
+                PlannedOp(
+                    f"{path}.layer_scale",
+                    "layer_scale2",
+                    None,
+                    ctx,
+                    {"init": block.layer_scale},
+                    q,
+                    stage,
+                    index,
+                )
+            )
     return out
 
 
@@ -145,5 +188,7 @@ def validate_spec(spec: ArchSpec, *, source: str | None = None) -> ArchSpec:
     try:
         plan(spec)
     except SpaceError as err:
-        raise err.with_source(source) if source else err
+        if source:
+            raise err.with_source(source) from None
+        raise
     return spec

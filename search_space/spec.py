@@ -142,7 +142,7 @@ FLOAT = Quant()
 
 @dataclass(frozen=True)
 class Block:
-    """One residual block: ``x + ls1 * token_mixer(norm1(x))``, then the same with the channel mixer.
+    """One residual block: ``x + ls1 * token_mixer(norm1(x))``, then likewise the channel mixer.
 
     A channel mixer named ``none`` drops the second residual branch (and its norm).
     ``layer_scale`` is the initial value of the learnable per-channel scale, or None for no scale.
@@ -260,8 +260,9 @@ class ArchSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpaceError("<json>", f"not valid JSON: {exc.msg} at line {exc.lineno}",
-                             source=source) from None
+            raise SpaceError(
+                "<json>", f"not valid JSON: {exc.msg} at line {exc.lineno}", source=source
+            ) from None
         return ArchSpec.from_dict(data, source=source)
 
     @staticmethod
@@ -270,7 +271,9 @@ class ArchSpec:
         try:
             return _parse_spec(data)
         except SpaceError as err:
-            raise err.with_source(source) if source else err
+            if source:
+                raise err.with_source(source) from None
+            raise
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -281,8 +284,9 @@ def _expect_mapping(data: Any, path: str, keys: set[str], required: set[str]) ->
         raise SpaceError(path or "<root>", "must be a mapping", value=data)
     unknown = sorted(set(data) - keys)
     if unknown:
-        raise SpaceError(f"{path}.{unknown[0]}".lstrip("."),
-                         f"unknown key; allowed: {', '.join(sorted(keys))}")
+        raise SpaceError(
+            f"{path}.{unknown[0]}".lstrip("."), f"unknown key; allowed: {', '.join(sorted(keys))}"
+        )
     missing = sorted(required - set(data))
     if missing:
         raise SpaceError(f"{path}.{missing[0]}".lstrip("."), "is required")
@@ -309,8 +313,9 @@ def _parse_quant(data: Any, path: str) -> Quant:
     d = _expect_mapping(data, path, {"weight_bits", "act_bits", "granularity"}, set())
     granularity = d.get("granularity", "per_tensor")
     if granularity not in GRANULARITIES:
-        raise SpaceError(f"{path}.granularity", f"must be one of {list(GRANULARITIES)}",
-                         value=granularity)
+        raise SpaceError(
+            f"{path}.granularity", f"must be one of {list(GRANULARITIES)}", value=granularity
+        )
     return Quant(
         weight_bits=_int(d.get("weight_bits", FLOAT_BITS), f"{path}.weight_bits", 1),
         act_bits=_int(d.get("act_bits", FLOAT_BITS), f"{path}.act_bits", 1),
@@ -319,8 +324,7 @@ def _parse_quant(data: Any, path: str) -> Quant:
 
 
 def parse_input(data: Any, path: str = "input") -> InputSpec:
-    keys = {"kind", "num_classes", "channels", "resolution", "seq_len", "vocab_size",
-            "feature_dim"}
+    keys = {"kind", "num_classes", "channels", "resolution", "seq_len", "vocab_size", "feature_dim"}
     d = _expect_mapping(data, path, keys, {"kind", "num_classes"})
     kind = d["kind"]
     if kind not in INPUT_KINDS:
@@ -330,8 +334,9 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
         res = d.get("resolution", 224)
         res = [res, res] if isinstance(res, int) and not isinstance(res, bool) else res
         if not isinstance(res, list | tuple) or len(res) != 2:
-            raise SpaceError(f"{path}.resolution", "must be an integer or [height, width]",
-                             value=res)
+            raise SpaceError(
+                f"{path}.resolution", "must be an integer or [height, width]", value=res
+            )
         hw = (_int(res[0], f"{path}.resolution", 1), _int(res[1], f"{path}.resolution", 1))
         channels = _int(d.get("channels", 3), f"{path}.channels", 1)
         return InputSpec("image", num_classes, channels=channels, resolution=hw)
@@ -366,8 +371,9 @@ def _parse_spec(data: Any) -> ArchSpec:
     d = _expect_mapping(data, "", keys, {"input", "stem", "stages", "head"})
     version = d.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise SpaceError("schema_version", f"this mixnas reads version {SCHEMA_VERSION}",
-                         value=version)
+        raise SpaceError(
+            "schema_version", f"this mixnas reads version {SCHEMA_VERSION}", value=version
+        )
     stages_data = d["stages"]
     if not isinstance(stages_data, list) or not stages_data:
         raise SpaceError("stages", "must be a non-empty list", value=stages_data)
@@ -378,11 +384,13 @@ def _parse_spec(data: Any) -> ArchSpec:
         blocks = sd["blocks"]
         if not isinstance(blocks, list) or not blocks:
             raise SpaceError(f"{path}.blocks", "must be a non-empty list", value=blocks)
-        stages.append(Stage(
-            width=_int(sd["width"], f"{path}.width", 1),
-            downsample=_parse_op(sd.get("downsample", {"name": "none"}), f"{path}.downsample"),
-            blocks=tuple(_parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
-        ))
+        stages.append(
+            Stage(
+                width=_int(sd["width"], f"{path}.width", 1),
+                downsample=_parse_op(sd.get("downsample", {"name": "none"}), f"{path}.downsample"),
+                blocks=tuple(_parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
+            )
+        )
     return ArchSpec(
         input=parse_input(d["input"]),
         stem=_parse_op(d["stem"], "stem"),

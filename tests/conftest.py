@@ -20,14 +20,24 @@ SMALL_SPACE: dict[str, Any] = {
     "token_mixers": {"attention": {"head_dim": 8}, "identity": {}, "pooling": {}},
     "channel_mixers": {"mlp": {"ratio": [2.0, 4.0]}},
     "stages": [
-        {"depth": [1, 2, 3], "width": [16, 32],
-         "patterns": ["uniform", {"last_k": [1, 2], "tail": ["attention"]}, {"periodic": [2]}]},
-        {"depth": [1, 2], "width": [32],
-         "downsample": [{"name": "conv", "kernel": 3}, "patch_merging"], "patterns": ["free"]},
+        {
+            "depth": [1, 2, 3],
+            "width": [16, 32],
+            "patterns": ["uniform", {"last_k": [1, 2], "tail": ["attention"]}, {"periodic": [2]}],
+        },
+        {
+            "depth": [1, 2],
+            "width": [32],
+            "downsample": [{"name": "conv", "kernel": 3}, "patch_merging"],
+            "patterns": ["free"],
+        },
     ],
     "head": {"name": "classifier"},
-    "quantization": {"weight_bits": [8, 32], "act_bits": [8],
-                     "granularity": ["per_channel", "per_tensor"]},
+    "quantization": {
+        "weight_bits": [8, 32],
+        "act_bits": [8],
+        "granularity": ["per_channel", "per_tensor"],
+    },
 }
 
 

@@ -28,32 +28,66 @@ def _edit(change) -> dict:
 
 CASES = {
     "malformed_yaml": ("stages: [\n  - depth: [1\n", "line", "YAML syntax error"),
-    "unknown_mixer": (_edit(lambda d: d["token_mixers"].update(warp_attention={})),
-                      "token_mixers.warp_attention", "unknown token mixer 'warp_attention'"),
-    "unknown_key": (_edit(lambda d: d["stages"][0].update(widht=[3])), "stages[0].widht",
-                    "unknown key; allowed: "),
-    "unknown_param": (_edit(lambda d: d["token_mixers"].update(attention={"heads": 3})),
-                      "token_mixers.attention.heads", "unknown parameter"),
-    "heads_not_dividing": (_edit(lambda d: d["stages"][0].update(width=[16, 20])),
-                           "stages[0].token_mixers", "does not divide the width 20"),
-    "empty_choice": (_edit(lambda d: d["stages"][1].update(depth=[])), "stages[1].depth",
-                     "empty choice list"),
-    "negative_depth": (_edit(lambda d: d["stages"][0].update(depth=[2, -1])),
-                       "stages[0].depth", "integers >= 1"),
-    "bits_outside_set": (_edit(lambda d: d["quantization"].update(weight_bits=[8, 7])),
-                         "quantization.weight_bits", "bits must be in [2, 3, 4, 5, 6, 8, 16, 32]"),
-    "bad_pattern": (_edit(lambda d: d["stages"][0].update(patterns=["zigzag"])),
-                    "stages[0].patterns[0]", "must be 'uniform'"),
-    "grid_vanishes": (_edit(lambda d: d["stem"][0].update(patch_size=[32])), "stem",
-                      "larger than the input"),
+    "unknown_mixer": (
+        _edit(lambda d: d["token_mixers"].update(warp_attention={})),
+        "token_mixers.warp_attention",
+        "unknown token mixer 'warp_attention'",
+    ),
+    "unknown_key": (
+        _edit(lambda d: d["stages"][0].update(widht=[3])),
+        "stages[0].widht",
+        "unknown key; allowed: ",
+    ),
+    "unknown_param": (
+        _edit(lambda d: d["token_mixers"].update(attention={"heads": 3})),
+        "token_mixers.attention.heads",
+        "unknown parameter",
+    ),
+    "heads_not_dividing": (
+        _edit(lambda d: d["stages"][0].update(width=[16, 20])),
+        "stages[0].token_mixers",
+        "does not divide the width 20",
+    ),
+    "empty_choice": (
+        _edit(lambda d: d["stages"][1].update(depth=[])),
+        "stages[1].depth",
+        "empty choice list",
+    ),
+    "negative_depth": (
+        _edit(lambda d: d["stages"][0].update(depth=[2, -1])),
+        "stages[0].depth",
+        "integers >= 1",
+    ),
+    "bits_outside_set": (
+        _edit(lambda d: d["quantization"].update(weight_bits=[8, 7])),
+        "quantization.weight_bits",
+        "bits must be in [2, 3, 4, 5, 6, 8, 16, 32]",
+    ),
+    "bad_pattern": (
+        _edit(lambda d: d["stages"][0].update(patterns=["zigzag"])),
+        "stages[0].patterns[0]",
+        "must be 'uniform'",
+    ),
+    "grid_vanishes": (
+        _edit(lambda d: d["stem"][0].update(patch_size=[32])),
+        "stem",
+        "larger than the input",
+    ),
     "width_change_without_downsample": (
         _edit(lambda d: d["stages"][1].update(downsample="none", width=[64])),
-        "stages[1].downsample[0]", "keeps the width"),
-    "unknown_metric": (_edit(lambda d: d.update(constraints={"flops": {"max": 3}})),
-                       "constraints.flops", "unknown metric"),
-    "cls_head_without_token": (_edit(lambda d: d.update(head={"name": "classifier",
-                                                              "pool": "cls"})),
-                               "head[0]", "needs a class token"),
+        "stages[1].downsample[0]",
+        "keeps the width",
+    ),
+    "unknown_metric": (
+        _edit(lambda d: d.update(constraints={"flops": {"max": 3}})),
+        "constraints.flops",
+        "unknown metric",
+    ),
+    "cls_head_without_token": (
+        _edit(lambda d: d.update(head={"name": "classifier", "pool": "cls"})),
+        "head[0]",
+        "needs a class token",
+    ),
 }
 
 
@@ -69,14 +103,16 @@ def test_bad_space_is_one_clear_error(tmp_path: Path, case: str) -> None:
     assert "\n" not in text
 
 
-@pytest.mark.parametrize("case", ["malformed_yaml", "unknown_mixer", "heads_not_dividing",
-                                  "bits_outside_set"])
+@pytest.mark.parametrize(
+    "case", ["malformed_yaml", "unknown_mixer", "heads_not_dividing", "bits_outside_set"]
+)
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
     data, field, _ = CASES[case]
     path = _write(tmp_path, data)
     for command in (["space", "describe", str(path)], ["space", "sample", str(path), "-n", "2"]):
-        result = subprocess.run([sys.executable, "-m", "mixnas", *command], capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "mixnas", *command], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and str(path) in lines[0] and field in lines[0], result.stderr
@@ -85,20 +121,32 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
 
 def test_cli_infeasible_constraint_exits_2(tmp_path: Path) -> None:
     path = _write(tmp_path, {**small_space_dict(), "constraints": {"params": {"max": 10}}})
-    result = subprocess.run([sys.executable, "-m", "mixnas", "space", "sample", str(path),
-                             "--max-tries", "20"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mixnas", "space", "sample", str(path), "--max-tries", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "params <= 10" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_bad_spec_file_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
-    spec.write_text('{"input": {"kind": "image", "num_classes": 3}, "stem": {"name": "x"}, '
-                    '"stages": [], "head": {"name": "classifier"}}')
-    result = subprocess.run([sys.executable, "-m", "mixnas", "build", str(spec)],
-                            capture_output=True, text=True, timeout=120)
+    spec.write_text(
+        '{"input": {"kind": "image", "num_classes": 3}, "stem": {"name": "x"}, '
+        '"stages": [], "head": {"name": "classifier"}}'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mixnas", "build", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"mixnas: error: {spec}: stages: must be a non-empty list (got [])"
+    assert (
+        result.stderr.strip() == f"mixnas: error: {spec}: stages: must be a non-empty list (got [])"
+    )
 
 
 def test_json_space_files_load(tmp_path: Path) -> None:

@@ -57,8 +57,7 @@ def test_neighbours_differ_in_one_decision(small_space: SearchSpace) -> None:
     spec = small_space.sample(3)
     base = small_space.encode(spec)
     neighbours = small_space.neighbours(spec)
-    assert neighbours and all(small_space.contains(n, check_constraints=False)
-                              for n in neighbours)
+    assert neighbours and all(small_space.contains(n, check_constraints=False) for n in neighbours)
     assert len({n.id for n in neighbours}) == len(neighbours)
     assert spec.id not in {n.id for n in neighbours}
     # the depth decision of stage 0 is ordinal: only one step away in each direction
@@ -111,14 +110,17 @@ def test_cardinality_matches_brute_force(variant: str) -> None:
 def test_pattern_count_handles_overlaps() -> None:
     # last_k with k >= depth and periodic with p > depth both collapse to uniform sequences
     base = (0, 1, 2)
-    pats = [Pattern("uniform", (), base), Pattern("last_k", (1, 3), base, (0, 1, 2)),
-            Pattern("periodic", (2, 5), base, (0, 1, 2))]
+    pats = [
+        Pattern("uniform", (), base),
+        Pattern("last_k", (1, 3), base, (0, 1, 2)),
+        Pattern("periodic", (2, 5), base, (0, 1, 2)),
+    ]
     for depth in range(1, 6):
         seqs = set()
         for p in pats:
             for value in p.values or (0,):
                 for x in p.base:
-                    for y in (p.other or (x,)):
+                    for y in p.other or (x,):
                         seqs.add(tuple(p.sequence(depth, value, x, y)))
         assert count_sequences(pats, depth) == len(seqs)
 
@@ -133,8 +135,9 @@ def test_hybrid_space_is_large_and_complete() -> None:
 
 
 def test_infeasible_constraint_is_a_clear_error() -> None:
-    space = SearchSpace.from_dict({**small_space_dict(), "constraints": {"params": {"max": 10}}},
-                                  source="tiny.yaml")
+    space = SearchSpace.from_dict(
+        {**small_space_dict(), "constraints": {"params": {"max": 10}}}, source="tiny.yaml"
+    )
     with pytest.raises(InfeasibleError, match=r"tiny.yaml: constraints: .*params <= 10"):
         space.sample(0, max_tries=50)
 

@@ -51,13 +51,19 @@ def test_spec_is_immutable() -> None:
     [
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d["stages"][0].update(width=-3), "stages[0].width"),
-        (lambda d: d["stages"][0]["blocks"][0]["token_mixer"].update(name="nope"),
-         "stages[0].blocks[0].token_mixer.name"),
-        (lambda d: d["stages"][0]["blocks"][0]["token_mixer"]["params"].update(bogus=3),
-         "stages[0].blocks[0].token_mixer.params.bogus"),
+        (
+            lambda d: d["stages"][0]["blocks"][0]["token_mixer"].update(name="nope"),
+            "stages[0].blocks[0].token_mixer.name",
+        ),
+        (
+            lambda d: d["stages"][0]["blocks"][0]["token_mixer"]["params"].update(bogus=3),
+            "stages[0].blocks[0].token_mixer.params.bogus",
+        ),
         (lambda d: d.update(schema_version=99), "schema_version"),
-        (lambda d: d["stages"][0]["blocks"][0]["quant"].update(weight_bits=7),
-         "stages[0].blocks[0].quant.weight_bits"),
+        (
+            lambda d: d["stages"][0]["blocks"][0]["quant"].update(weight_bits=7),
+            "stages[0].blocks[0].quant.weight_bits",
+        ),
     ],
 )
 def test_invalid_spec_errors_name_the_field(mutate, field: str) -> None:

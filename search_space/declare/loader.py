@@ -34,10 +34,11 @@ def _read(path: Path) -> object:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpaceError(f"line {exc.lineno}", f"JSON syntax error: {exc.msg}",
-                             source=str(path)) from None
+            raise SpaceError(
+                f"line {exc.lineno}", f"JSON syntax error: {exc.msg}", source=str(path)
+            ) from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
@@ -52,10 +53,17 @@ def load_space(path: str | Path) -> SearchSpace:
     if not p.exists() and builtin_path(str(path)) is not None:
         p = builtin_path(str(path))  # type: ignore[assignment]
     data = _read(p)
-    return SearchSpace.from_dict(data, source=str(path)) if isinstance(data, dict) else (
-        _not_a_mapping(str(path), data))
+    return (
+        SearchSpace.from_dict(data, source=str(path))
+        if isinstance(data, dict)
+        else (_not_a_mapping(str(path), data))
+    )
 
 
 def _not_a_mapping(source: str, data: object) -> SearchSpace:
-    raise SpaceError("<root>", "a space file must hold a mapping at the top level",
-                     source=source, value=type(data).__name__)
+    raise SpaceError(
+        "<root>",
+        "a space file must hold a mapping at the top level",
+        source=source,
+        value=type(data).__name__,
+    )

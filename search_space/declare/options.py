@@ -54,16 +54,19 @@ def expand_op(registry: Registry[OpDef], name: Any, params: Any, path: str) -> l
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        raise SpaceError(path, "parameters must be a mapping of name to value or list of values",
-                         value=params)
+        raise SpaceError(
+            path, "parameters must be a mapping of name to value or list of values", value=params
+        )
     keys = list(params)
     grids = []
     for key in keys:
         pdef = op.param(key)
         if pdef is None:
             allowed = ", ".join(p.name for p in op.params) or "none"
-            raise SpaceError(f"{path}.{key}", f"unknown parameter of {registry.kind} "
-                             f"{op.name!r}; allowed: {allowed}")
+            raise SpaceError(
+                f"{path}.{key}",
+                f"unknown parameter of {registry.kind} {op.name!r}; allowed: {allowed}",
+            )
         grids.append(as_choices(params[key], f"{path}.{key}", list_valued=pdef.kind is list))
     ops = []
     for combo in itertools.product(*grids):
@@ -96,13 +99,19 @@ def expand_list(registry: Registry[OpDef], value: Any, path: str) -> list[Op]:
 def expand_menu(registry: Registry[OpDef], menu: Any, path: str) -> dict[str, list[Op]]:
     """A ``{name: {param: choices}}`` menu as concrete ops per name."""
     if not isinstance(menu, Mapping) or not menu:
-        raise SpaceError(path, f"must be a non-empty mapping of {registry.kind} names to "
-                         "parameter choices", value=menu)
-    return {name: expand_op(registry, name, params, f"{path}.{name}")
-            for name, params in menu.items()}
+        raise SpaceError(
+            path,
+            f"must be a non-empty mapping of {registry.kind} names to parameter choices",
+            value=menu,
+        )
+    return {
+        name: expand_op(registry, name, params, f"{path}.{name}") for name, params in menu.items()
+    }
 
 
-def select(menu: dict[str, list[Op]], entries: Any, path: str, registry: Registry[OpDef]) -> list[Op]:
+def select(
+    menu: dict[str, list[Op]], entries: Any, path: str, registry: Registry[OpDef]
+) -> list[Op]:
     """Picks ops from a menu: a name takes all its variants; ``{name: {param: choices}}`` narrows
     (or re-declares) the parameters for this place only."""
     chosen: list[Op] = []
@@ -111,13 +120,19 @@ def select(menu: dict[str, list[Op]], entries: Any, path: str, registry: Registr
         if isinstance(entry, str):
             if entry not in menu:
                 lookup(registry, entry, where)  # unknown names get the registry's message
-                raise SpaceError(where, f"{registry.kind} {entry!r} is not in the space's menu; "
-                                 f"menu: {', '.join(menu)}")
+                raise SpaceError(
+                    where,
+                    f"{registry.kind} {entry!r} is not in the space's menu; "
+                    f"menu: {', '.join(menu)}",
+                )
             chosen.extend(menu[entry])
         elif isinstance(entry, Mapping) and len(entry) == 1:
             ((name, params),) = entry.items()
             chosen.extend(expand_op(registry, name, params, f"{where}.{name}"))
         else:
-            raise SpaceError(where, f"must be a {registry.kind} name or {{name: {{param: "
-                             "choices}}}", value=entry)
+            raise SpaceError(
+                where,
+                f"must be a {registry.kind} name or {{name: {{param: choices}}}}}}",
+                value=entry,
+            )
     return list(dict.fromkeys(chosen))

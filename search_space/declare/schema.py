@@ -26,14 +26,33 @@ from search_space.ops import (
     OpContext,
 )
 from search_space.ops.stems import prefix_tokens
-from search_space.spec import ALLOWED_BITS, FLOAT_BITS, GRANULARITIES, InputSpec, Op, Quant, parse_input
+from search_space.spec import (
+    ALLOWED_BITS,
+    FLOAT_BITS,
+    GRANULARITIES,
+    InputSpec,
+    Op,
+    Quant,
+    parse_input,
+)
 
 ANALYTIC_METRICS = ("params", "macs", "bytes", "bitops", "activation_bytes")
-TOP_KEYS = {"name", "description", "input", "stem", "num_stages", "stages", "head",
-            "token_mixers", "channel_mixers", "norms", "layer_scale", "quantization",
-            "constraints"}
-STAGE_KEYS = {"depth", "width", "downsample", "token_mixers", "channel_mixers", "norms",
-              "patterns"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "input",
+    "stem",
+    "num_stages",
+    "stages",
+    "head",
+    "token_mixers",
+    "channel_mixers",
+    "norms",
+    "layer_scale",
+    "quantization",
+    "constraints",
+}
+STAGE_KEYS = {"depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns"}
 QUANT_SCOPES = ("per_stage", "per_block")
 
 
@@ -116,13 +135,15 @@ def _norms(value: Any, path: str) -> tuple[str, ...]:
     names = as_choices(value, path)
     for i, n in enumerate(names):
         if n not in NORMS:
-            raise SpaceError(f"{path}[{i}]", f"unknown norm; known: {', '.join(NORMS.names())}",
-                             value=n)
+            raise SpaceError(
+                f"{path}[{i}]", f"unknown norm; known: {', '.join(NORMS.names())}", value=n
+            )
     return tuple(dict.fromkeys(names))
 
 
-def _patterns(value: Any, path: str, mixers: list[Op], menu: dict[str, list[Op]]) -> tuple[
-        list[Pattern], list[Op]]:
+def _patterns(
+    value: Any, path: str, mixers: list[Op], menu: dict[str, list[Op]]
+) -> tuple[list[Pattern], list[Op]]:
     """Parses a stage's patterns; returns them and the stage's full mixer list."""
     all_mixers = list(mixers)
 
@@ -140,17 +161,25 @@ def _patterns(value: Any, path: str, mixers: list[Op], menu: dict[str, list[Op]]
             out.append(Pattern(entry, (), base))
             continue
         if not isinstance(entry, Mapping):
-            raise SpaceError(where, "must be 'uniform', 'free', {last_k: [...], tail: [...]} or "
-                             "{periodic: [...], every: [...]}", value=entry)
+            raise SpaceError(
+                where,
+                "must be 'uniform', 'free', {last_k: [...], tail: [...]} or "
+                "{periodic: [...], every: [...]}",
+                value=entry,
+            )
         kind = next((k for k in ("last_k", "periodic") if k in entry), None)
         if kind is None:
-            raise SpaceError(where, "unknown pattern; allowed: uniform, last_k, periodic, free",
-                             value=entry)
+            raise SpaceError(
+                where, "unknown pattern; allowed: uniform, last_k, periodic, free", value=entry
+            )
         other_key = "tail" if kind == "last_k" else "every"
         d = _mapping(entry, where, {kind, other_key})
         values = _ints(d[kind], f"{where}.{kind}", 1)
-        other = select(menu, d[other_key], f"{where}.{other_key}", TOKEN_MIXERS) if (
-            other_key in d) else mixers
+        other = (
+            select(menu, d[other_key], f"{where}.{other_key}", TOKEN_MIXERS)
+            if (other_key in d)
+            else mixers
+        )
         out.append(Pattern(kind, values, base, indices(other)))
     return list(dict.fromkeys(out)), all_mixers
 
@@ -167,15 +196,17 @@ def _quantization(value: Any, path: str) -> tuple[str, tuple[Quant, ...], Quant]
         chosen = _ints(d.get(key, [FLOAT_BITS]), f"{path}.{key}", 1)
         for b in chosen:
             if b not in ALLOWED_BITS:
-                raise SpaceError(f"{path}.{key}", f"bits must be in {list(ALLOWED_BITS)} "
-                                 "(32 = float)", value=b)
+                raise SpaceError(
+                    f"{path}.{key}", f"bits must be in {list(ALLOWED_BITS)} (32 = float)", value=b
+                )
         return chosen
 
     grans = as_choices(d.get("granularity", ["per_tensor"]), f"{path}.granularity")
     for g in grans:
         if g not in GRANULARITIES:
-            raise SpaceError(f"{path}.granularity", f"must be one of {list(GRANULARITIES)}",
-                             value=g)
+            raise SpaceError(
+                f"{path}.granularity", f"must be one of {list(GRANULARITIES)}", value=g
+            )
     quants = []
     for w in bits("weight_bits"):
         for a in bits("act_bits"):
@@ -185,13 +216,13 @@ def _quantization(value: Any, path: str) -> tuple[str, tuple[Quant, ...], Quant]
                 quants.append(quant)
     boundary = Quant()
     if "boundary" in d:
-        b = _mapping(d["boundary"], f"{path}.boundary", {"weight_bits", "act_bits",
-                                                          "granularity"})
+        b = _mapping(d["boundary"], f"{path}.boundary", {"weight_bits", "act_bits", "granularity"})
         wb, ab = b.get("weight_bits", FLOAT_BITS), b.get("act_bits", FLOAT_BITS)
         for key, v in (("weight_bits", wb), ("act_bits", ab)):
             if v not in ALLOWED_BITS:
-                raise SpaceError(f"{path}.boundary.{key}", f"bits must be in {list(ALLOWED_BITS)}",
-                                 value=v)
+                raise SpaceError(
+                    f"{path}.boundary.{key}", f"bits must be in {list(ALLOWED_BITS)}", value=v
+                )
         boundary = Quant(wb, ab, b.get("granularity", "per_tensor"))
     return scope, tuple(dict.fromkeys(quants)), boundary
 
@@ -205,8 +236,10 @@ def _constraints(value: Any, path: str) -> tuple[Constraint, ...]:
     for metric, bound in value.items():
         where = f"{path}.{metric}"
         if metric not in ANALYTIC_METRICS and not str(metric).startswith("latency_ms@"):
-            raise SpaceError(where, f"unknown metric; allowed: {', '.join(ANALYTIC_METRICS)}, "
-                             "latency_ms@<device>")
+            raise SpaceError(
+                where,
+                f"unknown metric; allowed: {', '.join(ANALYTIC_METRICS)}, latency_ms@<device>",
+            )
         b = _mapping(bound, where, {"min", "max"})
         for key, v in b.items():
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -228,25 +261,40 @@ def parse_space(data: Any) -> SpaceDecl:
     stems = tuple(expand_list(STEMS, d["stem"], "stem"))
     heads = tuple(expand_list(HEADS, d["head"], "head"))
     mixer_menu = expand_menu(TOKEN_MIXERS, d["token_mixers"], "token_mixers")
-    channel_menu = expand_menu(CHANNEL_MIXERS, d.get("channel_mixers", {"mlp": {}}),
-                               "channel_mixers")
+    channel_menu = expand_menu(
+        CHANNEL_MIXERS, d.get("channel_mixers", {"mlp": {}}), "channel_mixers"
+    )
     norms = _norms(d.get("norms", ["layernorm"]), "norms")
     stages_data = d["stages"]
     if not isinstance(stages_data, list) or not stages_data:
         raise SpaceError("stages", "must be a non-empty list of stages", value=stages_data)
     num_stages = _ints(d.get("num_stages", [len(stages_data)]), "num_stages", 1)
     if max(num_stages) > len(stages_data):
-        raise SpaceError("num_stages", f"at most {len(stages_data)} (the stages declared)",
-                         value=max(num_stages))
-    stages = tuple(_stage(s, f"stages[{i}]", mixer_menu, channel_menu, norms)
-                   for i, s in enumerate(stages_data))
-    layer_scales = tuple(dict.fromkeys(
-        None if v is None else float(v) for v in _layer_scales(d.get("layer_scale", [None]))))
+        raise SpaceError(
+            "num_stages", f"at most {len(stages_data)} (the stages declared)", value=max(num_stages)
+        )
+    stages = tuple(
+        _stage(s, f"stages[{i}]", mixer_menu, channel_menu, norms)
+        for i, s in enumerate(stages_data)
+    )
+    layer_scales = tuple(
+        dict.fromkeys(
+            None if v is None else float(v) for v in _layer_scales(d.get("layer_scale", [None]))
+        )
+    )
     scope, quants, boundary = _quantization(d.get("quantization"), "quantization")
     decl = SpaceDecl(
-        name=str(d.get("name", "space")), description=str(d.get("description", "")),
-        input=inp, stems=stems, num_stages=num_stages, stages=stages, heads=heads,
-        layer_scales=layer_scales, quant_scope=scope, quants=quants, boundary_quant=boundary,
+        name=str(d.get("name", "space")),
+        description=str(d.get("description", "")),
+        input=inp,
+        stems=stems,
+        num_stages=num_stages,
+        stages=stages,
+        heads=heads,
+        layer_scales=layer_scales,
+        quant_scope=scope,
+        quants=quants,
+        boundary_quant=boundary,
         constraints=_constraints(d.get("constraints"), "constraints"),
     )
     check_rules(decl)
@@ -261,24 +309,38 @@ def _layer_scales(value: Any) -> list[Any]:
     return choices
 
 
-def _stage(data: Any, path: str, mixer_menu: dict[str, list[Op]],
-           channel_menu: dict[str, list[Op]], norms: tuple[str, ...]) -> StageDecl:
+def _stage(
+    data: Any,
+    path: str,
+    mixer_menu: dict[str, list[Op]],
+    channel_menu: dict[str, list[Op]],
+    norms: tuple[str, ...],
+) -> StageDecl:
     d = _mapping(data, path, STAGE_KEYS)
     for key in ("depth", "width"):
         if key not in d:
             raise SpaceError(f"{path}.{key}", "is required")
-    mixers = select(mixer_menu, d.get("token_mixers", list(mixer_menu)),
-                    f"{path}.token_mixers", TOKEN_MIXERS)
-    patterns, all_mixers = _patterns(d.get("patterns", ["uniform"]), f"{path}.patterns", mixers,
-                                     mixer_menu)
+    mixers = select(
+        mixer_menu, d.get("token_mixers", list(mixer_menu)), f"{path}.token_mixers", TOKEN_MIXERS
+    )
+    patterns, all_mixers = _patterns(
+        d.get("patterns", ["uniform"]), f"{path}.patterns", mixers, mixer_menu
+    )
     return StageDecl(
         depths=_ints(d["depth"], f"{path}.depth", 1),
         widths=_ints(d["width"], f"{path}.width", 1),
-        downsamples=tuple(expand_list(DOWNSAMPLERS, d.get("downsample", "none"),
-                                      f"{path}.downsample")),
+        downsamples=tuple(
+            expand_list(DOWNSAMPLERS, d.get("downsample", "none"), f"{path}.downsample")
+        ),
         norms=_norms(d["norms"], f"{path}.norms") if "norms" in d else norms,
-        channel_mixers=tuple(select(channel_menu, d.get("channel_mixers", list(channel_menu)),
-                                    f"{path}.channel_mixers", CHANNEL_MIXERS)),
+        channel_mixers=tuple(
+            select(
+                channel_menu,
+                d.get("channel_mixers", list(channel_menu)),
+                f"{path}.channel_mixers",
+                CHANNEL_MIXERS,
+            )
+        ),
         mixers=tuple(all_mixers),
         patterns=tuple(patterns),
     )
@@ -304,8 +366,11 @@ def check_rules(decl: SpaceDecl) -> None:
         for j, ds in enumerate(stage.downsamples):
             op = DOWNSAMPLERS.get(ds.name)
             # the stem already produces stage 0's width; later stages change from the previous
-            pairs = [(w, w) for w in stage.widths] if s == 0 else [
-                (w_in, w) for w_in in prev_widths for w in stage.widths]
+            pairs = (
+                [(w, w) for w in stage.widths]
+                if s == 0
+                else [(w_in, w) for w_in in prev_widths for w in stage.widths]
+            )
             for grid, prefix in contexts:
                 for w_in, w in pairs:
                     ctx = OpContext(dim=w_in, grid=grid, prefix=prefix, out_dim=w)
@@ -317,29 +382,34 @@ def check_rules(decl: SpaceDecl) -> None:
         for grid, prefix in contexts:
             for w in stage.widths:
                 ctx = OpContext(dim=w, grid=grid, prefix=prefix, out_dim=w)
-                for registry, ops, key in ((TOKEN_MIXERS, stage.mixers, "token_mixers"),
-                                           (CHANNEL_MIXERS, stage.channel_mixers,
-                                            "channel_mixers")):
+                for registry, ops, key in (
+                    (TOKEN_MIXERS, stage.mixers, "token_mixers"),
+                    (CHANNEL_MIXERS, stage.channel_mixers, "channel_mixers"),
+                ):
                     for op_ref in ops:
                         registry.get(op_ref.name).check_rules(
-                            ctx, op_ref.kwargs, f"{path}.{key}[{op_ref.label()} at width {w}]")
+                            ctx, op_ref.kwargs, f"{path}.{key}[{op_ref.label()} at width {w}]"
+                        )
         prev_widths = stage.widths
         if s + 1 in decl.num_stages:
             _check_heads(decl, contexts, stage.widths)
 
 
-def _check_heads(decl: SpaceDecl, contexts: set[tuple[tuple[int, ...], int]],
-                 widths: tuple[int, ...]) -> None:
+def _check_heads(
+    decl: SpaceDecl, contexts: set[tuple[tuple[int, ...], int]], widths: tuple[int, ...]
+) -> None:
     for k, head in enumerate(decl.heads):
         op = HEADS.get(head.name)
         for grid, prefix in contexts:
             for w in widths:
-                ctx = OpContext(dim=w, grid=grid, prefix=prefix,
-                                num_classes=decl.input.num_classes)
+                ctx = OpContext(dim=w, grid=grid, prefix=prefix, num_classes=decl.input.num_classes)
                 op.check_rules(ctx, head.kwargs, f"head[{k}]")
 
 
 def _grid_ok(grid: tuple[int, ...], path: str) -> None:
     if any(g < 1 for g in grid):
-        raise SpaceError(path, "the token grid vanishes here; use fewer downsamplings or a "
-                         "larger input", value=list(grid))
+        raise SpaceError(
+            path,
+            "the token grid vanishes here; use fewer downsamplings or a larger input",
+            value=list(grid),
+        )

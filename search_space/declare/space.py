@@ -23,7 +23,7 @@ from search_space.costs import spec_cost
 from search_space.declare.patterns import Pattern, count_sequences
 from search_space.declare.schema import Constraint, SpaceDecl, parse_space
 from search_space.errors import InfeasibleError, SpaceError
-from search_space.spec import ArchSpec, Block, Op, Quant, Stage
+from search_space.spec import ArchSpec, Block, Op, Stage
 
 INACTIVE = -1
 MetricFn = Callable[[ArchSpec], float]
@@ -69,7 +69,9 @@ class SearchSpace:
         try:
             return SearchSpace(parse_space(data), source=source)
         except SpaceError as err:
-            raise err.with_source(source) if source else err
+            if source:
+                raise err.with_source(source) from None
+            raise
 
     def _add(self, name: str, choices: tuple[Any, ...] | list[Any], ordinal: bool = False) -> None:
         self._index[name] = len(self.dims)
@@ -143,11 +145,17 @@ class SearchSpace:
                 quants = [quant] * depth
             else:
                 quants = [pick(f"{p}.blocks[{j}].quant") for j in range(depth)]
-            blocks = tuple(Block(m, channel, norm, ls, qu)
-                           for m, qu in zip(mixers, quants, strict=True))
+            blocks = tuple(
+                Block(m, channel, norm, ls, qu) for m, qu in zip(mixers, quants, strict=True)
+            )
             stages.append(Stage(width, downsample, blocks))
-        return ArchSpec(input=d.input, stem=stem, stages=tuple(stages), head=pick("head"),
-                        boundary_quant=d.boundary_quant)
+        return ArchSpec(
+            input=d.input,
+            stem=stem,
+            stages=tuple(stages),
+            head=pick("head"),
+            boundary_quant=d.boundary_quant,
+        )
 
     def decode(self, values: np.ndarray | list[int]) -> ArchSpec:
         """The spec of a decision vector (inactive entries are ignored)."""
@@ -215,8 +223,9 @@ class SearchSpace:
         try:
             seq = [st.mixers.index(b.token_mixer) for b in blocks]
         except ValueError:
-            raise SpaceError(f"{p}.token_mixers", "a block's token mixer is not among the "
-                             "stage's choices") from None
+            raise SpaceError(
+                f"{p}.token_mixers", "a block's token mixer is not among the stage's choices"
+            ) from None
         for k, pat in enumerate(st.patterns):
             q = f"{p}.patterns[{k}]"
             if pat.kind == "free":
@@ -237,8 +246,11 @@ class SearchSpace:
             if pat.kind != "uniform":
                 self._set(values, f"{q}.other", st.mixers[y])
             return
-        raise SpaceError(f"{p}.patterns", "the stage's mixer sequence matches none of its "
-                         "patterns", value=[st.mixers[i].name for i in seq])
+        raise SpaceError(
+            f"{p}.patterns",
+            "the stage's mixer sequence matches none of its patterns",
+            value=[st.mixers[i].name for i in seq],
+        )
 
     def one_hot(self, spec: ArchSpec) -> np.ndarray:
         """A fixed-length 0/1 feature vector (one block of one-hots per dimension)."""
@@ -260,8 +272,9 @@ class SearchSpace:
             return False
         return not check_constraints or not self.violations(spec)
 
-    def violations(self, spec: ArchSpec, metrics: Mapping[str, MetricFn] | None = None
-                   ) -> list[str]:
+    def violations(
+        self, spec: ArchSpec, metrics: Mapping[str, MetricFn] | None = None
+    ) -> list[str]:
         """The constraints ``spec`` breaks, as readable lines. Non-analytic constraints need a
         function in ``metrics`` (e.g. a latency predictor); unresolved ones raise `SpaceError`."""
         cost = spec_cost(spec).to_dict() if any(c.analytic for c in self.constraints) else {}
@@ -272,8 +285,11 @@ class SearchSpace:
             elif metrics and c.metric in metrics:
                 value = float(metrics[c.metric](spec))
             else:
-                raise SpaceError(f"constraints.{c.metric}", "needs a predictor for this metric; "
-                                 "pass metrics={name: function} or drop the constraint")
+                raise SpaceError(
+                    f"constraints.{c.metric}",
+                    "needs a predictor for this metric; "
+                    "pass metrics={name: function} or drop the constraint",
+                )
             if not c.holds(value):
                 broken.append(f"{c.describe()} (got {value:g})")
         return broken
@@ -282,12 +298,21 @@ class SearchSpace:
     def random_values(self, rng: np.random.Generator) -> np.ndarray:
         """One uniform draw per dimension; op dimensions draw the op type first, then its
         variant, so a mixer with many parameter variants is not favoured over one with few."""
-        return np.array([rng.choice(d.size, p=p) if p is not None else rng.integers(d.size)
-                         for d, p in zip(self.dims, self._draw_weights, strict=True)],
-                        dtype=np.int64)
+        return np.array(
+            [
+                rng.choice(d.size, p=p) if p is not None else rng.integers(d.size)
+                for d, p in zip(self.dims, self._draw_weights, strict=True)
+            ],
+            dtype=np.int64,
+        )
 
-    def sample(self, seed: SeedLike = None, *, max_tries: int = 1000,
-               metrics: Mapping[str, MetricFn] | None = None) -> ArchSpec:
+    def sample(
+        self,
+        seed: SeedLike = None,
+        *,
+        max_tries: int = 1000,
+        metrics: Mapping[str, MetricFn] | None = None,
+    ) -> ArchSpec:
         """A random spec meeting the constraints, found in at most ``max_tries`` draws.
 
         Each active dimension is drawn uniformly. Raises `InfeasibleError` naming the constraints
@@ -296,8 +321,9 @@ class SearchSpace:
         rng = as_rng(seed)
         return self._feasible(lambda: self.decode(self.random_values(rng)), max_tries, metrics)
 
-    def _feasible(self, draw: Callable[[], ArchSpec], max_tries: int,
-                  metrics: Mapping[str, MetricFn] | None) -> ArchSpec:
+    def _feasible(
+        self, draw: Callable[[], ArchSpec], max_tries: int, metrics: Mapping[str, MetricFn] | None
+    ) -> ArchSpec:
         last: list[str] = []
         for _ in range(max_tries):
             spec = draw()
@@ -305,25 +331,34 @@ class SearchSpace:
             if not last:
                 return spec
         where = f"{self.source}: " if self.source else ""
-        raise InfeasibleError(f"{where}constraints: no architecture found in {max_tries} tries "
-                              f"that meets {', '.join(c.describe() for c in self.constraints)}; "
-                              f"last try broke {'; '.join(last)}")
+        raise InfeasibleError(
+            f"{where}constraints: no architecture found in {max_tries} tries "
+            f"that meets {', '.join(c.describe() for c in self.constraints)}; "
+            f"last try broke {'; '.join(last)}"
+        )
 
     def _filled(self, spec: ArchSpec, rng: np.random.Generator) -> np.ndarray:
         values = self.encode(spec)
         fill = self.random_values(rng)
         return np.where(values == INACTIVE, fill, values)
 
-    def mutate(self, spec: ArchSpec, seed: SeedLike = None, *, max_tries: int = 100,
-               metrics: Mapping[str, MetricFn] | None = None) -> ArchSpec:
+    def mutate(
+        self,
+        spec: ArchSpec,
+        seed: SeedLike = None,
+        *,
+        max_tries: int = 100,
+        metrics: Mapping[str, MetricFn] | None = None,
+    ) -> ArchSpec:
         """A different spec of the space that changes one active decision of ``spec``."""
         rng = as_rng(seed)
 
         def draw() -> ArchSpec:
             for _ in range(max_tries):
                 values = self._filled(spec, rng)
-                active = [i for i, a in enumerate(self.active_mask(values))
-                          if a and self.dims[i].size > 1]
+                active = [
+                    i for i, a in enumerate(self.active_mask(values)) if a and self.dims[i].size > 1
+                ]
                 if not active:
                     raise InfeasibleError("the space has a single point; nothing to mutate")
                 i = int(rng.choice(active))
@@ -335,9 +370,15 @@ class SearchSpace:
 
         return self._feasible(draw, max_tries, metrics)
 
-    def crossover(self, a: ArchSpec, b: ArchSpec, seed: SeedLike = None, *,
-                  max_tries: int = 100, metrics: Mapping[str, MetricFn] | None = None
-                  ) -> ArchSpec:
+    def crossover(
+        self,
+        a: ArchSpec,
+        b: ArchSpec,
+        seed: SeedLike = None,
+        *,
+        max_tries: int = 100,
+        metrics: Mapping[str, MetricFn] | None = None,
+    ) -> ArchSpec:
         """A child taking each stage's decisions (and each global one) from either parent."""
         rng = as_rng(seed)
 
@@ -385,8 +426,7 @@ class SearchSpace:
                 seqs = count_sequences(st.patterns, depth)
                 quant = len(d.quants) ** depth if per_block_quant else len(d.quants)
                 total += seqs * quant
-            total *= len(st.widths) * len(st.downsamples) * len(st.norms) * len(
-                st.channel_mixers)
+            total *= len(st.widths) * len(st.downsamples) * len(st.norms) * len(st.channel_mixers)
             stage_counts.append(total)
         structures = sum(math.prod(stage_counts[:n]) for n in d.num_stages)
         return len(d.stems) * len(d.heads) * len(d.layer_scales) * structures
@@ -406,12 +446,18 @@ class SearchSpace:
             if spec.id not in seen:
                 seen.add(spec.id)
                 yield spec
-            turn = next((i for i in reversed(range(len(self.dims)))
-                         if active[i] and values[i] + 1 < self.dims[i].size), None)
+            turn = next(
+                (
+                    i
+                    for i in reversed(range(len(self.dims)))
+                    if active[i] and values[i] + 1 < self.dims[i].size
+                ),
+                None,
+            )
             if turn is None:
                 return
             values[turn] += 1
-            values[turn + 1:] = [0] * (len(self.dims) - turn - 1)
+            values[turn + 1 :] = [0] * (len(self.dims) - turn - 1)
         raise SpaceError("space", "more decision vectors than the enumeration limit", value=limit)
 
     # -- description ----------------------------------------------------------------------------
@@ -434,18 +480,24 @@ class SearchSpace:
             "cardinality": self.cardinality(),
             "num_dims": len(self.dims),
             "mixers": self.mixer_names(),
-            "channel_mixers": list(dict.fromkeys(
-                m.name for st in d.stages for m in st.channel_mixers)),
+            "channel_mixers": list(
+                dict.fromkeys(m.name for st in d.stages for m in st.channel_mixers)
+            ),
             "quant_bits": self.quant_bits(),
             "quant_scope": d.quant_scope,
             "num_stages": list(d.num_stages),
-            "stages": [{
-                "depth": list(st.depths), "width": list(st.widths),
-                "downsample": [o.label() for o in st.downsamples], "norms": list(st.norms),
-                "token_mixers": [m.label() for m in st.mixers],
-                "channel_mixers": [m.label() for m in st.channel_mixers],
-                "patterns": [_pattern_label(p) for p in st.patterns],
-            } for st in d.stages],
+            "stages": [
+                {
+                    "depth": list(st.depths),
+                    "width": list(st.widths),
+                    "downsample": [o.label() for o in st.downsamples],
+                    "norms": list(st.norms),
+                    "token_mixers": [m.label() for m in st.mixers],
+                    "channel_mixers": [m.label() for m in st.channel_mixers],
+                    "patterns": [_pattern_label(p) for p in st.patterns],
+                }
+                for st in d.stages
+            ],
             "constraints": [c.describe() for c in self.constraints],
             "dims": [{"name": dim.name, "size": dim.size} for dim in self.dims],
         }

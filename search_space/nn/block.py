@@ -41,8 +41,17 @@ class LayerScale(nn.Module):
 class Branch(nn.Module):
     """One residual branch: norm, mixer in its own layout, layer scale, drop path."""
 
-    def __init__(self, norm: str, mixer: nn.Module, op: OpDef, dim: int, grid: tuple[int, ...],
-                 prefix: int, layer_scale: float | None, drop_path: float) -> None:
+    def __init__(
+        self,
+        norm: str,
+        mixer: nn.Module,
+        op: OpDef,
+        dim: int,
+        grid: tuple[int, ...],
+        prefix: int,
+        layer_scale: float | None,
+        drop_path: float,
+    ) -> None:
         super().__init__()
         self.norm = make_norm(norm, dim)
         self.mixer = mixer

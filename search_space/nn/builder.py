@@ -69,14 +69,16 @@ class MixNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
-def _block(roles: dict[str, PlannedOp], norm: str, layer_scale: float | None,
-           drop_path: float) -> MixerBlock:
+def _block(
+    roles: dict[str, PlannedOp], norm: str, layer_scale: float | None, drop_path: float
+) -> MixerBlock:
     def branch(role: str) -> Branch:
         item = roles[role]
         assert item.op is not None
         ctx = item.ctx
-        return Branch(norm, instantiate(item), item.op, ctx.dim, ctx.grid, ctx.prefix,
-                      layer_scale, drop_path)
+        return Branch(
+            norm, instantiate(item), item.op, ctx.dim, ctx.grid, ctx.prefix, layer_scale, drop_path
+        )
 
     channel = branch("channel_mixer") if "norm2" in roles else None
     return MixerBlock(branch("token_mixer"), channel)
@@ -106,5 +108,6 @@ def count_params(model: nn.Module) -> int:
 
 def summary(model: nn.Module) -> list[dict[str, Any]]:
     """Parameter count per top-level child, for the CLI's model summary."""
-    return [{"module": name, "params": count_params(child)}
-            for name, child in model.named_children()]
+    return [
+        {"module": name, "params": count_params(child)} for name, child in model.named_children()
+    ]

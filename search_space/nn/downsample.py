@@ -42,22 +42,34 @@ class NoDownsample(nn.Module):
 
 
 class ConvDownsample(_Downsample):
-    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int, kernel: int,
-                 stride: int, norm: str, norm_position: str) -> None:
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        prefix: int,
+        kernel: int,
+        stride: int,
+        norm: str,
+        norm_position: str,
+    ) -> None:
         super().__init__(dim, out_dim, grid, prefix)
         rank = len(grid)
         self.pre_norm = ChannelsFirstNorm(norm, dim) if norm_position == "pre" else nn.Identity()
         self.conv = conv_nd(rank, dim, out_dim, kernel, stride, conv_padding(kernel, stride))
-        self.post_norm = ChannelsFirstNorm(norm, out_dim) if norm_position == "post" else (
-            nn.Identity())
+        self.post_norm = (
+            ChannelsFirstNorm(norm, out_dim) if norm_position == "post" else (nn.Identity())
+        )
 
     def downsample(self, grid: torch.Tensor) -> torch.Tensor:
         return grid_to_tokens(self.post_norm(self.conv(self.pre_norm(grid))))
 
 
 class PatchMerging(_Downsample):
-    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int,
-                 norm: str) -> None:
+    def __init__(
+        self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int, norm: str
+    ) -> None:
         super().__init__(dim, out_dim, grid, prefix)
         merged = dim * 2 ** len(grid)
         self.norm = make_norm(norm, merged)
@@ -75,8 +87,11 @@ class PatchMerging(_Downsample):
             tokens = grid.reshape(b, (h // 2) * (w // 2), 4 * c)
         else:
             b, c, length = grid.shape
-            tokens = grid.reshape(b, c, length // 2, 2).permute(0, 2, 3, 1).reshape(
-                b, length // 2, 2 * c)
+            tokens = (
+                grid.reshape(b, c, length // 2, 2)
+                .permute(0, 2, 3, 1)
+                .reshape(b, length // 2, 2 * c)
+            )
         return self.reduction(self.norm(tokens))
 
 

@@ -10,8 +10,18 @@ from search_space.nn.norms import make_norm
 
 
 class Classifier(nn.Module):
-    def __init__(self, dim: int, num_classes: int, *, prefix: int, pool: str, norm: str,
-                 norm_position: str, hidden: int, hidden_act: str) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        *,
+        prefix: int,
+        pool: str,
+        norm: str,
+        norm_position: str,
+        hidden: int,
+        hidden_act: str,
+    ) -> None:
         super().__init__()
         self.num_prefix, self.pool, self.pre_pool = prefix, pool, norm_position == "pre_pool"
         self.norm = make_norm(norm, dim)
@@ -23,7 +33,7 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_pool:
             x = self.norm(x)
-        x = x[:, 0] if self.pool == "cls" else x[:, self.num_prefix:].mean(dim=1)
+        x = x[:, 0] if self.pool == "cls" else x[:, self.num_prefix :].mean(dim=1)
         if not self.pre_pool:
             x = self.norm(x)
         return self.fc(self.pre_logits(x))

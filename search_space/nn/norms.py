@@ -35,7 +35,9 @@ class GroupNorm1(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             return F.group_norm(x.unsqueeze(-1), 1, self.weight, self.bias, self.eps).squeeze(-1)
-        return F.group_norm(x.transpose(1, -1), 1, self.weight, self.bias, self.eps).transpose(1, -1)
+        return F.group_norm(x.transpose(1, -1), 1, self.weight, self.bias, self.eps).transpose(
+            1, -1
+        )
 
 
 class NoNorm(nn.Identity):

@@ -16,6 +16,8 @@ from search_space.ops.base import conv_out
 class TokenPrefix(nn.Module):
     """Class token and position embedding, applied to the stem's grid tokens."""
 
+    sinusoid: torch.Tensor
+
     def __init__(self, dim: int, num_grid_tokens: int, *, cls_token: bool, pos_embed: str) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
@@ -51,21 +53,36 @@ def _sinusoid(tokens: int, dim: int) -> torch.Tensor:
 class _GridStem(nn.Module):
     """Shared tail of image/feature stems: flatten the grid to tokens, add prefix and positions."""
 
+    norm: nn.Module
+    prefix: TokenPrefix
+
     def _finish(self, y: torch.Tensor) -> torch.Tensor:
         tokens = y.flatten(2).transpose(1, 2)
         return self.prefix(self.norm(tokens))
 
 
 class PatchEmbed(_GridStem):
-    def __init__(self, in_channels: int, out_dim: int, *, grid: tuple[int, ...], patch_size: int,
-                 stride: int, padding: int, norm: str, cls_token: bool, pos_embed: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        patch_size: int,
+        stride: int,
+        padding: int,
+        norm: str,
+        cls_token: bool,
+        pos_embed: str,
+    ) -> None:
         super().__init__()
         stride = stride or patch_size
         self.proj = conv_nd(len(grid), in_channels, out_dim, patch_size, stride, padding)
         out_grid = [conv_out(g, patch_size, stride, padding) for g in grid]
         self.norm = make_norm(norm, out_dim)
-        self.prefix = TokenPrefix(out_dim, math.prod(out_grid), cls_token=cls_token,
-                                  pos_embed=pos_embed)
+        self.prefix = TokenPrefix(
+            out_dim, math.prod(out_grid), cls_token=cls_token, pos_embed=pos_embed
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:  # feature sequences arrive as (B, L, F)
@@ -74,9 +91,22 @@ class PatchEmbed(_GridStem):
 
 
 class ConvStem(_GridStem):
-    def __init__(self, in_channels: int, out_dim: int, *, grid: tuple[int, ...], num_convs: int,
-                 kernel: int, hidden: int, norm: str, act: str, final_act: bool, bias: bool,
-                 cls_token: bool, pos_embed: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        num_convs: int,
+        kernel: int,
+        hidden: int,
+        norm: str,
+        act: str,
+        final_act: bool,
+        bias: bool,
+        cls_token: bool,
+        pos_embed: str,
+    ) -> None:
         super().__init__()
         rank, hidden = len(grid), hidden or max(1, out_dim // 2)
         widths = [hidden] * (num_convs - 1) + [out_dim]
@@ -91,8 +121,9 @@ class ConvStem(_GridStem):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         self.norm = nn.Identity()
-        self.prefix = TokenPrefix(out_dim, math.prod(out_grid), cls_token=cls_token,
-                                  pos_embed=pos_embed)
+        self.prefix = TokenPrefix(
+            out_dim, math.prod(out_grid), cls_token=cls_token, pos_embed=pos_embed
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
@@ -101,24 +132,40 @@ class ConvStem(_GridStem):
 
 
 class TokenEmbed(nn.Module):
-    def __init__(self, in_channels: int, out_dim: int, *, grid: tuple[int, ...], cls_token: bool,
-                 pos_embed: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        cls_token: bool,
+        pos_embed: str,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(in_channels, out_dim)
-        self.prefix = TokenPrefix(out_dim, math.prod(grid), cls_token=cls_token,
-                                  pos_embed=pos_embed)
+        self.prefix = TokenPrefix(
+            out_dim, math.prod(grid), cls_token=cls_token, pos_embed=pos_embed
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefix(self.embed(x))
 
 
 class FeatureEmbed(nn.Module):
-    def __init__(self, in_channels: int, out_dim: int, *, grid: tuple[int, ...], cls_token: bool,
-                 pos_embed: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        cls_token: bool,
+        pos_embed: str,
+    ) -> None:
         super().__init__()
         self.proj = nn.Linear(in_channels, out_dim)
-        self.prefix = TokenPrefix(out_dim, math.prod(grid), cls_token=cls_token,
-                                  pos_embed=pos_embed)
+        self.prefix = TokenPrefix(
+            out_dim, math.prod(grid), cls_token=cls_token, pos_embed=pos_embed
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefix(self.proj(x))

@@ -4,8 +4,14 @@ Importing this package registers every built-in operation. User code extends mix
 `register` with an `OpDef` whose ``module`` points at its own `torch.nn.Module`.
 """
 
-from search_space.ops import channel_mixers, downsample, heads, norms, stems  # noqa: F401
-from search_space.ops import token_mixers  # noqa: F401
+from search_space.ops import (  # noqa: F401
+    channel_mixers,
+    downsample,
+    heads,
+    norms,
+    stems,
+    token_mixers,
+)
 from search_space.ops.base import LAYOUTS, Cost, OpContext, OpDef, ParamDef
 from search_space.ops.registries import (
     ACTIVATIONS,
@@ -20,6 +26,18 @@ from search_space.ops.registries import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "CHANNEL_MIXERS", "DOWNSAMPLERS", "HEADS", "LAYOUTS", "NORMS", "REGISTRIES",
-    "STEMS", "TOKEN_MIXERS", "Cost", "OpContext", "OpDef", "ParamDef", "register",
+    "ACTIVATIONS",
+    "CHANNEL_MIXERS",
+    "DOWNSAMPLERS",
+    "HEADS",
+    "LAYOUTS",
+    "NORMS",
+    "REGISTRIES",
+    "STEMS",
+    "TOKEN_MIXERS",
+    "Cost",
+    "OpContext",
+    "OpDef",
+    "ParamDef",
+    "register",
 ]

@@ -1,16 +1,17 @@
 """Torch-free definitions of operations: parameters, structural rules and analytic costs.
 
 Every registered operation (token mixer, channel mixer, stem, downsampler, head, norm) has an
-`OpDef`: the parameters it takes (with defaults and allowed values), the structural rules a spec must
-satisfy ("head_dim divides the width"), its tensor layout, complexity class, an analytic cost formula
-and the import path of the `torch.nn.Module` that implements it. The definition is what lets a spec
-be validated and costed in microseconds without importing torch; the module is imported only when a
-model is built.
+`OpDef`: the parameters it takes (with defaults and allowed values), the structural rules a spec
+must satisfy ("head_dim divides the width"), its tensor layout, complexity class, an analytic cost
+formula and the import path of the `torch.nn.Module` that implements it. The definition is what
+lets a spec be validated and costed in microseconds without importing torch; the module is
+imported only when a model is built.
 
 Cost conventions follow fvcore, the counter timm's published GMACs come from: one MAC per
 multiply-accumulate of linear/conv/matmul/einsum/attention, norms at fvcore's per-element rates
-(layer/group norm 5 with affine, 4 without; batch norm at inference 2 with affine), adaptive average
-pooling 1 per input element, elementwise ops (activations, softmax, adds) free. Costs are per sample.
+(layer/group norm 5 with affine, 4 without; batch norm at inference 2 with affine), adaptive
+average pooling 1 per input element, elementwise ops (activations, softmax, adds) free. Costs are
+per sample.
 """
 
 from __future__ import annotations
@@ -53,13 +54,18 @@ class Cost:
     dynamic_macs: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.params + other.params, self.macs + other.macs,
-                    self.activations + other.activations, self.dynamic_macs + other.dynamic_macs)
+        return Cost(
+            self.params + other.params,
+            self.macs + other.macs,
+            self.activations + other.activations,
+            self.dynamic_macs + other.dynamic_macs,
+        )
 
     def scaled(self, times: int) -> Cost:
         """The cost of applying the op ``times`` times with the same weights."""
-        return Cost(self.params, self.macs * times, self.activations * times,
-                    self.dynamic_macs * times)
+        return Cost(
+            self.params, self.macs * times, self.activations * times, self.dynamic_macs * times
+        )
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,9 @@ class ParamDef:
             items = [value]
         expected = int if self.kind is list else self.kind
         for item in items:
-            ok = isinstance(item, expected) and not (expected is not bool and isinstance(item, bool))
+            ok = isinstance(item, expected) and not (
+                expected is not bool and isinstance(item, bool)
+            )
             if expected is float and isinstance(item, int) and not isinstance(item, bool):
                 ok = True
             if not ok:
@@ -193,8 +201,10 @@ class OpDef:
         for key in params:
             if key not in self._param_index:
                 allowed = ", ".join(p.name for p in self.params) or "none"
-                raise SpaceError(f"{path}.{key}", f"unknown parameter of {self.kind} "
-                                 f"{self.name!r}; allowed: {allowed}")
+                raise SpaceError(
+                    f"{path}.{key}",
+                    f"unknown parameter of {self.kind} {self.name!r}; allowed: {allowed}",
+                )
         full = self.defaults()
         full.update(params)
         for p in self.params:
@@ -205,8 +215,11 @@ class OpDef:
 
     def check_rules(self, ctx: OpContext, params: Mapping[str, Any], path: str) -> None:
         if len(ctx.grid) not in self.spatial_dims:
-            raise SpaceError(path, f"{self.kind} {self.name!r} supports grids of rank "
-                             f"{list(self.spatial_dims)}, not {len(ctx.grid)}")
+            raise SpaceError(
+                path,
+                f"{self.kind} {self.name!r} supports grids of rank "
+                f"{list(self.spatial_dims)}, not {len(ctx.grid)}",
+            )
         for rule in self.rules:
             problem = rule(ctx, params)
             if problem:
@@ -237,24 +250,34 @@ def divides_dim(ctx: OpContext, value: int, name: str) -> str | None:
     return f"{name}={value} does not divide the width {ctx.dim}" if ctx.dim % value else None
 
 
-# -- cost building blocks (fvcore conventions) ------------------------------------------------------
+# -- cost building blocks (fvcore conventions) ---------------------------------------------------
 
 
 def linear_cost(tokens: int, d_in: int, d_out: int, bias: bool = True) -> Cost:
     """A linear layer applied to ``tokens`` vectors."""
-    return Cost(params=d_in * d_out + (d_out if bias else 0), macs=tokens * d_in * d_out,
-                activations=tokens * d_out)
+    return Cost(
+        params=d_in * d_out + (d_out if bias else 0),
+        macs=tokens * d_in * d_out,
+        activations=tokens * d_out,
+    )
 
 
-def conv_cost(out_grid: Sequence[int], c_in: int, c_out: int, kernel: int | Sequence[int],
-              groups: int = 1, bias: bool = True) -> Cost:
+def conv_cost(
+    out_grid: Sequence[int],
+    c_in: int,
+    c_out: int,
+    kernel: int | Sequence[int],
+    groups: int = 1,
+    bias: bool = True,
+) -> Cost:
     """A convolution producing ``out_grid``; ``kernel`` is an int (square) or per-axis sizes."""
     ks = [kernel] * len(out_grid) if isinstance(kernel, int) else list(kernel)
     k = math.prod(ks)
     n_out = math.prod(out_grid)
     weights = c_out * (c_in // groups) * k
-    return Cost(params=weights + (c_out if bias else 0), macs=n_out * weights,
-                activations=n_out * c_out)
+    return Cost(
+        params=weights + (c_out if bias else 0), macs=n_out * weights, activations=n_out * c_out
+    )
 
 
 def norm_cost(kind: str, elements: int, channels: int, affine: bool = True) -> Cost:
@@ -262,15 +285,17 @@ def norm_cost(kind: str, elements: int, channels: int, affine: bool = True) -> C
     if kind in ("none", "identity"):
         return Cost()
     if kind == "batchnorm":
-        return Cost(params=2 * channels if affine else 0,
-                    macs=elements * (2 if affine else 1), activations=elements)
+        return Cost(
+            params=2 * channels if affine else 0,
+            macs=elements * (2 if affine else 1),
+            activations=elements,
+        )
     rate = 5 if affine else 4
     if kind == "rmsnorm":
         # fvcore has no handle for rms_norm; mixnas counts it like a layer norm without the mean.
         rate = 4 if affine else 3
         return Cost(params=channels if affine else 0, macs=elements * rate, activations=elements)
-    return Cost(params=2 * channels if affine else 0, macs=elements * rate,
-                activations=elements)
+    return Cost(params=2 * channels if affine else 0, macs=elements * rate, activations=elements)
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
@@ -287,4 +312,4 @@ def fft_macs(points: int, transforms: int = 1, *, real: bool = True) -> int:
     if points <= 1:
         return 0
     per = points * math.log2(points) * (1 if real else 2)
-    return int(round(per * transforms))
+    return round(per * transforms)

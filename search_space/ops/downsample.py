@@ -38,11 +38,17 @@ def _same_width(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
     return None
 
 
-register(OpDef(
-    name="none", kind="downsample", module=f"{_MODULE}:NoDownsample", params=(),
-    cost=lambda ctx, params: Cost(), rules=(_same_width,),
-    doc="keep grid and width (isotropic stages)",
-))
+register(
+    OpDef(
+        name="none",
+        kind="downsample",
+        module=f"{_MODULE}:NoDownsample",
+        params=(),
+        cost=lambda ctx, params: Cost(),
+        rules=(_same_width,),
+        doc="keep grid and width (isotropic stages)",
+    )
+)
 
 
 # -- conv ------------------------------------------------------------------------------------------
@@ -64,18 +70,28 @@ def _conv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return cost + _prefix_cost(ctx)
 
 
-register(OpDef(
-    name="conv", kind="downsample", module=f"{_MODULE}:ConvDownsample",
-    params=(
-        ParamDef("kernel", int, 3, minimum=1),
-        ParamDef("stride", int, 2, minimum=1),
-        ParamDef("norm", str, "none", choices=NORM_NAMES),
-        ParamDef("norm_position", str, "post", choices=("pre", "post"),
-                 doc="norm before the conv (ConvNeXt) or after it (EfficientFormer)"),
-    ),
-    cost=_conv_cost, out_grid=_conv_grid,
-    doc="strided convolution, optionally with a norm before or after",
-))
+register(
+    OpDef(
+        name="conv",
+        kind="downsample",
+        module=f"{_MODULE}:ConvDownsample",
+        params=(
+            ParamDef("kernel", int, 3, minimum=1),
+            ParamDef("stride", int, 2, minimum=1),
+            ParamDef("norm", str, "none", choices=NORM_NAMES),
+            ParamDef(
+                "norm_position",
+                str,
+                "post",
+                choices=("pre", "post"),
+                doc="norm before the conv (ConvNeXt) or after it (EfficientFormer)",
+            ),
+        ),
+        cost=_conv_cost,
+        out_grid=_conv_grid,
+        doc="strided convolution, optionally with a norm before or after",
+    )
+)
 
 
 # -- patch merging ---------------------------------------------------------------------------------
@@ -93,12 +109,17 @@ def _merge_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return cost + _prefix_cost(ctx)
 
 
-register(OpDef(
-    name="patch_merging", kind="downsample", module=f"{_MODULE}:PatchMerging",
-    params=(ParamDef("norm", str, "layernorm", choices=NORM_NAMES),),
-    cost=_merge_cost, out_grid=_half_grid,
-    doc="Swin patch merging: concatenate 2x2 neighbours, norm, linear to the new width",
-))
+register(
+    OpDef(
+        name="patch_merging",
+        kind="downsample",
+        module=f"{_MODULE}:PatchMerging",
+        params=(ParamDef("norm", str, "layernorm", choices=NORM_NAMES),),
+        cost=_merge_cost,
+        out_grid=_half_grid,
+        doc="Swin patch merging: concatenate 2x2 neighbours, norm, linear to the new width",
+    )
+)
 
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -112,8 +133,14 @@ def _pool_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return cost + _prefix_cost(ctx)
 
 
-register(OpDef(
-    name="pool", kind="downsample", module=f"{_MODULE}:PoolDownsample", params=(),
-    cost=_pool_cost, out_grid=_half_grid,
-    doc="2x2 average pooling (ceil mode), then a pointwise projection if the width changes",
-))
+register(
+    OpDef(
+        name="pool",
+        kind="downsample",
+        module=f"{_MODULE}:PoolDownsample",
+        params=(),
+        cost=_pool_cost,
+        out_grid=_half_grid,
+        doc="2x2 average pooling (ceil mode), then a pointwise projection if the width changes",
+    )
+)

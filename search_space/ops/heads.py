@@ -26,17 +26,32 @@ def _cls_needs_prefix(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
     return None
 
 
-register(OpDef(
-    name="classifier", kind="head", module="search_space.nn.heads:Classifier",
-    params=(
-        ParamDef("pool", str, "gap", choices=("gap", "cls"),
-                 doc="global average of grid tokens, or the class token"),
-        ParamDef("norm", str, "layernorm", choices=NORM_NAMES),
-        ParamDef("norm_position", str, "post_pool", choices=("pre_pool", "post_pool"),
-                 doc="norm all tokens before pooling (ViT, Swin) or the pooled vector (ConvNeXt)"),
-        ParamDef("hidden", int, 0, minimum=0, doc="pre-logits layer width; 0 for none"),
-        ParamDef("hidden_act", str, "tanh", choices=ACTIVATIONS),
-    ),
-    cost=_cost, rules=(_cls_needs_prefix,),
-    doc="pool, norm, optional pre-logits layer, linear classifier",
-))
+register(
+    OpDef(
+        name="classifier",
+        kind="head",
+        module="search_space.nn.heads:Classifier",
+        params=(
+            ParamDef(
+                "pool",
+                str,
+                "gap",
+                choices=("gap", "cls"),
+                doc="global average of grid tokens, or the class token",
+            ),
+            ParamDef("norm", str, "layernorm", choices=NORM_NAMES),
+            ParamDef(
+                "norm_position",
+                str,
+                "post_pool",
+                choices=("pre_pool", "post_pool"),
+                doc="norm all tokens before pooling (ViT, Swin) or the pooled vector (ConvNeXt)",
+            ),
+            ParamDef("hidden", int, 0, minimum=0, doc="pre-logits layer width; 0 for none"),
+            ParamDef("hidden_act", str, "tanh", choices=ACTIVATIONS),
+        ),
+        cost=_cost,
+        rules=(_cls_needs_prefix,),
+        doc="pool, norm, optional pre-logits layer, linear classifier",
+    )
+)

@@ -13,7 +13,7 @@ from search_space.ops.registries import register
 _MODULE = "search_space.nn.norms"
 
 
-def _cost_of(kind: str):  # noqa: ANN202 - small closure factory
+def _cost_of(kind: str):
     def cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
         return norm_cost(kind, ctx.tokens * ctx.dim, ctx.dim)
 
@@ -27,7 +27,15 @@ for _name, _cls, _doc in (
     ("groupnorm", "GroupNorm1", "GroupNorm with one group: channels and tokens of a sample"),
     ("none", "NoNorm", "no normalisation"),
 ):
-    register(OpDef(name=_name, kind="norm", params=(), module=f"{_MODULE}:{_cls}",
-                   cost=_cost_of(_name), doc=_doc))
+    register(
+        OpDef(
+            name=_name,
+            kind="norm",
+            params=(),
+            module=f"{_MODULE}:{_cls}",
+            cost=_cost_of(_name),
+            doc=_doc,
+        )
+    )
 
 NORM_NAMES = ("layernorm", "rmsnorm", "batchnorm", "groupnorm", "none")

@@ -67,18 +67,24 @@ def _patch_fits(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
     return None
 
 
-register(OpDef(
-    name="patch_embed", kind="stem", module=f"{_MODULE}:PatchEmbed",
-    params=(
-        ParamDef("patch_size", int, 4, minimum=1, doc="convolution kernel"),
-        ParamDef("stride", int, 0, minimum=0, doc="stride; 0 means patch_size"),
-        ParamDef("padding", int, 0, minimum=0),
-        ParamDef("norm", str, "none", choices=NORM_NAMES, doc="norm after the projection"),
-        *COMMON,
-    ),
-    cost=_patch_cost, out_grid=_patch_grid, rules=(_patch_fits,),
-    doc="one strided convolution (ViT/Swin patchify, PoolFormer 7x7/s4 overlap)",
-))
+register(
+    OpDef(
+        name="patch_embed",
+        kind="stem",
+        module=f"{_MODULE}:PatchEmbed",
+        params=(
+            ParamDef("patch_size", int, 4, minimum=1, doc="convolution kernel"),
+            ParamDef("stride", int, 0, minimum=0, doc="stride; 0 means patch_size"),
+            ParamDef("padding", int, 0, minimum=0),
+            ParamDef("norm", str, "none", choices=NORM_NAMES, doc="norm after the projection"),
+            *COMMON,
+        ),
+        cost=_patch_cost,
+        out_grid=_patch_grid,
+        rules=(_patch_fits,),
+        doc="one strided convolution (ViT/Swin patchify, PoolFormer 7x7/s4 overlap)",
+    )
+)
 
 
 # -- conv_stem -------------------------------------------------------------------------------------
@@ -111,21 +117,26 @@ def _conv_stem_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return cost + _embedding_cost(ctx, params, grid)
 
 
-register(OpDef(
-    name="conv_stem", kind="stem", module=f"{_MODULE}:ConvStem",
-    params=(
-        ParamDef("num_convs", int, 2, minimum=1, doc="stride-2 convolutions (stride 2**n)"),
-        ParamDef("kernel", int, 3, minimum=1),
-        ParamDef("hidden", int, 0, minimum=0, doc="width of inner convs; 0 means out/2"),
-        ParamDef("norm", str, "batchnorm", choices=NORM_NAMES, doc="norm after every conv"),
-        ParamDef("act", str, "relu", choices=ACTIVATIONS, doc="activation after inner convs"),
-        ParamDef("final_act", bool, True, doc="activation after the last conv too"),
-        ParamDef("bias", bool, True),
-        *COMMON,
-    ),
-    cost=_conv_stem_cost, out_grid=_conv_stem_grid,
-    doc="stacked stride-2 convolutions with norm and activation (EfficientFormer, LeViT)",
-))
+register(
+    OpDef(
+        name="conv_stem",
+        kind="stem",
+        module=f"{_MODULE}:ConvStem",
+        params=(
+            ParamDef("num_convs", int, 2, minimum=1, doc="stride-2 convolutions (stride 2**n)"),
+            ParamDef("kernel", int, 3, minimum=1),
+            ParamDef("hidden", int, 0, minimum=0, doc="width of inner convs; 0 means out/2"),
+            ParamDef("norm", str, "batchnorm", choices=NORM_NAMES, doc="norm after every conv"),
+            ParamDef("act", str, "relu", choices=ACTIVATIONS, doc="activation after inner convs"),
+            ParamDef("final_act", bool, True, doc="activation after the last conv too"),
+            ParamDef("bias", bool, True),
+            *COMMON,
+        ),
+        cost=_conv_stem_cost,
+        out_grid=_conv_stem_grid,
+        doc="stacked stride-2 convolutions with norm and activation (EfficientFormer, LeViT)",
+    )
+)
 
 
 # -- token inputs ----------------------------------------------------------------------------------
@@ -136,21 +147,36 @@ def _token_embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return table + _embedding_cost(ctx, params, ctx.grid)
 
 
-register(OpDef(
-    name="token_embed", kind="stem", module=f"{_MODULE}:TokenEmbed", params=COMMON,
-    cost=_token_embed_cost, spatial_dims=(1,),
-    doc="embedding table for integer token ids (vocabulary inputs)",
-))
+register(
+    OpDef(
+        name="token_embed",
+        kind="stem",
+        module=f"{_MODULE}:TokenEmbed",
+        params=COMMON,
+        cost=_token_embed_cost,
+        spatial_dims=(1,),
+        doc="embedding table for integer token ids (vocabulary inputs)",
+    )
+)
 
 
 def _feature_embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
-    proj = Cost(params=ctx.dim * ctx.out_dim + ctx.out_dim, macs=ctx.n * ctx.dim * ctx.out_dim,
-                activations=ctx.n * ctx.out_dim)
+    proj = Cost(
+        params=ctx.dim * ctx.out_dim + ctx.out_dim,
+        macs=ctx.n * ctx.dim * ctx.out_dim,
+        activations=ctx.n * ctx.out_dim,
+    )
     return proj + _embedding_cost(ctx, params, ctx.grid)
 
 
-register(OpDef(
-    name="feature_embed", kind="stem", module=f"{_MODULE}:FeatureEmbed", params=COMMON,
-    cost=_feature_embed_cost, spatial_dims=(1,),
-    doc="linear projection of float feature vectors (feature-sequence inputs)",
-))
+register(
+    OpDef(
+        name="feature_embed",
+        kind="stem",
+        module=f"{_MODULE}:FeatureEmbed",
+        params=COMMON,
+        cost=_feature_embed_cost,
+        spatial_dims=(1,),
+        doc="linear projection of float feature vectors (feature-sequence inputs)",
+    )
+)

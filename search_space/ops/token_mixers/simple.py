@@ -5,8 +5,16 @@ from __future__ import annotations
 from search_space.ops.base import LAYOUT_TOKENS, Cost, OpDef
 from search_space.ops.registries import register
 
-register(OpDef(
-    name="identity", kind="token_mixer", module="search_space.nn.mixers.simple:IdentityMixer",
-    family="M12", layout=LAYOUT_TOKENS, complexity="O(1)", params=(),
-    cost=lambda ctx, params: Cost(), doc="no token mixing (IdentityFormer, RIFormer)",
-))
+register(
+    OpDef(
+        name="identity",
+        kind="token_mixer",
+        module="search_space.nn.mixers.simple:IdentityMixer",
+        family="M12",
+        layout=LAYOUT_TOKENS,
+        complexity="O(1)",
+        params=(),
+        cost=lambda ctx, params: Cost(),
+        doc="no token mixing (IdentityFormer, RIFormer)",
+    )
+)
