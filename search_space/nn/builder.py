@@ -40,7 +40,6 @@ class MixNet(nn.Module):
         self.spec_id = spec.id
         items = plan(spec)
         self.stem = instantiate(items[0])
-        self.head = instantiate(items[-1])
         total = max(1, sum(spec.depths))
         self.stages = nn.ModuleList()
         by_block: dict[tuple[int, int], dict[str, PlannedOp]] = {}
@@ -58,6 +57,7 @@ class MixNet(nn.Module):
                 blocks.append(_block(by_block[(i, j)], block.norm, block.layer_scale, rate))
                 index += 1
             self.stages.append(nn.Sequential(*blocks))
+        self.head = instantiate(items[-1])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -10,8 +10,8 @@ imported only when a model is built.
 Cost conventions follow fvcore, the counter timm's published GMACs come from: one MAC per
 multiply-accumulate of linear/conv/matmul/einsum/attention, norms at fvcore's per-element rates
 (layer/group norm 5 with affine, 4 without; batch norm at inference 2 with affine), adaptive
-average pooling 1 per input element, elementwise ops (activations, softmax, adds) free. Costs are
-per sample.
+average pooling 1 per input element; plain pooling, elementwise ops (activations, softmax, adds),
+shifts and pads are free, as fvcore counts them. Costs are per sample.
 """
 
 from __future__ import annotations
