@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 search: $(STAMP)
 	$(PY) -m mixnas space describe $(SEARCH_SPACE)
-	$(PY) -m mixnas space sample $(SEARCH_SPACE) -n 8 --seed 0
+	$(PY) -m mixnas space sample $(SEARCH_SPACE) -n 8 --seed 0 --build
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -89,19 +89,50 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     rows = []
     for _ in range(args.n):
         spec = space.sample(rng, max_tries=args.max_tries)
-        rows.append({"id": spec.id, "spec": spec.to_dict(), **spec_cost(spec).to_dict()})
+        row = {"id": spec.id, "spec": spec.to_dict(), **spec_cost(spec).to_dict()}
+        if args.build:
+            row.update(_built_costs(spec))
+        rows.append(row)
     if args.json:
         _emit(rows)
         return 0
-    print(f"{'id':16}  {'params':>10}  {'MACs':>10}  {'bytes':>10}  {'bitops':>10}  mixers")
-    for row, spec_dict in zip(rows, (r["spec"] for r in rows), strict=True):
-        mixers = [[b["token_mixer"]["name"] for b in st["blocks"]] for st in spec_dict["stages"]]
+    built = "  counted MACs  forward ms" if args.build else ""
+    print(f"{'id':16}  {'params':>10}  {'MACs':>10}  {'bytes':>10}  {'bitops':>10}{built}  mixers")
+    for row in rows:
+        mixers = [[b["token_mixer"]["name"] for b in st["blocks"]] for st in row["spec"]["stages"]]
         shown = " | ".join(",".join(dict.fromkeys(m)) for m in mixers)
+        measured = ""
+        if args.build:
+            measured = f"  {_fmt_big(row['counted_macs']):>12}  {row['forward_ms']:>10.2f}"
         print(
             f"{row['id']:16}  {_fmt_big(row['params']):>10}  {_fmt_big(row['macs']):>10}  "
-            f"{_fmt_big(row['bytes']):>10}  {_fmt_big(row['bitops']):>10}  {shown}"
+            f"{_fmt_big(row['bytes']):>10}  {_fmt_big(row['bitops']):>10}{measured}  {shown}"
         )
     return 0
+
+
+def _built_costs(spec: Any) -> dict[str, Any]:
+    """Builds the spec's model, counts its parameters and MACs, times one forward pass."""
+    import time
+
+    import torch
+
+    from evaluators.counting import count_macs
+    from search_space import build_model, example_input
+    from search_space.nn.builder import count_params
+
+    model = build_model(spec).eval()
+    x = example_input(spec, batch_size=1)
+    with torch.no_grad():
+        model(x)  # warm-up: first calls pay for allocation and kernel selection
+        start = time.perf_counter()
+        model(x)
+        forward_ms = (time.perf_counter() - start) * 1e3
+    return {
+        "built_params": count_params(model),
+        "counted_macs": count_macs(model, x),
+        "forward_ms": forward_ms,
+    }
 
 
 # -- build ---------------------------------------------------------------------------------------
@@ -186,6 +217,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1000,
         help="draws per sample before a constraint is declared infeasible",
+    )
+    sample.add_argument(
+        "--build",
+        action="store_true",
+        help="also build each model, count its MACs and time a forward pass",
     )
     sample.add_argument("--json", action="store_true")
     sample.set_defaults(func=cmd_space_sample)

@@ -50,6 +50,22 @@ class PlannedOp:
     stage: int = -1
     block: int = -1
 
+    def signature(self) -> str:
+        """A stable key for what this op computes: kind, name, shapes, parameters and bits.
+
+        Two ops with the same signature cost the same on a device, so latency lookup tables and
+        caches key on it (it ignores where in the network the op sits).
+        """
+        name = self.op.name if self.op is not None else "layer_scale"
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        grid = "x".join(map(str, self.ctx.grid))
+        q = self.quant
+        return (
+            f"{self.role.rstrip('12')}:{name}[{params}]"
+            f"@d{self.ctx.dim}->{self.ctx.out_dim or self.ctx.dim},g{grid},p{self.ctx.prefix}"
+            f",w{q.weight_bits}a{q.act_bits}{q.granularity[4]}"
+        )
+
 
 def _lookup(registry: Registry[OpDef], name: str, path: str) -> OpDef:
     try:
