@@ -146,6 +146,8 @@ class Block:
 
     A channel mixer named ``none`` drops the second residual branch (and its norm).
     ``layer_scale`` is the initial value of the learnable per-channel scale, or None for no scale.
+    ``residual=False`` makes the token branch replace ``x`` instead of adding to it, for cells that
+    carry their own skip connections (NAS-Bench-201).
     """
 
     token_mixer: Op
@@ -153,6 +155,7 @@ class Block:
     norm: str = "layernorm"
     layer_scale: float | None = None
     quant: Quant = FLOAT
+    residual: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +164,7 @@ class Block:
             "norm": self.norm,
             "layer_scale": self.layer_scale,
             "quant": self.quant.to_dict(),
+            "residual": self.residual,
         }
 
 
@@ -299,6 +303,12 @@ def _int(value: Any, path: str, minimum: int = 0) -> int:
     return value
 
 
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpaceError(path, "must be true or false", value=value)
+    return value
+
+
 def _parse_op(data: Any, path: str) -> Op:
     d = _expect_mapping(data, path, {"name", "params"}, {"name"})
     if not isinstance(d["name"], str):
@@ -349,7 +359,7 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
 
 
 def _parse_block(data: Any, path: str) -> Block:
-    keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant"}
+    keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
     ls = d.get("layer_scale")
     if ls is not None and (isinstance(ls, bool) or not isinstance(ls, int | float) or ls <= 0):
@@ -363,6 +373,7 @@ def _parse_block(data: Any, path: str) -> Block:
         norm=norm,
         layer_scale=None if ls is None else float(ls),
         quant=_parse_quant(d.get("quant", {}), f"{path}.quant"),
+        residual=_bool(d.get("residual", True), f"{path}.residual"),
     )
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from search_space.nn.layout import from_layout, to_layout
 from search_space.nn.norms import make_norm
-from search_space.ops.base import OpDef
+from search_space.ops.base import LAYOUT_TOKENS, OpDef
 
 
 class DropPath(nn.Module):
@@ -51,8 +51,10 @@ class Branch(nn.Module):
         prefix: int,
         layer_scale: float | None,
         drop_path: float,
+        residual: bool = True,
     ) -> None:
         super().__init__()
+        self.residual = residual
         self.norm = make_norm(norm, dim)
         self.mixer = mixer
         self.layout, self.grid, self.num_prefix = op.layout, tuple(grid), prefix
@@ -62,6 +64,11 @@ class Branch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = to_layout(self.norm(x), self.layout, self.grid, self.num_prefix)
         y = from_layout(self.mixer(y), self.layout, self.num_prefix)
+        if not self.residual:  # the mixer carries its own skips
+            if self.layout == LAYOUT_TOKENS or not self.num_prefix:
+                return y
+            # grid-only mixers leave prefix tokens as they were
+            return torch.cat([x[:, : self.num_prefix], y[:, self.num_prefix :]], dim=1)
         return x + self.drop_path(self.scale(y))
 
 

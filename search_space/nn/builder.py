@@ -14,7 +14,7 @@ from torch import nn
 
 from search_space.nn.block import Branch, MixerBlock
 from search_space.plan import PlannedOp, plan
-from search_space.spec import ArchSpec
+from search_space.spec import ArchSpec, Block
 
 
 def instantiate(item: PlannedOp) -> nn.Module:
@@ -54,7 +54,7 @@ class MixNet(nn.Module):
             blocks: list[nn.Module] = [instantiate(downsamplers[i])]
             for j, block in enumerate(stage.blocks):
                 rate = drop_path_rate * index / max(1, total - 1)
-                blocks.append(_block(by_block[(i, j)], block.norm, block.layer_scale, rate))
+                blocks.append(_block(by_block[(i, j)], block, rate))
                 index += 1
             self.stages.append(nn.Sequential(*blocks))
         self.head = instantiate(items[-1])
@@ -69,19 +69,25 @@ class MixNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
-def _block(
-    roles: dict[str, PlannedOp], norm: str, layer_scale: float | None, drop_path: float
-) -> MixerBlock:
-    def branch(role: str) -> Branch:
+def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> MixerBlock:
+    def branch(role: str, residual: bool = True) -> Branch:
         item = roles[role]
         assert item.op is not None
         ctx = item.ctx
         return Branch(
-            norm, instantiate(item), item.op, ctx.dim, ctx.grid, ctx.prefix, layer_scale, drop_path
+            block.norm,
+            instantiate(item),
+            item.op,
+            ctx.dim,
+            ctx.grid,
+            ctx.prefix,
+            block.layer_scale,
+            drop_path,
+            residual,
         )
 
     channel = branch("channel_mixer") if "norm2" in roles else None
-    return MixerBlock(branch("token_mixer"), channel)
+    return MixerBlock(branch("token_mixer", block.residual), channel)
 
 
 def build_model(spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0) -> MixNet:

@@ -19,12 +19,13 @@ class Classifier(nn.Module):
         pool: str,
         norm: str,
         norm_position: str,
+        act: str,
         hidden: int,
         hidden_act: str,
     ) -> None:
         super().__init__()
         self.num_prefix, self.pool, self.pre_pool = prefix, pool, norm_position == "pre_pool"
-        self.norm = make_norm(norm, dim)
+        self.norm = nn.Sequential(make_norm(norm, dim), make_activation(act))
         self.pre_logits: nn.Module = nn.Identity()
         if hidden:
             self.pre_logits = nn.Sequential(nn.Linear(dim, hidden), make_activation(hidden_act))

@@ -47,6 +47,13 @@ register(
                 choices=("pre_pool", "post_pool"),
                 doc="norm all tokens before pooling (ViT, Swin) or the pooled vector (ConvNeXt)",
             ),
+            ParamDef(
+                "act",
+                str,
+                "identity",
+                choices=ACTIVATIONS,
+                doc="activation after the norm (NAS-Bench-201: relu)",
+            ),
             ParamDef("hidden", int, 0, minimum=0, doc="pre-logits layer width; 0 for none"),
             ParamDef("hidden_act", str, "tanh", choices=ACTIVATIONS),
         ),
