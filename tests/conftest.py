@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# xdist runs one worker per core: more intra-op threads per worker only oversubscribe the cores
+# (numpy's BLAS and torch both read these when first imported, which is after this file)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import copy
 from pathlib import Path
 from typing import Any

@@ -21,6 +21,7 @@ from search_space.errors import InfeasibleError, SpaceError
 from search_space.spec import ArchSpec, Op
 
 INACTIVE = -1
+ENCODE_CACHE = 4096
 MetricFn = Callable[[ArchSpec], float]
 SeedLike = int | np.random.Generator | None
 
@@ -54,6 +55,7 @@ class DecisionSpace:
         self.dims: list[Dim] = []
         self._index: dict[str, int] = {}
         self._draw_weights: list[np.ndarray | None] = []
+        self._encodings: dict[str, np.ndarray] = {}  # spec id -> decisions, oldest first
 
     def _add(self, name: str, choices: tuple[Any, ...] | list[Any], ordinal: bool = False) -> None:
         self._index[name] = len(self.dims)
@@ -95,11 +97,18 @@ class DecisionSpace:
 
     def encode(self, spec: ArchSpec) -> np.ndarray:
         """The canonical decision vector of ``spec`` (-1 where inactive); raises if not in space."""
+        cached = self._encodings.get(spec.id)
+        if cached is not None:
+            return cached.copy()
         values = np.full(len(self.dims), INACTIVE, dtype=np.int64)
         self._encode_into(spec, values)
         if self._decode(values) != spec:  # pragma: no cover - guards the two directions agreeing
             raise SpaceError("spec", "encoding does not reproduce the spec")
-        return values
+        # search revisits the same specs (parents, archive members) many times
+        if len(self._encodings) >= ENCODE_CACHE:
+            self._encodings.pop(next(iter(self._encodings)))
+        self._encodings[spec.id] = values
+        return values.copy()
 
     def _set(self, values: np.ndarray, name: str, choice: Any) -> None:
         i = self._index[name]

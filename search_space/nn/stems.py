@@ -72,12 +72,13 @@ class PatchEmbed(_GridStem):
         stride: int,
         padding: int,
         norm: str,
+        bias: bool = True,
         cls_token: bool,
         pos_embed: str,
     ) -> None:
         super().__init__()
         stride = stride or patch_size
-        self.proj = conv_nd(len(grid), in_channels, out_dim, patch_size, stride, padding)
+        self.proj = conv_nd(len(grid), in_channels, out_dim, patch_size, stride, padding, bias=bias)
         out_grid = [conv_out(g, patch_size, stride, padding) for g in grid]
         self.norm = make_norm(norm, out_dim)
         self.prefix = TokenPrefix(

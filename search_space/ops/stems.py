@@ -56,7 +56,7 @@ def _patch_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     n = 1
     for g in grid:
         n *= g
-    cost = conv_cost(grid, ctx.dim, ctx.out_dim, params["patch_size"])
+    cost = conv_cost(grid, ctx.dim, ctx.out_dim, params["patch_size"], bias=params["bias"])
     cost += norm_cost(params["norm"], n * ctx.out_dim, ctx.out_dim)
     return cost + _embedding_cost(ctx, params, grid)
 
@@ -77,6 +77,7 @@ register(
             ParamDef("stride", int, 0, minimum=0, doc="stride; 0 means patch_size"),
             ParamDef("padding", int, 0, minimum=0),
             ParamDef("norm", str, "none", choices=NORM_NAMES, doc="norm after the projection"),
+            ParamDef("bias", bool, True, doc="convolution bias (NAS-Bench-201: false)"),
             *COMMON,
         ),
         cost=_patch_cost,
