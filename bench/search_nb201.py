@@ -23,22 +23,22 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nb201_table import Table, load  # noqa: E402
-from bench.svgplot import line_chart  # noqa: E402
+from bench.nb201_table import Table, load
+from bench.svgplot import line_chart
 
 MIXNAS = ("random", "evolution", "nsga2", "local_search", "surrogate")
 OPTUNA = ("optuna-tpe", "optuna-tpe-mv", "optuna-nsga2")

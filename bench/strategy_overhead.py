@@ -14,21 +14,21 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import strategies  # noqa: E402
-from bench.search_nb201 import write_section  # noqa: E402
-from search_space import load_space, spec_cost  # noqa: E402
-from strategies import Objective  # noqa: E402
+import strategies
+from bench.search_nb201 import write_section
+from search_space import load_space, spec_cost
+from strategies import Objective
 
 POPULATION = {
     "evolution": {"population_size": 100, "sample_size": 25},

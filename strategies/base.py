@@ -136,7 +136,7 @@ class Strategy:
         self._asked = 0
         self._initial = [s for s in initial if space.contains(s, check_constraints=False)]
 
-    # -- protocol ---------------------------------------------------------------------------------
+    # -- protocol ----------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Candidate]:
         """Up to ``n`` new candidates (fewer only when no unseen spec can be found)."""
         out: list[Candidate] = []
@@ -168,14 +168,14 @@ class Strategy:
             self.history.append(obs)
             self._observe(obs)
 
-    # -- to implement -------------------------------------------------------------------------------
+    # -- to implement -----------------------------------------------------------------------------
     def _propose(self, n: int) -> list[tuple[ArchSpec, str]]:
         raise NotImplementedError
 
     def _observe(self, obs: Observation) -> None:
         """Updates internal state from one observation (no randomness here)."""
 
-    # -- helpers for subclasses -------------------------------------------------------------------
+    # -- helpers for subclasses --------------------------------------------------------------------
     def _register(self, spec: ArchSpec, origin: str) -> Candidate:
         candidate = Candidate(spec, self._asked, origin)
         self._asked += 1
@@ -192,7 +192,7 @@ class Strategy:
     def violation(self, obs: Observation) -> float:
         return violation(obs, self.constraints)
 
-    # -- state ----------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state: RNG, counters, history and pending candidates."""
         return {

@@ -3,10 +3,10 @@ archive; with one objective this is first-improvement hill climbing with restart
 
 An archive member is "explored" once all of its neighbours (one decision away, see
 `DecisionSpace.neighbours`) have been proposed; that is derived from the proposals so far rather
-than stored, so a resumed search makes exactly the same choices. Candidates are unproposed neighbours of a random
-unexplored archive member; when every member is explored (a local optimum), the search restarts
-from random samples. White et al. ("Local search is state of the art for NAS benchmarks", 2020)
-found this simple method strong on NAS-Bench-201.
+than stored, so a resumed search makes exactly the same choices. Candidates are unproposed
+neighbours of a random unexplored archive member; when every member is explored (a local
+optimum), the search restarts from random samples. White et al. ("Local search is state of the
+art for NAS benchmarks", 2020) found this simple method strong on NAS-Bench-201.
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def test_native_strategies_do_not_import_torch() -> None:
 
 
 def test_unknown_strategy_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="known: .*evolution"):
+    with pytest.raises(KeyError, match=r"known: .*evolution"):
         strategies.create("annealing", SPACE, ONE, seed=0)
 
 
