@@ -34,6 +34,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/space.py --out docs/benchmarks.md
+	$(PY) bench/strategy_overhead.py --out docs/benchmarks.md
+	$(PY) bench/search_nb201.py --mode both --out docs/benchmarks.md --figures docs/figures
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -23,6 +23,12 @@ from search_space.ops.registries import register
 
 _MODULE = "search_space.nn.mixers.attention"
 
+# parameters every multi-head attention mixer shares
+HEAD_DIM = ParamDef(
+    "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
+)
+QKV_BIAS = ParamDef("qkv_bias", bool, True)
+
 
 def _attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     t, d = ctx.tokens, ctx.dim
@@ -45,10 +51,8 @@ register(
         layout=LAYOUT_TOKENS,
         complexity="O(N^2 d + N d^2)",
         params=(
-            ParamDef(
-                "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
-            ),
-            ParamDef("qkv_bias", bool, True),
+            HEAD_DIM,
+            QKV_BIAS,
         ),
         rules=(divides("head_dim"),),
         cost=_attention_cost,
@@ -131,11 +135,9 @@ register(
                 minimum=1,
                 doc="window side M; clipped to the grid on each axis (then no shift there)",
             ),
-            ParamDef(
-                "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
-            ),
+            HEAD_DIM,
             ParamDef("shift", bool, False, doc="cyclic shift by window // 2 with the Swin mask"),
-            ParamDef("qkv_bias", bool, True),
+            QKV_BIAS,
             ParamDef(
                 "rel_pos_bias",
                 bool,
@@ -204,10 +206,8 @@ register(
                 minimum=1,
                 doc="kernel = stride R of the key/value reduction conv; 1 = global attention",
             ),
-            ParamDef(
-                "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
-            ),
-            ParamDef("qkv_bias", bool, True),
+            HEAD_DIM,
+            QKV_BIAS,
         ),
         rules=(divides("head_dim"),),
         cost=_sr_attention_cost,
@@ -238,10 +238,8 @@ register(
         layout=LAYOUT_TOKENS,
         complexity="O(N d^2)",
         params=(
-            ParamDef(
-                "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
-            ),
-            ParamDef("qkv_bias", bool, True),
+            HEAD_DIM,
+            QKV_BIAS,
             ParamDef(
                 "feature_map",
                 str,
