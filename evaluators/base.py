@@ -1,0 +1,128 @@
+"""The evaluator protocol: run something on a spec and return a result with units.
+
+Who calls what, when: a run driver (or a benchmark) calls `evaluator.evaluate(spec, context)` for
+each candidate a strategy proposes and passes the result's metrics to the strategy's `tell`. An
+evaluator never raises for a bad architecture: `safe_evaluate` turns an exception or a non-finite
+metric into a result with status ``failed`` and the error text, so one broken candidate cannot
+stop a run.
+
+Metric names carry their units: ``macs``, ``params``, ``top1`` (percent), ``loss``,
+``latency_ms@<device>``, ``proxy:<name>``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from search_space.registry import Registry
+from search_space.spec import ArchSpec
+
+OK, FAILED, PRUNED = "ok", "failed", "pruned"
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What an evaluation may use besides the spec.
+
+    Attributes:
+        seed: seeds every random choice of the evaluation (weights, data order).
+        budget: evaluator-specific budget, e.g. ``{"steps": 200}`` or ``{"seconds": 30}``.
+        data: a dataset name or object the evaluator understands (None: its default).
+        device: torch device string for evaluators that run models.
+        options: further evaluator-specific settings.
+    """
+
+    seed: int = 0
+    budget: Mapping[str, float] = field(default_factory=dict)
+    data: Any = None
+    device: str = "cpu"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The outcome of one evaluation.
+
+    Attributes:
+        status: ``ok``, ``failed`` or ``pruned`` (stopped early by a multi-fidelity schedule).
+        metrics: metric name (with unit) to value.
+        timings: phase name to seconds, e.g. ``{"build": 0.1, "train": 12.3}``.
+        error: the error text of a failed evaluation.
+        rungs: per-rung metrics of a multi-fidelity evaluation, in order.
+    """
+
+    status: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+    error: str = ""
+    rungs: tuple[Mapping[str, float], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+class Evaluator:
+    """Base class: subclasses implement `_evaluate` and name the metrics they produce."""
+
+    name: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+
+    def evaluate(self, spec: ArchSpec, context: EvalContext | None = None) -> EvalResult:
+        """Evaluates ``spec``; never raises for a bad architecture (see `safe_evaluate`)."""
+        return safe_evaluate(self, spec, context or EvalContext())
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        raise NotImplementedError
+
+
+def safe_evaluate(evaluator: Evaluator, spec: ArchSpec, context: EvalContext) -> EvalResult:
+    """Runs an evaluator, recording exceptions and non-finite metrics as failed results."""
+    start = time.perf_counter()
+    try:
+        result = evaluator._evaluate(spec, context)
+    except Exception as exc:  # a failing candidate is a result, not a crash of the run
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return EvalResult(FAILED, timings={"total": time.perf_counter() - start}, error=text)
+    bad = sorted(k for k, v in result.metrics.items() if not math.isfinite(float(v)))
+    timings = {"total": time.perf_counter() - start, **result.timings}
+    if result.status == OK and bad:
+        return EvalResult(
+            FAILED, result.metrics, timings, f"non-finite metric(s): {', '.join(bad)}", result.rungs
+        )
+    return EvalResult(result.status, result.metrics, timings, result.error, result.rungs)
+
+
+EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
+
+
+def register(cls: type[Evaluator]) -> type[Evaluator]:
+    """Class decorator: registers an evaluator under its ``name``."""
+    EVALUATORS.register(cls.name, cls)
+    return cls
+
+
+@register
+class CostEvaluator(Evaluator):
+    """Analytic costs (params, MACs, activation memory, bytes, bit-operations) and, with
+    ``options={"count": True}``, the MACs counted on the built model."""
+
+    name = "cost"
+    metrics = ("params", "macs", "activation_bytes", "bytes", "bitops")
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        from search_space import spec_cost
+
+        metrics: dict[str, float] = {k: float(v) for k, v in spec_cost(spec).to_dict().items()}
+        if context.options.get("count"):
+            from evaluators.counting import count_macs
+            from search_space import build_model, example_input
+
+            model = build_model(spec, seed=context.seed)
+            metrics["counted_macs"] = float(count_macs(model, example_input(spec, 1)))
+        return EvalResult(OK, metrics)
