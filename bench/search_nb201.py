@@ -211,8 +211,10 @@ def _table(
 
 def comparison(results: dict[str, Any], budgets: list[int]) -> list[str]:
     """Best mixnas strategy against Optuna's best sampler, per device and budget."""
-    lines = ["| device | queries | best mixnas (median regret) | best Optuna (median regret) "
-             "| ratio |", "|---|---|---|---|---|"]
+    lines = [
+        "| device | queries | best mixnas (median regret) | best Optuna (median regret) | ratio |",
+        "|---|---|---|---|---|",
+    ]
     for device, data in results.items():
         rows = data.get("mo", [])
         for b in budgets:
@@ -223,8 +225,10 @@ def comparison(results: dict[str, Any], budgets: list[int]) -> list[str]:
             a = min(ours, key=lambda r: r[f"median@{b}"])
             o = min(theirs, key=lambda r: r[f"median@{b}"])
             ratio = a[f"median@{b}"] / o[f"median@{b}"] if o[f"median@{b}"] else float("nan")
-            lines.append(f"| {device} | {b} | {a['strategy']} ({a[f'median@{b}']:.4f}) | "
-                         f"{o['strategy']} ({o[f'median@{b}']:.4f}) | {ratio:.2f} |")
+            lines.append(
+                f"| {device} | {b} | {a['strategy']} ({a[f'median@{b}']:.4f}) | "
+                f"{o['strategy']} ({o[f'median@{b}']:.4f}) | {ratio:.2f} |"
+            )
     return lines
 
 
@@ -248,8 +252,12 @@ def report(args: argparse.Namespace, results: dict[str, Any], elapsed: float) ->
         "strategies never repeat a cell). Bold: the best median per budget.",
     ]
     if any("mo" in data for data in results.values()):
-        lines += ["", "### Best mixnas strategy against Optuna's best sampler", "",
-                  *comparison(results, budgets)]
+        lines += [
+            "",
+            "### Best mixnas strategy against Optuna's best sampler",
+            "",
+            *comparison(results, budgets),
+        ]
     for device, data in results.items():
         if "mo" in data:
             lines += ["", f"### {args.dataset} x {device}: hypervolume regret", ""]

@@ -17,11 +17,28 @@ pytestmark = pytest.mark.skipif(not (SHARED / "data").exists(), reason="../share
 
 
 def test_json_lists_cells_per_strategy_and_seed() -> None:
-    cmd = [sys.executable, "bench/search_nb201.py", "--dataset", "cifar10", "--device", "raspi4",
-           "--budget", "12", "--seeds", "2", "--workers", "1", "--json",
-           "--strategies", "random,local_search,optuna-tpe"]
-    out = json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
-                                    timeout=300).stdout)
+    cmd = [
+        sys.executable,
+        "bench/search_nb201.py",
+        "--dataset",
+        "cifar10",
+        "--device",
+        "raspi4",
+        "--budget",
+        "12",
+        "--seeds",
+        "2",
+        "--workers",
+        "1",
+        "--json",
+        "--strategies",
+        "random,local_search,optuna-tpe",
+    ]
+    out = json.loads(
+        subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+        ).stdout
+    )
     runs = out["runs"]["mo:raspi4"]
     assert set(runs) == {"random", "local_search", "optuna-tpe"}
     for name, seeds in runs.items():
@@ -30,8 +47,11 @@ def test_json_lists_cells_per_strategy_and_seed() -> None:
             assert len(archs) == 12 and all(a.startswith("|") and a.count("~") == 6 for a in archs)
             if name != "optuna-tpe":  # mixnas strategies never repeat a cell
                 assert len(set(archs)) == 12
-    again = json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
-                                      timeout=300).stdout)
+    again = json.loads(
+        subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+        ).stdout
+    )
     assert again["runs"] == out["runs"]
 
 
@@ -42,8 +62,11 @@ def test_regret_is_zero_on_the_true_front_and_falls_with_queries() -> None:
 
     table = load("cifar10", "fpga")
     front = true_front(table)
-    on_front = [table.arch[i] for i in range(len(table.arch))
-                if any(np.allclose(table.all_losses()[i], f) for f in front)]
+    on_front = [
+        table.arch[i]
+        for i in range(len(table.arch))
+        if any(np.allclose(table.all_losses()[i], f) for f in front)
+    ]
     assert regret_curve(table, on_front, front)[-1] == pytest.approx(0.0, abs=1e-12)
     curve = regret_curve(table, list(table.arch[:200]), front)
     assert np.all(np.diff(curve) <= 1e-12) and 0 < curve[-1] < 1

@@ -1,0 +1,263 @@
+"""The ``train`` evaluator: a short, deterministic training run that reports validation accuracy.
+
+`ShortTraining` builds the spec's model, trains it with AdamW, a cosine learning-rate schedule and
+label smoothing for a budget of ``steps``, ``seconds`` or ``epochs`` (whichever ends first when
+several are given; 100 steps when none is), and reports ``top1`` (validation accuracy, percent),
+``loss`` (validation cross-entropy, no smoothing), ``train_loss`` (smoothed loss over the last
+steps), ``train_seconds`` and ``steps``.
+
+Multi-fidelity schedules (successive halving, Hyperband) pass ``rungs`` (step counts): the
+validation metrics at each rung go into `EvalResult.rungs`, and ``stop_at_rung`` may stop the run
+there with status ``pruned``.
+
+Determinism: with a ``steps`` or ``epochs`` budget, the same seed gives the same metrics on the
+same machine and thread count. Weights come from ``build_model(spec, seed=...)``, the data order
+from a local `torch.Generator`, and dropout/drop-path from the global RNG, which is seeded inside
+`torch.random.fork_rng` so that the caller's RNG state is untouched. On CPU, torch's kernels are
+deterministic for a fixed thread count, so ``torch.use_deterministic_algorithms`` is not needed;
+on CUDA it (and ``CUBLAS_WORKSPACE_CONFIG``) would be. A ``seconds`` budget is deterministic only
+up to where the clock stops it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluators.base import OK, PRUNED, EvalContext, EvalResult, Evaluator, register
+from evaluators.data import Dataset, load_dataset
+from search_space import build_model
+from search_space.errors import MixnasError
+from search_space.spec import ArchSpec, InputSpec
+
+# A rung hook gets (rung index, that rung's metrics) and returns True to stop (prune) the run.
+StopRule = Callable[[int, Mapping[str, float]], bool]
+
+DEFAULT_STEPS = 100
+# settings that `EvalContext.options` may override per call, with the constructor's defaults
+_SETTINGS: dict[str, Any] = {
+    "lr": 2e-3,
+    "weight_decay": 0.05,
+    "label_smoothing": 0.1,
+    "batch_size": 64,
+    "warmup_steps": 0,
+    "grad_clip": 1.0,
+    "eval_batch_size": 256,
+    "drop_path_rate": 0.0,
+    "data_seed": 0,
+    "data_options": None,
+    "rungs": (),
+    "stop_at_rung": None,
+    "loss_window": 20,
+}
+
+
+class TrainingError(MixnasError, ValueError):
+    """A training option or budget is invalid; the message is one line."""
+
+
+@lru_cache(maxsize=8)
+def _cached_dataset(
+    name: str | None, input_spec: InputSpec, seed: int, options: tuple[tuple[str, Any], ...]
+) -> Dataset:
+    # candidates of one run share their input spec and data: load and adapt the set only once
+    return load_dataset(name, input_spec, seed=seed, **dict(options))
+
+
+@register
+class ShortTraining(Evaluator):
+    """Short training of a spec's model on an offline dataset (see the module docstring).
+
+    Keyword arguments (each also accepted in ``EvalContext.options``, which wins):
+        lr, weight_decay: AdamW settings.
+        label_smoothing: of the training loss (0.1).
+        batch_size: training batch size (64; the training set size when it is smaller).
+        warmup_steps: linear warm-up before the cosine decay (0).
+        grad_clip: max gradient norm, or 0 for none (1.0).
+        eval_batch_size: validation batch size (256).
+        drop_path_rate: passed to `build_model` (0).
+        data_seed: seeds the dataset's generation and split (0): independent of the evaluation
+            seed, so that every candidate of a search sees the same split.
+        data_options: options for `load_dataset` (``size``, ``difficulty``, ``val_fraction``).
+        rungs: step counts at which to record validation metrics.
+        stop_at_rung: a callable ``(rung_index, metrics) -> bool``, a number (minimum ``top1`` at
+            every rung) or a sequence of numbers (minimum ``top1`` per rung); a run that fails it
+            ends with status ``pruned``.
+        loss_window: how many final steps ``train_loss`` averages (20).
+    """
+
+    name = "train"
+    metrics = ("top1", "loss", "train_loss", "train_seconds", "steps")
+
+    def __init__(self, **settings: Any) -> None:
+        _check_settings(settings, "ShortTraining")
+        self.settings: dict[str, Any] = {**_SETTINGS, **settings}
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        _check_settings(context.options, "EvalContext.options")
+        cfg = {**self.settings, **context.options}
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        data = self._dataset(context.data, spec.input, cfg)
+        timings["data"] = time.perf_counter() - start
+
+        device = torch.device(context.device)
+        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+        x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+        n_train = len(y_train)
+        batch = max(1, min(int(cfg["batch_size"]), n_train))
+        per_epoch = n_train // batch  # full batches only: batch norm needs more than one sample
+        max_steps, max_seconds = _budget(context.budget, per_epoch)
+        rungs = sorted({int(r) for r in cfg["rungs"] if 0 < int(r) <= max_steps})
+        stop = _stop_rule(cfg["stop_at_rung"])
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(context.seed)  # dropout / drop-path draws, without leaking
+            start = time.perf_counter()
+            model = build_model(
+                spec, seed=context.seed, drop_path_rate=float(cfg["drop_path_rate"])
+            ).to(device)
+            timings["build"] = time.perf_counter() - start
+            optimizer = torch.optim.AdamW(
+                model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
+            )
+            order_gen = torch.Generator().manual_seed(context.seed)
+            warmup = int(cfg["warmup_steps"])
+            recent: list[float] = []
+            records: list[dict[str, float]] = []
+            step, status = 0, OK
+            order = torch.empty(0, dtype=torch.long)
+            train_start = time.perf_counter()
+            eval_seconds = 0.0
+            while step < max_steps:
+                elapsed = time.perf_counter() - train_start - eval_seconds
+                if max_seconds is not None and elapsed >= max_seconds:
+                    break
+                position = step % per_epoch
+                if position == 0:  # a fresh seeded shuffle every epoch
+                    order = torch.randperm(n_train, generator=order_gen).to(device)
+                index = order[position * batch : (position + 1) * batch]
+                # the schedule follows the step budget, or the clock for a seconds-only budget
+                progress = step / max_steps if math.isfinite(max_steps) else 0.0
+                if max_seconds is not None:
+                    progress = max(progress, elapsed / max_seconds)
+                for group in optimizer.param_groups:
+                    group["lr"] = float(cfg["lr"]) * _lr_factor(step, progress, warmup)
+                model.train()
+                logits = model(x_train[index])
+                loss = F.cross_entropy(
+                    logits, y_train[index], label_smoothing=float(cfg["label_smoothing"])
+                )
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg["grad_clip"]:
+                    nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
+                optimizer.step()
+                step += 1
+                recent = [*recent, loss.item()][-int(cfg["loss_window"]) :]
+                if len(records) < len(rungs) and step == rungs[len(records)]:
+                    tick = time.perf_counter()
+                    record = {"steps": float(step), **_validate(model, x_val, y_val, cfg)}
+                    eval_seconds += time.perf_counter() - tick
+                    records.append(record)
+                    if stop is not None and stop(len(records) - 1, record):
+                        status = PRUNED
+                        break
+            train_seconds = time.perf_counter() - train_start - eval_seconds
+            start = time.perf_counter()
+            if status == PRUNED:
+                final = {k: v for k, v in records[-1].items() if k != "steps"}
+            else:
+                final = _validate(model, x_val, y_val, cfg)
+            timings["eval"] = eval_seconds + time.perf_counter() - start
+        timings["train"] = train_seconds
+        metrics = {
+            **final,
+            "train_loss": sum(recent) / len(recent) if recent else math.nan,
+            "train_seconds": train_seconds,
+            "steps": float(step),
+        }
+        return EvalResult(status, metrics, timings, rungs=tuple(records))
+
+    @staticmethod
+    def _dataset(data: Any, input_spec: InputSpec, cfg: Mapping[str, Any]) -> Dataset:
+        if isinstance(data, Dataset):
+            return data
+        if data is not None and not isinstance(data, str):
+            data = str(data)  # a pathlib.Path
+        options = tuple(sorted((cfg["data_options"] or {}).items()))
+        return _cached_dataset(data, input_spec, int(cfg["data_seed"]), options)
+
+
+def _check_settings(settings: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(settings) - set(_SETTINGS))
+    if unknown:
+        raise TrainingError(
+            f"{where}: unknown training option {unknown[0]!r}; allowed: {', '.join(_SETTINGS)}"
+        )
+
+
+def _budget(budget: Mapping[str, float], per_epoch: int) -> tuple[float, float | None]:
+    """The step limit (inf for seconds only) and the seconds limit (None when not given)."""
+    unknown = sorted(set(budget) - {"steps", "seconds", "epochs"})
+    if unknown:
+        raise TrainingError(f"budget.{unknown[0]}: unknown; allowed: steps, seconds, epochs")
+    for key, value in budget.items():
+        if not float(value) > 0:
+            raise TrainingError(f"budget.{key}: must be a number > 0 (got {value!r})")
+    limits = []
+    if "steps" in budget:
+        limits.append(float(int(budget["steps"])))
+    if "epochs" in budget:
+        limits.append(float(max(1, round(float(budget["epochs"]) * per_epoch))))
+    seconds = float(budget["seconds"]) if "seconds" in budget else None
+    if not limits:
+        limits.append(math.inf if seconds is not None else float(DEFAULT_STEPS))
+    return min(limits), seconds
+
+
+def _lr_factor(step: int, progress: float, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _stop_rule(rule: Any) -> StopRule | None:
+    if rule is None or callable(rule):
+        return rule  # type: ignore[no-any-return]
+    if isinstance(rule, int | float) and not isinstance(rule, bool):
+        return lambda _index, metrics: metrics["top1"] < float(rule)
+    if isinstance(rule, Sequence) and not isinstance(rule, str):
+        thresholds = [float(t) for t in rule]
+        return lambda index, metrics: (
+            index < len(thresholds) and (metrics["top1"] < thresholds[index])
+        )
+    raise TrainingError(
+        f"stop_at_rung: must be a callable, a number or a list of numbers (got {rule!r})"
+    )
+
+
+@torch.no_grad()
+def _validate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Mapping[str, Any]
+) -> dict[str, float]:
+    """Validation ``top1`` (percent) and plain cross-entropy ``loss``."""
+    model.eval()
+    size = max(1, int(cfg["eval_batch_size"]))
+    total_loss, correct = 0.0, 0
+    for begin in range(0, len(y), size):
+        logits = model(x[begin : begin + size])
+        target = y[begin : begin + size]
+        total_loss += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == target).sum())
+    n = max(1, len(y))
+    return {"top1": 100.0 * correct / n, "loss": total_loss / n}
