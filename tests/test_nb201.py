@@ -7,7 +7,6 @@ Both live in /work/shared/data; the checks that need them skip when it is absent
 
 from __future__ import annotations
 
-import ast
 import csv
 import dataclasses
 import json
@@ -29,6 +28,7 @@ from search_space.spaces.nb201 import (
     format_arch_str,
     from_arch_str,
     from_ops,
+    naslib_ops,
     to_arch_str,
 )
 
@@ -37,9 +37,6 @@ NASLIB_ZC = DATA / "naslib_zc_proxies" / "zc_nasbench201_subset.json"
 NASLIB_FULL = DATA / "naslib_zc_proxies" / "nb201_zen_valacc_full.csv"
 NATS = DATA / "nb201_nats_test_acc" / "nats_bench.csv"
 
-# NASLib's op codes and edge order (nodes numbered from 1): see naslib_zc_proxies/README.md.
-NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-NASLIB_EDGES = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
 
 BEST_C10 = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
@@ -52,15 +49,6 @@ def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"reference data not available: {path}")
     return path
-
-
-def naslib_ops(key: str | tuple[int, ...]) -> list[str]:
-    """The six edge ops, in arch-string order, of a NASLib NB201 op-index tuple."""
-    codes = ast.literal_eval(key) if isinstance(key, str) else key
-    ops = [""] * len(EDGES)
-    for code, (src, dst) in zip(codes, NASLIB_EDGES, strict=True):
-        ops[EDGES.index((dst - 1, src - 1))] = NASLIB_OPS[code]
-    return ops
 
 
 @cache

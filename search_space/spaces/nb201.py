@@ -12,6 +12,7 @@ An arch string names the op of each edge, grouped by target node, with the sourc
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,6 +174,21 @@ def edges_of(spec: ArchSpec) -> list[str]:
             "spec",
             "is not a NAS-Bench-201 network (the C=16, N=5 skeleton with one cell genotype)",
         )
+    return ops
+
+
+# NASLib (NAS-Bench-Suite-Zero) keys a cell by six op codes in its own edge order, nodes from 1
+NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+NASLIB_EDGES = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
+
+
+def naslib_ops(key: str | Sequence[int]) -> list[str]:
+    """The six edge ops, in arch-string order, of a NASLib op-code tuple such as
+    ``"(0, 2, 3, 2, 3, 1)"``."""
+    codes = ast.literal_eval(key) if isinstance(key, str) else tuple(key)
+    ops = [""] * len(EDGES)
+    for code, (src, dst) in zip(codes, NASLIB_EDGES, strict=True):
+        ops[EDGES.index((dst - 1, src - 1))] = NASLIB_OPS[code]
     return ops
 
 
