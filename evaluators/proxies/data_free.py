@@ -82,23 +82,45 @@ def synflow(
     raise ProxyError("synflow failed: " + "; ".join(errors))
 
 
+_ZEN_FLOOR = 1e-30
+
+
+def _gaussian_init(model: nn.Module) -> None:
+    """Zen-NAS's initialisation: every conv and linear weight from N(0, 1), biases 0."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
+                m.weight.normal_()
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
 @proxy("zen")
-def zen(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, spec: ArchSpec) -> float:
+def zen(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    spec: ArchSpec,
+    reinit: bool = True,
+) -> float:
     """Zen-score (Lin et al. 2021, "Zen-NAS: A Zero-Shot NAS for High-Performance Image
     Recognition"): ``log E ||f(x) - f(x + a e)||_1 + sum_BN log sqrt(mean running_var)`` with
     Gaussian ``x`` and ``e``, ``a = 0.01`` and ``f`` the pre-head features (the head's input).
 
-    Data-free: only the batch's shape is used. Batch norms run in train mode with momentum 1, so
+    Data-free: only the batch's shape is used. As in Zen-NAS, every conv and linear weight is
+    re-drawn from N(0, 1) first (``reinit``); batch norms run in train mode with momentum 1, so
     their running variance is exactly the batch variance of the perturbed pass (the paper's
-    variance correction). Token ids cannot be perturbed, so for id inputs the stem's output (the
-    token embeddings) is replaced by the Gaussian. The model keeps its own initialisation (Zen-NAS
-    re-draws every weight from N(0, 1)), which keeps attention and scans in range; scores are
-    comparable between specs built by the same builder.
+    variance correction), and norms that only saw zeros are skipped. Features that do not depend
+    on the input at all score at the floor (log 1e-30). Token ids cannot be perturbed, so for id
+    inputs the stem's output (the token embeddings) is replaced by the Gaussian.
     """
     model.train()
     for m in model.modules():
         if isinstance(m, _BATCH_NORMS):
             m.momentum = 1.0
+    if reinit:
+        _gaussian_init(model)
     head = getattr(model, "head", None)
     features: list[torch.Tensor] = []
     handles: list[Any] = []
@@ -128,10 +150,17 @@ def zen(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, spec: 
     out1, out2 = outs
     f1, f2 = (features[0], features[1]) if len(features) >= 2 else (out1, out2)
     delta = float(real(f1 - f2).double().abs().flatten(1).sum(1).mean())
-    if not delta > 0:
-        raise ProxyError("zen: the features do not respond to input perturbation")
+    if not math.isfinite(delta):
+        raise ProxyError("zen: the perturbed features are not finite")
+    # features that ignore the input (a cell whose output is cut off from its input) get the
+    # lowest score rather than log(0)
+    delta = max(delta, _ZEN_FLOOR)
     correction = 0.0
     for m in model.modules():
         if isinstance(m, _BATCH_NORMS) and m.running_var is not None:
-            correction += 0.5 * math.log(float(m.running_var.double().mean()))
+            var = float(m.running_var.double().mean())
+            # a norm that only ever saw zeros (its input is cut off by `none` edges) carries no
+            # signal; counting it would add log(0)
+            if var > 0:
+                correction += 0.5 * math.log(var)
     return math.log(delta) + correction
