@@ -95,13 +95,12 @@ def run_optuna(name: str, table: Table, seed: int, budget: int, constrained: boo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     bound = latency_bound(table)
-    options: dict[str, Any] = {"seed": seed}
     if name == "optuna-tpe":
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(**options)
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed)
     elif name == "optuna-tpe-mv":
-        sampler = optuna.samplers.TPESampler(multivariate=True, **options)
+        sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed)
     else:
-        sampler = optuna.samplers.NSGAIISampler(**options)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     directions = ["maximize"] if constrained else ["maximize", "minimize"]
     study = optuna.create_study(directions=directions, sampler=sampler)
     archs = []

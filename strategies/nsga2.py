@@ -52,9 +52,7 @@ class NSGA2(Strategy):
         if obs.status != OK:
             return
         self.offspring.append(obs)
-        if not self.parents and len(self.offspring) < self.population_size:
-            return
-        if self.parents and len(self.offspring) < self.population_size:
+        if len(self.offspring) < self.population_size:  # the generation is not complete yet
             return
         merged = self.parents + self.offspring
         self.parents = best_first(self, merged, self.population_size)

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import ndtr
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
@@ -36,15 +37,11 @@ _ENUMERATIONS: weakref.WeakKeyDictionary[DecisionSpace, list[ArchSpec]] = (
 )
 
 
-def _normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
-
-
 def _expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
     """EI for minimisation."""
     z = (best - mu) / sd
     pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    return sd * (z * _normal_cdf(z) + pdf)
+    return sd * (z * ndtr(z) + pdf)
 
 
 def hvi_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -104,9 +101,11 @@ class SurrogateSearch(Strategy):
             _ENUMERATIONS[self.space] = list(self.space.enumerate(limit=self.exhaustive_limit * 4))
         return _ENUMERATIONS[self.space]
 
-    def _pool(self, done: list[Observation]) -> tuple[list[ArchSpec], np.ndarray]:
+    def _pool(
+        self, done: list[Observation], on_front: np.ndarray
+    ) -> tuple[list[ArchSpec], np.ndarray]:
         """Candidates: a random share of the space plus the surroundings of the current front."""
-        front = [o.spec for o, m in zip(done, self._front_mask(done), strict=True) if m]
+        front = [o.spec for o, m in zip(done, on_front, strict=True) if m]
         pool: dict[str, ArchSpec] = {}
         specs = self._enumeration()
         if specs is not None:
@@ -157,16 +156,18 @@ class SurrogateSearch(Strategy):
                 continue
             y = np.array([done[i].metrics[c.metric] for i in known])
             mu, sd = self._model(f"constraint:{c.metric}", feats[known], y).predict(x)
-            upper = _normal_cdf((c.max - mu) / sd) if c.max is not None else 1.0
-            lower = _normal_cdf((c.min - mu) / sd) if c.min is not None else 0.0
+            upper = ndtr((c.max - mu) / sd) if c.max is not None else 1.0
+            lower = ndtr((c.min - mu) / sd) if c.min is not None else 0.0
             prob *= np.clip(upper - lower, 0.0, 1.0)
         return prob
 
-    def _acquisition(self, x: np.ndarray, done: list[Observation], feats: np.ndarray) -> np.ndarray:
+    def _acquisition(
+        self, x: np.ndarray, done: list[Observation], feats: np.ndarray, on_front: np.ndarray
+    ) -> np.ndarray:
         losses = np.array([self.losses(o) for o in done])
         # scale by the current front, not by all results: a few very poor architectures would
         # otherwise squeeze the region that matters into a sliver where model noise dominates
-        front = losses[self._front_mask(done)]
+        front = losses[on_front]
         lo, hi = front.min(0), front.max(0)
         spread = np.where(hi > lo, hi - lo, np.maximum(np.abs(lo), 1e-9))
         # values far beyond the front add no hypervolume; clipping them keeps the model's scale
@@ -174,18 +175,17 @@ class SurrogateSearch(Strategy):
         norm = np.minimum((losses - lo) / spread, CLIP)
         m = len(self.objectives)
         if m == 2:
-            return self._ehvi(x, norm, feats, done)
+            return self._ehvi(x, norm, feats, on_front)
         if m > 2:  # ParEGO: one random augmented Chebyshev scalarisation per ask
             w = self.rng.dirichlet(np.ones(m))
             norm = (np.max(w * norm, axis=1) + 0.05 * (w * norm).sum(1))[:, None]
         mu, sd = self._model(f"scalar:{m}", feats, norm[:, 0]).predict(x)
-        feasible = self._front_mask(done)
-        return _expected_improvement(mu, sd, float(norm[feasible, 0].min()))
+        return _expected_improvement(mu, sd, float(norm[on_front, 0].min()))
 
     def _ehvi(
-        self, x: np.ndarray, norm: np.ndarray, feats: np.ndarray, done: list[Observation]
+        self, x: np.ndarray, norm: np.ndarray, feats: np.ndarray, on_front: np.ndarray
     ) -> np.ndarray:
-        front = norm[self._front_mask(done)]
+        front = norm[on_front]
         # the reference point sits past the worst results seen, not at the front's nadir: a
         # box ending at the nadir would give zero improvement to any point that extends the
         # front beyond its current ends
@@ -202,11 +202,12 @@ class SurrogateSearch(Strategy):
         done = [o for o in self.history if o.status == OK]
         if len(done) < max(self.num_init, 2):
             return self._random(n)
-        specs, x = self._pool(done)
+        on_front = self._front_mask(done)  # once per ask: pool and acquisition share it
+        specs, x = self._pool(done, on_front)
         if not specs:
             return self._random(n)
         feats = np.stack([self._feature(o.spec) for o in done])
-        score = self._acquisition(x, done, feats)
+        score = self._acquisition(x, done, feats, on_front)
         if self.constraints:
             score = score * self._feasibility(x, done, feats)
         # ties (flat acquisition) are broken at random rather than by pool order
