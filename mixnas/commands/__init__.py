@@ -1,0 +1,10 @@
+"""Subcommands of the ``mixnas`` command line, one module each.
+
+Every module exposes ``add_to(subparsers)``, which declares its parser(s) and sets ``func`` to a
+handler ``(args) -> exit status``. `mixnas.cli` discovers the modules listed in ``COMMANDS``.
+"""
+
+COMMANDS = (
+    "mixnas.commands.space",
+    "mixnas.commands.build",
+)

@@ -1,0 +1,73 @@
+"""``mixnas build SPEC.json``: rebuild a spec (or an exported record) and count its costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mixnas.commands.common import emit, fmt_int
+from search_space.errors import SpaceError
+
+
+def read_spec(path: str) -> Any:
+    from search_space import ArchSpec, validate_spec
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpaceError("<file>", f"cannot be read: {exc.strerror}", source=path) from None
+    data = json.loads(text) if text.strip().startswith("{") else None
+    if isinstance(data, dict) and "spec" in data and "stages" not in data:
+        # an exported record ({"id", "spec", metrics...}) carries the spec under "spec"
+        text = json.dumps(data["spec"])
+    spec = ArchSpec.from_json(text, source=path)
+    return validate_spec(spec, source=path)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from evaluators.counting import count_macs
+    from search_space import build_model, example_input, spec_cost
+    from search_space.nn.builder import count_params, summary
+
+    spec = read_spec(args.spec)
+    model = build_model(spec, seed=args.seed)
+    x = example_input(spec, batch_size=1)
+    model.eval()
+    out = model(x)
+    cost = spec_cost(spec)
+    info = {
+        "id": spec.id,
+        "params": count_params(model),
+        "macs": count_macs(model, x),
+        "analytic": cost.to_dict(),
+        "input_shape": list(x.shape),
+        "output_shape": list(out.shape),
+        "modules": summary(model),
+    }
+    if args.json:
+        emit(info)
+        return 0
+    print(f"spec {spec.id}: {len(spec.stages)} stages, depths {spec.depths}, widths {spec.widths}")
+    for row in info["modules"]:
+        print(f"  {row['module']:10} {fmt_int(row['params']):>14} params")
+    print(
+        f"  params {fmt_int(info['params'])}  MACs {fmt_int(info['macs'])} (counted), "
+        f"{fmt_int(cost.macs)} (analytic)"
+    )
+    print(
+        f"  bytes {fmt_int(cost.bytes)}  bitops {fmt_int(cost.bitops)}  "
+        f"activation bytes {fmt_int(cost.activation_bytes)}"
+    )
+    print(f"  input {info['input_shape']} -> output {info['output_shape']}")
+    return 0
+
+
+def add_to(sub: Any) -> None:
+    build = sub.add_parser("build", help="build a spec's model and count its costs")
+    build.add_argument("spec", help="ArchSpec JSON file (or an exported record)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--json", action="store_true")
+    build.set_defaults(func=cmd_build)
