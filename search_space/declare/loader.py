@@ -25,7 +25,10 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _read(path: Path) -> object:
+def read_declaration(path: str | Path) -> object:
+    """The parsed content of a YAML or JSON file (YAML with `_Loader`'s float rule); syntax
+    errors raise `SpaceError` naming the file and line. Used for spaces and run configs."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -52,7 +55,7 @@ def load_space(path: str | Path) -> SearchSpace:
     p = Path(path)
     if not p.exists() and builtin_path(str(path)) is not None:
         p = builtin_path(str(path))  # type: ignore[assignment]
-    data = _read(p)
+    data = read_declaration(p)
     return (
         SearchSpace.from_dict(data, source=str(path))
         if isinstance(data, dict)
