@@ -31,6 +31,7 @@ class ProxyEvaluator(Evaluator):
             PROXIES.get(n)
         self.names = tuple(names)
         self.batch_size = batch_size
+        self.metrics = tuple(f"proxy:{n}" for n in self.names)  # what this instance reports
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         from evaluators.proxies import compute_detailed
