@@ -22,7 +22,7 @@ from evaluators.base import (
 )
 
 # modules whose import registers more evaluators; loaded lazily (they import torch)
-_BUILTIN_MODULES = ("evaluators.proxy_evaluator", "evaluators.training")
+_BUILTIN_MODULES = ("evaluators.proxy_evaluator", "evaluators.training", "evaluators.latency")
 
 
 def _load_builtins() -> None:

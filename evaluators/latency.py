@@ -1,0 +1,124 @@
+"""The ``latency`` evaluator: measured inference latency of a spec's model on this machine.
+
+Who calls what: a run driver calls ``evaluators.create("latency", **options).evaluate(spec, ctx)``
+for each candidate; ``ctx.device`` picks the torch device (``cpu`` or ``cuda``). The model is built
+from the spec with ``ctx.seed``, put in the precision the options ask for (int8 where the spec's
+quantization policy has <= 8-bit weights, see `predictors.quantize`), and timed with
+`predictors.timing.time_module` (fixed threads, warm-up, repeats, median and IQR, re-measured when
+noisy).
+
+Metrics (milliseconds per forward pass of one batch):
+    ``latency_ms`` and ``latency_ms@<device>`` (the median; the second name is the one space
+    constraints and search objectives use), ``latency_iqr_ms``, ``latency_min_ms``,
+    ``latency_rel_iqr``, ``latency_noisy`` (1.0 when the spread stayed above ``max_rel_iqr``
+    after every re-measurement), ``latency_attempts``. Timings: ``build``, ``measure`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
+from predictors.timing import TimingOptions, time_module
+from search_space.errors import SpaceError
+from search_space.spec import ArchSpec
+
+HOST = "host"
+CUDA = "cuda"
+
+
+def device_name(torch_device: str) -> str:
+    """The device label of metric names: ``host`` for the CPU, ``cuda`` for a GPU."""
+    return CUDA if torch_device.startswith("cuda") else HOST
+
+
+@register
+class LatencyEvaluator(Evaluator):
+    """Measures a spec's model; options are those of `predictors.timing.TimingOptions`.
+
+    Args:
+        threads: torch intra-op threads while timing (default 1).
+        warmup: untimed calls first (default 5).
+        repeats: timed samples (default 30).
+        min_sample_ms: a sample repeats the forward until it lasts about this long (default 1.0).
+        max_rel_iqr: IQR / median above which the measurement is repeated (default 0.1).
+        max_remeasure: extra attempts when noisy (default 2).
+        batch_size: input batch size (default 1).
+        dtype: ``auto`` (int8 where the policy asks for <= 8 bits), ``fp32``, ``fp16``, ``bf16``
+            or ``int8`` (default ``auto``).
+        device_name: label used in ``latency_ms@<device_name>`` (default ``host`` on CPU and
+            ``cuda`` on a GPU).
+    """
+
+    name = "latency"
+    metrics: ClassVar[tuple[str, ...]] = (
+        "latency_ms",
+        "latency_iqr_ms",
+        "latency_min_ms",
+        "latency_rel_iqr",
+        "latency_noisy",
+        "latency_attempts",
+    )
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        warmup: int = 5,
+        repeats: int = 30,
+        min_sample_ms: float = 1.0,
+        max_rel_iqr: float = 0.1,
+        max_remeasure: int = 2,
+        batch_size: int = 1,
+        dtype: str = "auto",
+        device_name: str | None = None,
+    ) -> None:
+        self.options = TimingOptions(
+            threads=threads,
+            warmup=warmup,
+            repeats=repeats,
+            min_sample_ms=min_sample_ms,
+            max_rel_iqr=max_rel_iqr,
+            max_remeasure=max_remeasure,
+            batch_size=batch_size,
+            dtype=dtype,
+        )
+        if device_name is not None and (not device_name or "@" in device_name):
+            raise SpaceError(
+                "latency.device_name", "must be a non-empty name without '@'", value=device_name
+            )
+        self.device_name = device_name
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        import torch
+
+        from predictors.quantize import float_dtype, prepare_model
+        from search_space import build_model, example_input
+
+        device = context.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise SpaceError("context.device", "CUDA is not available here", value=device)
+        opts = self.options
+        start = time.perf_counter()
+        model = build_model(spec, seed=context.seed).eval()
+        # int8 dynamic quantization has CPU kernels only
+        dtype = opts.dtype if device == "cpu" or opts.dtype not in ("int8", "auto") else "fp32"
+        model = prepare_model(model, spec, dtype).to(device)
+        x = example_input(spec, opts.batch_size, seed=context.seed).to(device)
+        if x.is_floating_point():
+            x = x.to(float_dtype(dtype))
+        built = time.perf_counter() - start
+        timing = time_module(model, x, opts, device=device)
+        name = self.device_name or device_name(device)
+        metrics = {
+            "latency_ms": timing.median_ms,
+            f"latency_ms@{name}": timing.median_ms,
+            "latency_iqr_ms": timing.iqr_ms,
+            "latency_min_ms": timing.min_ms,
+            "latency_rel_iqr": timing.rel_iqr,
+            "latency_noisy": float(timing.noisy),
+            "latency_attempts": float(timing.attempts),
+        }
+        measured = time.perf_counter() - start - built
+        return EvalResult(OK, metrics, {"build": built, "measure": measured})
