@@ -1,0 +1,181 @@
+"""Spaces declared around a spec: the spec is the centre, each stage's depth and width range
+around it, its mixers (plus any alternatives) are the stage's choices.
+
+`space_around` writes an ordinary space declaration (the dict a YAML file would hold) and loads
+it, so the result is a `SearchSpace` like any other and ``contains(centre)`` holds by
+construction. In a space file the same thing is written ``around: {zoo: convnext_t, ...}``
+(see `declaration_around` and docs/spaces.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search_space.errors import SpaceError
+from search_space.ops import TOKEN_MIXERS, OpContext
+from search_space.plan import plan
+from search_space.spec import ArchSpec, Op
+
+AROUND_KEYS = {"zoo", "depth", "width", "mixers", "name", "constraints"}
+WIDTH_FACTORS = (0.75, 1.0, 1.25)
+
+
+def _op_entry(ref: Op) -> dict[str, Any]:
+    return {ref.name: {k: v for k, v in ref.to_dict()["params"].items()}}
+
+
+def _stage_contexts(spec: ArchSpec) -> list[tuple[tuple[int, ...], int]]:
+    """(grid, prefix tokens) each stage's blocks see."""
+    seen: dict[int, tuple[tuple[int, ...], int]] = {}
+    for item in plan(spec):
+        if item.role == "token_mixer" and item.stage not in seen:
+            seen[item.stage] = (item.ctx.grid, item.ctx.prefix)
+    return [seen[i] for i in range(len(spec.stages))]
+
+
+def _widths(
+    width: int, factors: Sequence[float], mixers: Sequence[Op], grid: tuple[int, ...], prefix: int
+) -> list[int]:
+    """Widths near ``width`` (multiples of 8) at which every mixer of the stage is valid."""
+    out = {width}
+    for f in factors:
+        w = max(8, round(width * f / 8) * 8)
+        ok = True
+        for ref in mixers:
+            opdef = TOKEN_MIXERS.get(ref.name)
+            try:
+                opdef.check_rules(
+                    OpContext(dim=w, grid=grid, prefix=prefix, out_dim=w),
+                    opdef.complete(ref.kwargs, "mixer"),
+                    "mixer",
+                )
+            except SpaceError:
+                ok = False
+                break
+        if ok:
+            out.add(w)
+    return sorted(out)
+
+
+def _single(values: set[Any], field: str, name: str) -> Any:
+    if len(values) != 1:
+        raise SpaceError(
+            field,
+            f"{name} varies inside the stage, which a declared space cannot express "
+            "(one per stage)",
+        )
+    return values.pop()
+
+
+def declaration_around(
+    centre: ArchSpec,
+    *,
+    depth: int = 1,
+    width: Sequence[float] = WIDTH_FACTORS,
+    mixers: Mapping[str, Mapping[str, Any]] | None = None,
+    name: str = "around",
+    constraints: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The space declaration around ``centre`` (see `space_around` for the arguments)."""
+    if depth < 0:
+        raise SpaceError("around.depth", "must be an integer >= 0", value=depth)
+    extra = dict(mixers or {})
+    menu: dict[str, dict[str, list[Any]]] = {}
+
+    def note(ref: Op) -> None:
+        params = menu.setdefault(ref.name, {})
+        for k, v in ref.to_dict()["params"].items():
+            values = params.setdefault(k, [])
+            if v not in values:
+                values.append(v)
+
+    stages = []
+    layer_scales = {b.layer_scale for b in centre.blocks}
+    contexts = _stage_contexts(centre)
+    for i, st in enumerate(centre.stages):
+        path = f"stages[{i}]"
+        used = list(dict.fromkeys(b.token_mixer for b in st.blocks))
+        for ref in used:
+            note(ref)
+        grid, prefix = contexts[i]
+        entries = [_op_entry(ref) for ref in used] + [{k: dict(v)} for k, v in extra.items()]
+        varied = len(used) > 1 or bool(extra)
+        stages.append(
+            {
+                "depth": list(range(max(1, st.depth - depth), st.depth + depth + 1)),
+                "width": _widths(st.width, width, used, grid, prefix),
+                "downsample": [{"name": st.downsample.name, **st.downsample.to_dict()["params"]}],
+                "norms": [_single({b.norm for b in st.blocks}, f"{path}.norm", "the norm")],
+                "channel_mixers": [
+                    _op_entry(
+                        _single(
+                            {b.channel_mixer for b in st.blocks},
+                            f"{path}.channel_mixer",
+                            "the channel mixer",
+                        )
+                    )
+                ],
+                "token_mixers": entries,
+                "patterns": ["free" if varied else "uniform"],
+            }
+        )
+    decl: dict[str, Any] = {
+        "name": name,
+        "description": "declared around a centre spec",
+        "input": centre.input.to_dict(),
+        "stem": [{"name": centre.stem.name, **centre.stem.to_dict()["params"]}],
+        "num_stages": [len(centre.stages)],
+        "token_mixers": {**menu, **{k: dict(v) for k, v in extra.items()}},
+        "channel_mixers": {b.channel_mixer.name: {} for b in centre.blocks},
+        "stages": stages,
+        "head": [{"name": centre.head.name, **centre.head.to_dict()["params"]}],
+        "layer_scale": [_single(layer_scales, "layer_scale", "the layer scale")],
+    }
+    if constraints:
+        decl["constraints"] = dict(constraints)
+    return decl
+
+
+def space_around(
+    centre: ArchSpec | str,
+    *,
+    depth: int = 1,
+    width: Sequence[float] = WIDTH_FACTORS,
+    mixers: Mapping[str, Mapping[str, Any]] | None = None,
+    name: str | None = None,
+    constraints: Mapping[str, Any] | None = None,
+) -> Any:
+    """A `SearchSpace` centred on a spec or a zoo model, which it contains.
+
+    Args:
+        centre: an `ArchSpec` or a zoo model name.
+        depth: each stage's depth ranges over ``centre depth +- depth`` (at least 1).
+        width: factors applied to each stage's width (rounded to multiples of 8; widths where a
+            stage's mixer rules fail, e.g. a head size that does not divide, are left out).
+        mixers: extra token mixers offered in every stage, ``{name: {param: choices}}``; stages
+            with more than one mixer choose per block (pattern ``free``).
+        name: the space's name (default ``around-<model>``).
+        constraints: as in a space file, e.g. ``{"params": {"max": 3e7}}``.
+
+    Raises:
+        SpaceError: the centre has something a declared space cannot vary (a norm, channel mixer
+            or layer scale that differs between blocks of one stage).
+    """
+    from search_space.declare.space import SearchSpace
+
+    if isinstance(centre, str):
+        from search_space import zoo
+
+        label, spec = centre, zoo.get(centre)
+    else:
+        label, spec = "spec", centre
+    decl = declaration_around(
+        spec,
+        depth=depth,
+        width=width,
+        mixers=mixers,
+        name=name or f"around-{label}",
+        constraints=constraints,
+    )
+    return SearchSpace.from_dict(decl, source=f"around:{label}")

@@ -1,0 +1,1 @@
+"""Hybrid models (conv + attention/SSM in one network); filled as their ops land."""

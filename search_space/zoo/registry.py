@@ -1,0 +1,102 @@
+"""The zoo's registry: one `ZooModel` per named architecture, its spec factory and its metadata.
+
+Model modules (`search_space.zoo.isotropic`, `.pyramids`, ...) call `add` at import time; the
+registry is the project's `Registry`, so a duplicate name raises and an unknown name lists close
+matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from search_space.registry import Registry
+from search_space.spec import ArchSpec
+
+# Where a published size comes from.
+SOURCE_TIMM = "timm"  # ../shared/data/timm_results benchmark tables (fvcore MACs)
+SOURCE_PAPER = "paper"  # the paper's own table
+SOURCE_NONE = "not published"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published size of a model at one input resolution.
+
+    Attributes:
+        params_m: parameters in millions, or None when not published.
+        macs_g: multiply-accumulates in billions (papers' "FLOPs" are MACs), or None.
+        resolution: input side the numbers are for.
+        source: `SOURCE_TIMM`, `SOURCE_PAPER` or `SOURCE_NONE`.
+        ref: the timm model name, or where in the paper the numbers are (e.g. "Table 1").
+    """
+
+    params_m: float | None
+    macs_g: float | None
+    resolution: int
+    source: str
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One named architecture of the zoo.
+
+    Attributes:
+        name: lowercase name from the paper's model name (``deit_s``, ``swin_t``).
+        paper: the source paper's title, as written in the seed documents where it is one of them.
+        families: mixer families of the seed catalog (M01..M23) the model exercises.
+        macro: macro structures of the seed catalog (MA1..MA13).
+        published: the published size and its source.
+        factory: builds the spec (called once, then cached by `search_space.zoo.get`).
+        notes: how the spec departs from the reference implementation, if at all.
+        timm: the timm benchmark name when timm lists the model (checked in the tests).
+    """
+
+    name: str
+    paper: str
+    families: tuple[str, ...]
+    macro: tuple[str, ...]
+    published: Published
+    factory: Callable[[], ArchSpec] = field(repr=False, compare=False)
+    notes: str = ""
+    timm: str | None = None
+
+
+MODELS: Registry[ZooModel] = Registry("zoo model")
+
+
+def add(
+    name: str,
+    *,
+    paper: str,
+    families: tuple[str, ...],
+    macro: tuple[str, ...],
+    published: Published,
+    notes: str = "",
+) -> Callable[[Callable[[], ArchSpec]], Callable[[], ArchSpec]]:
+    """Decorator registering a spec factory under ``name``."""
+
+    def wrap(factory: Callable[[], ArchSpec]) -> Callable[[], ArchSpec]:
+        timm = published.ref if published.source == SOURCE_TIMM else None
+        MODELS.register(
+            name,
+            ZooModel(name, paper, families, macro, published, factory, notes, timm),
+        )
+        return factory
+
+    return wrap
+
+
+def timm(model: str, params_m: float, macs_g: float, resolution: int = 224) -> Published:
+    return Published(params_m, macs_g, resolution, SOURCE_TIMM, model)
+
+
+def paper(
+    params_m: float | None, macs_g: float | None, ref: str, resolution: int = 224
+) -> Published:
+    return Published(params_m, macs_g, resolution, SOURCE_PAPER, ref)
+
+
+def unpublished(resolution: int = 224, why: str = "") -> Published:
+    return Published(None, None, resolution, SOURCE_NONE, why)
