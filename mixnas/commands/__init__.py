@@ -7,4 +7,5 @@ handler ``(args) -> exit status``. `mixnas.cli` discovers the modules listed in 
 COMMANDS = (
     "mixnas.commands.space",
     "mixnas.commands.build",
+    "mixnas.commands.zoo",
 )
