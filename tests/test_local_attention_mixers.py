@@ -1,0 +1,172 @@
+"""Behaviour of the neighbourhood, grid, routing and HiLo attention mixers beyond shapes and costs.
+
+The contract suite checks shapes, parameter counts and MACs; these tests check what each mixer
+computes, against dense softmax attention with an explicit mask built independently here, or
+against global attention (`Attention`) carrying the same weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from search_space.nn.mixers.attention import Attention
+from search_space.nn.mixers.neighborhood import NeighborhoodAttention, neighborhood_index
+from search_space.ops.token_mixers.local_attention import neighborhood_geometry
+
+DIM, HEAD_DIM = 32, 8
+HEADS = DIM // HEAD_DIM
+
+
+def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _dense_attention(
+    module: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """Softmax attention over all grid tokens with ``module``'s qkv/proj, an allowed-key mask
+    ``(N, N)`` and an additive bias ``(heads, N, N)``, written out without SDPA."""
+    b, c, n = x.shape[0], x.shape[-1], mask.shape[0]
+    qkv = module.qkv(x.reshape(b, n, c)).reshape(b, n, 3, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4)
+    scores = qkv[0] @ qkv[1].transpose(-1, -2) / math.sqrt(HEAD_DIM)
+    if bias is not None:
+        scores = scores + bias
+    scores = scores.masked_fill(~mask, float("-inf"))
+    y = scores.softmax(-1) @ qkv[2]
+    return module.proj(y.transpose(1, 2).reshape(x.shape))
+
+
+def _global_twin(module: torch.nn.Module) -> Attention:
+    twin = Attention(DIM, grid=(1,), head_dim=HEAD_DIM, qkv_bias=True).double()
+    twin.qkv.load_state_dict(module.qkv.state_dict())
+    twin.proj.load_state_dict(module.proj.state_dict())
+    return twin.eval()
+
+
+# -- neighbourhood attention -------------------------------------------------------------------
+
+
+def _natten_window_start(index: int, length: int, kernel: int, dilation: int) -> int:
+    """NATTEN's window start (its CUDA/CPU kernels' ``get_window_start``), transcribed."""
+    nh = kernel // 2
+    if dilation <= 1:
+        return max(index - nh, 0) + (index + nh >= length) * (length - index - nh - 1)
+    if index - nh * dilation < 0:
+        return index % dilation
+    if index + nh * dilation >= length:
+        imodd = index % dilation
+        a = (length // dilation) * dilation
+        b = length - a
+        if imodd < b:
+            return length - b + imodd - 2 * nh * dilation
+        return a + imodd - kernel * dilation
+    return index - nh * dilation
+
+
+def _natten_bias_start(index: int, length: int, kernel: int, dilation: int) -> int:
+    """NATTEN's first relative-position-bias row of a query (``get_pb_start``), transcribed."""
+    nh = kernel // 2
+    if dilation <= 1:
+        return nh + (index < nh) * (nh - index) + (index + nh >= length) * (length - index - 1 - nh)
+    if index - nh * dilation < 0:
+        return kernel - 1 - index // dilation
+    if index + nh * dilation >= length:
+        return (length - index - 1) // dilation
+    return nh
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "dilation"),
+    [(9, 3, 1), (10, 3, 3), (11, 3, 3), (16, 5, 3), (14, 7, 2), (56, 7, 8), (7, 7, 1), (13, 5, 2)],
+)
+def test_neighbourhood_matches_natten_windows_and_bias_rows(
+    size: int, kernel: int, dilation: int
+) -> None:
+    keys, rows = neighborhood_index((size,), (kernel,), (dilation,), kernel)
+    for i in range(size):
+        start = _natten_window_start(i, size, kernel, dilation)
+        bias_start = _natten_bias_start(i, size, kernel, dilation)
+        assert keys[i].tolist() == [start + j * dilation for j in range(kernel)]
+        assert rows[i].tolist() == [bias_start + j for j in range(kernel)]
+
+
+def test_neighbourhood_geometry_clips_kernel_then_dilation() -> None:
+    assert neighborhood_geometry((56, 56), 7, 8) == ((7, 7), (8, 8))
+    assert neighborhood_geometry((7, 7), 7, 2) == ((7, 7), (1, 1))
+    assert neighborhood_geometry((5, 20), 7, 2) == ((5, 7), (1, 2))
+    assert neighborhood_geometry((16,), 3, 8) == ((3,), (5,))
+
+
+def _neighbourhood(grid: tuple[int, ...], kernel: int, dilation: int, rpb: bool = True):
+    torch.manual_seed(0)
+    module = NeighborhoodAttention(
+        DIM,
+        grid=grid,
+        kernel=kernel,
+        dilation=dilation,
+        head_dim=HEAD_DIM,
+        qkv_bias=True,
+        rel_pos_bias=rpb,
+    )
+    return module.double().eval()
+
+
+@pytest.mark.parametrize(
+    ("grid", "kernel", "dilation"),
+    [((9, 10), 3, 1), ((12, 11), 3, 3), ((7, 7), 5, 2), ((20,), 5, 3), ((6, 9), 7, 1)],
+)
+def test_neighbourhood_equals_masked_global_attention_with_natten_bias(
+    grid: tuple[int, ...], kernel: int, dilation: int
+) -> None:
+    module = _neighbourhood(grid, kernel, dilation)
+    kernels, dilations = neighborhood_geometry(grid, kernel, dilation)
+    # reference mask and bias from NATTEN's per-axis formulas, product over axes
+    n = math.prod(grid)
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    bias = torch.zeros(HEADS, n, n, dtype=torch.float64)
+    table = module.rpb.detach()
+    coords = list(itertools.product(*map(range, grid)))
+    for qi, q in enumerate(coords):
+        axes = []
+        for a, (pos, size) in enumerate(zip(q, grid, strict=True)):
+            k, d = kernels[a], dilations[a]
+            if k < kernel:  # clipped to the axis: every position, offsets into the full table
+                axes.append([(j, j - pos + kernel - 1) for j in range(size)])
+                continue
+            start = _natten_window_start(pos, size, k, d)
+            brow = _natten_bias_start(pos, size, k, d)
+            axes.append([(start + j * d, brow + j) for j in range(k)])
+        for combo in itertools.product(*axes):
+            ki = 0
+            for (key, _), size in zip(combo, grid, strict=True):
+                ki = ki * size + key
+            mask[qi, ki] = True
+            bias[:, qi, ki] = table[(slice(None), *(row for _, row in combo))]
+    x = _randn(2, *grid, DIM)
+    with torch.no_grad():
+        expected = _dense_attention(module, x, mask, bias)
+        torch.testing.assert_close(module(x), expected)
+
+
+def test_neighbourhood_with_kernel_spanning_the_grid_is_global_attention() -> None:
+    module = _neighbourhood((7, 7), 7, 1, rpb=False)
+    x = _randn(2, 7, 7, DIM)
+    with torch.no_grad():
+        expected = _global_twin(module)(x.reshape(2, 49, DIM)).reshape(x.shape)
+        torch.testing.assert_close(module(x), expected)
+
+
+def test_neighbourhood_is_local() -> None:
+    """A change at one corner moves only the outputs whose neighbourhood holds that corner."""
+    module = _neighbourhood((12, 12), 3, 1, rpb=False)
+    x = _randn(1, 12, 12, DIM)
+    y = x.clone()
+    y[0, 0, 0] += 1.0
+    with torch.no_grad():
+        changed = (module(x) - module(y)).abs().sum(-1)[0] > 1e-12
+    # the corner is a key of the 2x2 queries nearest it only (window shifted inwards at borders)
+    assert changed.nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
