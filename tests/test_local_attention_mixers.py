@@ -15,7 +15,8 @@ import torch
 
 from search_space.nn.mixers.attention import Attention
 from search_space.nn.mixers.neighborhood import NeighborhoodAttention, neighborhood_index
-from search_space.ops.token_mixers.local_attention import neighborhood_geometry
+from search_space.nn.mixers.routing import RoutingAttention
+from search_space.ops.token_mixers.local_attention import neighborhood_geometry, region_geometry
 
 DIM, HEAD_DIM = 32, 8
 HEADS = DIM // HEAD_DIM
@@ -26,18 +27,26 @@ def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 def _dense_attention(
-    module: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    bias: torch.Tensor | None,
+    extra: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax attention over all grid tokens with ``module``'s qkv/proj, an allowed-key mask
-    ``(N, N)`` and an additive bias ``(heads, N, N)``, written out without SDPA."""
-    b, c, n = x.shape[0], x.shape[-1], mask.shape[0]
+    ``(N, N)`` (or ``(B, N, N)``) and an additive bias ``(heads, N, N)``, written out without
+    SDPA; ``extra`` (B, N, C) is added before the output projection."""
+    b, c, n = x.shape[0], x.shape[-1], mask.shape[-1]
     qkv = module.qkv(x.reshape(b, n, c)).reshape(b, n, 3, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4)
     scores = qkv[0] @ qkv[1].transpose(-1, -2) / math.sqrt(HEAD_DIM)
     if bias is not None:
         scores = scores + bias
+    mask = mask if mask.dim() == 2 else mask[:, None]
     scores = scores.masked_fill(~mask, float("-inf"))
-    y = scores.softmax(-1) @ qkv[2]
-    return module.proj(y.transpose(1, 2).reshape(x.shape))
+    y = (scores.softmax(-1) @ qkv[2]).transpose(1, 2).reshape(b, n, c)
+    if extra is not None:
+        y = y + extra
+    return module.proj(y).reshape(x.shape)
 
 
 def _global_twin(module: torch.nn.Module) -> Attention:
@@ -170,3 +179,81 @@ def test_neighbourhood_is_local() -> None:
         changed = (module(x) - module(y)).abs().sum(-1)[0] > 1e-12
     # the corner is a key of the 2x2 queries nearest it only (window shifted inwards at borders)
     assert changed.nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+
+
+# -- bi-level routing attention ----------------------------------------------------------------
+
+
+def _routing(grid: tuple[int, ...], n_win: int, topk: int, lepe: int = 3) -> RoutingAttention:
+    torch.manual_seed(0)
+    module = RoutingAttention(
+        DIM,
+        grid=grid,
+        n_win=n_win,
+        topk=topk,
+        head_dim=HEAD_DIM,
+        qkv_bias=True,
+        lepe_kernel=lepe,
+    )
+    return module.double().eval()
+
+
+def _lepe_of_v(module: RoutingAttention, x: torch.Tensor) -> torch.Tensor:
+    v = module.qkv(x)[..., 2 * DIM :]
+    return module.lepe(v.movedim(-1, 1)).movedim(1, -1).reshape(x.shape[0], -1, DIM)
+
+
+def test_region_geometry_keeps_every_region_partly_real() -> None:
+    geo = region_geometry((56, 56), 7, 4)
+    assert geo.sizes == (8, 8) and geo.regions == (7, 7) and geo.padded == (56, 56)
+    # 8 rows in 7 regions would need side 2 and leave 3 regions of pure padding: 4 regions
+    geo = region_geometry((8, 7), 7, 100)
+    assert geo.sizes == (2, 1) and geo.regions == (4, 7) and geo.padded == (8, 7)
+    assert geo.topk == 28
+
+
+@pytest.mark.parametrize(("grid", "n_win"), [((8, 8), 4), ((7, 7), 7), ((12,), 3)])
+def test_routing_to_every_region_is_global_attention_plus_lepe(
+    grid: tuple[int, ...], n_win: int
+) -> None:
+    module = _routing(grid, n_win, topk=10_000)
+    x = _randn(2, *grid, DIM)
+    n = math.prod(grid)
+    with torch.no_grad():
+        mask = torch.ones(n, n, dtype=torch.bool)
+        expected = _dense_attention(module, x, mask, None, extra=_lepe_of_v(module, x))
+        torch.testing.assert_close(module(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("grid", "n_win", "topk"), [((8, 8), 4, 3), ((7, 9), 3, 2), ((10,), 4, 1), ((9, 9), 2, 1)]
+)
+def test_routing_attends_the_topk_regions_by_mean_query_key_affinity(
+    grid: tuple[int, ...], n_win: int, topk: int
+) -> None:
+    module = _routing(grid, n_win, topk)
+    geo = region_geometry(grid, n_win, topk)
+    x = _randn(3, *grid, DIM)
+    coords = list(itertools.product(*map(range, grid)))
+    region = torch.tensor(
+        [
+            sum(
+                (p // s) * math.prod(geo.regions[a + 1 :])
+                for a, (p, s) in enumerate(zip(c, geo.sizes, strict=True))
+            )
+            for c in coords
+        ]
+    )
+    with torch.no_grad():
+        q, k, _ = module.qkv(x.reshape(3, -1, DIM)).chunk(3, dim=-1)
+        member = torch.nn.functional.one_hot(region, geo.count).double()  # (N, R)
+        q_mean = member.T @ q / member.sum(0)[:, None]
+        k_mean = member.T @ k / member.sum(0)[:, None]
+        chosen = (q_mean @ k_mean.transpose(-1, -2)).topk(geo.topk, dim=-1).indices  # (B, R, k)
+        routed = torch.zeros(3, geo.count, geo.count, dtype=torch.bool)
+        routed.scatter_(2, chosen, True)
+        mask = routed[:, region][:, :, region]  # query's region routes to key's region
+        expected = _dense_attention(module, x, mask, None, extra=_lepe_of_v(module, x))
+        torch.testing.assert_close(module(x), expected)
+        # sparse when k < R: some query ignores some key
+        assert not mask.all()

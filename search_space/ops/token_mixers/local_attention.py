@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from search_space.ops.base import (
@@ -17,6 +18,8 @@ from search_space.ops.base import (
     OpContext,
     OpDef,
     ParamDef,
+    Rule,
+    conv_cost,
     divides,
     linear_cost,
 )
@@ -103,6 +106,106 @@ register(
             {"kernel": 3, "dilation": 2},
             {"kernel": 5, "dilation": 4, "rel_pos_bias": False},
             {"kernel": 9},
+        ),
+    )
+)
+
+
+# -- bi-level routing attention (M06) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionGeometry:
+    """How bi-level routing attention cuts a grid into regions.
+
+    Attributes:
+        sizes: region side per axis, ``ceil(grid[a] / min(n_win, grid[a]))``.
+        regions: regions per axis, ``ceil(grid[a] / sizes[a])``: ``n_win`` when it divides the
+            axis (BiFormer at 224 px), fewer when padding a whole region would be needed.
+        padded: the grid padded up to ``regions * sizes``.
+        topk: regions each region routes to, ``min(topk, regions in all)``.
+    """
+
+    sizes: tuple[int, ...]
+    regions: tuple[int, ...]
+    padded: tuple[int, ...]
+    topk: int
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.regions)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per region."""
+        return math.prod(self.sizes)
+
+
+def region_geometry(grid: tuple[int, ...], n_win: int, topk: int) -> RegionGeometry:
+    """Regions, padding and effective top-k of BiFormer's routing on ``grid``."""
+    sizes = tuple(_ceil_div(g, min(n_win, g)) for g in grid)
+    regions = tuple(_ceil_div(g, s) for g, s in zip(grid, sizes, strict=True))
+    padded = tuple(r * s for r, s in zip(regions, sizes, strict=True))
+    return RegionGeometry(sizes, regions, padded, min(topk, math.prod(regions)))
+
+
+def _routing_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d = ctx.n, ctx.dim
+    geo = region_geometry(ctx.grid, params["n_win"], params["topk"])
+    r, n_pad = geo.count, math.prod(geo.padded)
+    cost = linear_cost(n, d, 3 * d, bias=params["qkv_bias"])
+    # region-to-region affinity of the mean queries and keys: R x R x d
+    cost += Cost(macs=r * r * d, dynamic_macs=r * r * d, activations=r * r)
+    cost += _attend(n_pad, geo.topk * geo.tokens, d, d // params["head_dim"])
+    if params["lepe_kernel"]:
+        cost += conv_cost(ctx.grid, d, d, params["lepe_kernel"], groups=d)
+    return cost + linear_cost(n, d, d)
+
+
+def _zero_or_odd(param: str) -> Rule:
+    """Rule: ``params[param]`` is 0 (the part is off) or odd (a same-size conv)."""
+
+    def rule(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+        value = params[param]
+        return None if value == 0 or value % 2 else f"{param}={value} must be 0 (off) or odd"
+
+    return rule
+
+
+register(
+    OpDef(
+        name="routing_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.routing:RoutingAttention",
+        family="M06",
+        layout=LAYOUT_GRID_LAST,
+        complexity="O(N k N/R d + R^2 d + N d^2)",
+        params=(
+            ParamDef("n_win", int, 7, minimum=1, doc="regions per axis (BiFormer's n_win)"),
+            ParamDef(
+                "topk",
+                int,
+                4,
+                minimum=1,
+                doc="regions each region attends; clipped to the region count (= global)",
+            ),
+            HEAD_DIM,
+            QKV_BIAS,
+            ParamDef(
+                "lepe_kernel",
+                int,
+                5,
+                minimum=0,
+                doc="depthwise conv on V added to the output (LePE / LCE); 0 = none",
+            ),
+        ),
+        rules=(divides("head_dim"), _zero_or_odd("lepe_kernel")),
+        cost=_routing_cost,
+        doc="BiFormer bi-level routing attention: top-k regions by mean q/k, then token attention",
+        examples=(
+            {"n_win": 2, "topk": 1},
+            {"n_win": 3, "topk": 9, "lepe_kernel": 0, "qkv_bias": False},
+            {"n_win": 4, "topk": 2, "lepe_kernel": 3},
         ),
     )
 )
