@@ -65,6 +65,12 @@ def _scan(inputs: list[Any], outputs: list[Any]) -> float:
     return float(math.prod(_shape(inputs[0])))
 
 
+def _adaptive_avg_pool(inputs: list[Any], outputs: list[Any]) -> float:
+    # fvcore's rate for aten::adaptive_avg_pool2d (one per input element), for the 1-D and 3-D
+    # variants it has no handle for
+    return float(math.prod(_shape(inputs[0])))
+
+
 def _rms_norm(inputs: list[Any], outputs: list[Any]) -> float:
     has_affine = len(inputs) > 2 and inputs[2].type().kind() != "NoneType"
     return float(math.prod(_shape(inputs[0])) * (4 if has_affine else 3))
@@ -73,6 +79,8 @@ def _rms_norm(inputs: list[Any], outputs: list[Any]) -> float:
 EXTRA_HANDLES: dict[str, Handle] = {
     "aten::scaled_dot_product_attention": _sdpa,
     "aten::rms_norm": _rms_norm,
+    "aten::adaptive_avg_pool1d": _adaptive_avg_pool,
+    "aten::adaptive_avg_pool3d": _adaptive_avg_pool,
     "mixnas::linear_scan": _scan,
     "aten::fft_rfft": _fft_handle(real=True, from_output=False, ndim=1),
     "aten::fft_rfft2": _fft_handle(real=True, from_output=False, ndim=2),

@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from evaluators.counting import count_macs
+from search_space.nn.mixers.additive import AdditiveTokenMixer, LocalIntegration
 from search_space.nn.mixers.mbconv import MBConv, SqueezeExcite
 from search_space.nn.mobile_downsample import MBConvDownsample
 from search_space.ops import DOWNSAMPLERS, TOKEN_MIXERS, OpContext
@@ -93,3 +95,51 @@ def test_mbconv_cost_grows_with_expansion() -> None:
     small = op.cost(ctx, op.complete({"expand": 2.0}, "m"))
     large = op.cost(ctx, op.complete({"expand": 4.0}, "m"))
     assert large.params > 1.9 * small.params and large.macs > 1.9 * small.macs
+
+
+# -- CAS-ViT additive attention ------------------------------------------------------------------
+
+
+def test_spatial_gate_scales_every_channel_of_a_position_alike() -> None:
+    mixer = AdditiveTokenMixer(6, grid=(5, 5), kernel=3, qkv_bias=False).eval()
+    q = _randn(2, 6, 5, 5) + 3.0  # keep away from zero so the ratio is well defined
+    ratio = mixer.oper_q[0](q) / q
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))
+    assert ratio.std() > 0  # positions differ
+
+
+def test_channel_gate_scales_every_position_of_a_channel_alike() -> None:
+    mixer = AdditiveTokenMixer(6, grid=(5, 5), kernel=3, qkv_bias=False).eval()
+    q = _randn(2, 6, 5, 5) + 3.0
+    ratio = mixer.oper_q[1](q) / q
+    torch.testing.assert_close(ratio, ratio[..., :1, :1].expand_as(ratio))
+
+
+def test_additive_attention_is_local_apart_from_the_channel_means() -> None:
+    # a far token reaches a position only through the per-channel means of q and k: with the
+    # channel gates' weights zeroed those are constant and the receptive field is 3 depthwise
+    # 3x3 convs wide (a 7x7 window)
+    mixer = AdditiveTokenMixer(4, grid=(12, 12), kernel=3, qkv_bias=False).eval()
+    with torch.no_grad():
+        mixer.oper_q[1].fc.weight.zero_()
+        mixer.oper_k[1].fc.weight.zero_()
+    x = _randn(1, 4, 12, 12)
+    far = x.clone()
+    far[..., 11, 11] += 5.0
+    delta = (mixer(far) - mixer(x)).abs().sum(1)[0]
+    assert delta[0:5, 0:5].max() == 0 and delta[11, 11] > 0
+
+
+def test_local_integration_hidden_width_rounds() -> None:
+    module = LocalIntegration(10, grid=(4, 4), ratio=1.25, kernel=3, act="gelu", norm="batchnorm")
+    assert module.network[0].out_channels == 12 and module.network[2].groups == 12
+
+
+@pytest.mark.parametrize("grid", [(6, 6), (16,)])
+@pytest.mark.parametrize("name", ["additive_attention", "local_integration", "mbconv"])
+def test_counted_macs_equal_the_formula_exactly(name: str, grid: tuple[int, ...]) -> None:
+    op = TOKEN_MIXERS.get(name)
+    params = op.complete({}, "m")
+    ctx = OpContext(dim=16, grid=grid)
+    module = op.module_class()(16, grid=grid, **params)
+    assert count_macs(module, _randn(1, 16, *grid)) == op.cost(ctx, params).macs
