@@ -14,9 +14,14 @@ import pytest
 import torch
 
 from search_space.nn.mixers.attention import Attention
+from search_space.nn.mixers.grid import GridAttention, grid_partition, grid_reverse
 from search_space.nn.mixers.neighborhood import NeighborhoodAttention, neighborhood_index
 from search_space.nn.mixers.routing import RoutingAttention
-from search_space.ops.token_mixers.local_attention import neighborhood_geometry, region_geometry
+from search_space.ops.token_mixers.local_attention import (
+    grid_geometry,
+    neighborhood_geometry,
+    region_geometry,
+)
 
 DIM, HEAD_DIM = 32, 8
 HEADS = DIM // HEAD_DIM
@@ -257,3 +262,68 @@ def test_routing_attends_the_topk_regions_by_mean_query_key_affinity(
         torch.testing.assert_close(module(x), expected)
         # sparse when k < R: some query ignores some key
         assert not mask.all()
+
+
+# -- grid attention ----------------------------------------------------------------------------
+
+
+def _grid_attention(grid: tuple[int, ...], grid_size: int, rpb: bool = True) -> GridAttention:
+    torch.manual_seed(0)
+    module = GridAttention(
+        DIM, grid=grid, grid_size=grid_size, head_dim=HEAD_DIM, qkv_bias=True, rel_pos_bias=rpb
+    )
+    return module.double().eval()
+
+
+def test_grid_partition_matches_maxvit_layout_and_round_trips() -> None:
+    x = _randn(2, 6, 8, 3)
+    win = grid_partition(x, (3, 2), (2, 4))
+    # timm's grid_partition: view(B, G, H/G, G, W/G, C).permute(0, 2, 4, 1, 3, 5)
+    expected = x.view(2, 3, 2, 2, 4, 3).permute(0, 2, 4, 1, 3, 5).reshape(2, 8, 6, 3)
+    torch.testing.assert_close(win, expected)
+    torch.testing.assert_close(grid_reverse(win, (3, 2), (2, 4)), x)
+
+
+@pytest.mark.parametrize(("grid", "grid_size"), [((8, 8), 4), ((7, 9), 3), ((10,), 4), ((6, 5), 2)])
+def test_grid_attention_mixes_tokens_one_cell_apart_with_cell_offset_bias(
+    grid: tuple[int, ...], grid_size: int
+) -> None:
+    module = _grid_attention(grid, grid_size)
+    geo = grid_geometry(grid, grid_size)
+    n = math.prod(grid)
+    coords = list(itertools.product(*map(range, grid)))
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    bias = torch.zeros(HEADS, n, n, dtype=torch.float64)
+    table = module.rel_pos_table.detach()
+    for i, p in enumerate(coords):
+        for j, q in enumerate(coords):
+            if all(a % s == b % s for a, b, s in zip(p, q, geo.strides, strict=True)):
+                mask[i, j] = True
+                row = 0
+                for a, b, s, g in zip(p, q, geo.strides, geo.cells, strict=True):
+                    row = row * (2 * g - 1) + (a // s - b // s + g - 1)
+                bias[:, i, j] = table[row]
+    x = _randn(2, *grid, DIM)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), _dense_attention(module, x, mask, bias))
+
+
+def test_grid_attention_spanning_the_grid_is_global_attention() -> None:
+    module = _grid_attention((5, 5), 7, rpb=False)
+    x = _randn(2, 5, 5, DIM)
+    with torch.no_grad():
+        expected = _global_twin(module)(x.reshape(2, 25, DIM)).reshape(x.shape)
+        torch.testing.assert_close(module(x), expected)
+
+
+def test_window_attention_has_maxvit_block_attention_parameters() -> None:
+    """MaxViT-T block attention (timm maxvit_tiny_tf_224, stage 1): dim 64, head_dim 32,
+    7x7 windows, qkv and proj with bias, a (2*7-1)^2 x heads bias table."""
+    from search_space.ops import TOKEN_MIXERS, OpContext
+
+    ctx = OpContext(dim=64, grid=(56, 56))
+    maxvit = 64 * 192 + 192 + 64 * 64 + 64 + 13 * 13 * 2
+    params = {"window": 7, "head_dim": 32, "shift": False, "qkv_bias": True, "rel_pos_bias": True}
+    assert TOKEN_MIXERS.get("window_attention").cost(ctx, params).params == maxvit
+    grid_params = {"grid_size": 7, "head_dim": 32, "qkv_bias": True, "rel_pos_bias": True}
+    assert TOKEN_MIXERS.get("grid_attention").cost(ctx, grid_params).params == maxvit

@@ -209,3 +209,86 @@ register(
         ),
     )
 )
+
+
+# -- grid attention (M04) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridGeometry:
+    """How MaxViT's grid attention cuts a grid into dilated windows.
+
+    Attributes:
+        cells: window side per axis, ``min(grid_size, grid[a])``: a window holds one token of
+            each of ``cells`` equal cells along the axis.
+        strides: the cell side (the dilation between a window's tokens), ``ceil(grid / cells)``.
+        padded: the grid padded up to ``cells * strides``.
+    """
+
+    cells: tuple[int, ...]
+    strides: tuple[int, ...]
+    padded: tuple[int, ...]
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per window."""
+        return math.prod(self.cells)
+
+    @property
+    def count(self) -> int:
+        """Windows per sample."""
+        return math.prod(self.strides)
+
+
+def grid_geometry(grid: tuple[int, ...], grid_size: int) -> GridGeometry:
+    """Cells, strides and padded extent of MaxViT grid attention on ``grid``."""
+    cells = tuple(min(grid_size, g) for g in grid)
+    strides = tuple(_ceil_div(g, c) for g, c in zip(grid, cells, strict=True))
+    return GridGeometry(cells, strides, tuple(c * s for c, s in zip(cells, strides, strict=True)))
+
+
+def _grid_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d = ctx.n, ctx.dim
+    heads = d // params["head_dim"]
+    geo = grid_geometry(ctx.grid, params["grid_size"])
+    table = math.prod(2 * c - 1 for c in geo.cells) * heads if params["rel_pos_bias"] else 0
+    cost = linear_cost(n, d, 3 * d, bias=params["qkv_bias"]) + Cost(params=table)
+    cost += _attend(math.prod(geo.padded), geo.tokens, d, heads)
+    return cost + linear_cost(n, d, d)
+
+
+register(
+    OpDef(
+        name="grid_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.grid:GridAttention",
+        family="M04",
+        layout=LAYOUT_GRID_LAST,
+        complexity="O(N G^k d + N d^2)",
+        params=(
+            ParamDef(
+                "grid_size",
+                int,
+                7,
+                minimum=1,
+                doc="grid side G: windows of G^k tokens spaced grid/G apart; clipped to the grid",
+            ),
+            HEAD_DIM,
+            QKV_BIAS,
+            ParamDef(
+                "rel_pos_bias",
+                bool,
+                True,
+                doc="learned relative position bias over cell offsets, a (2G-1)^k x heads table",
+            ),
+        ),
+        rules=(divides("head_dim"),),
+        cost=_grid_attention_cost,
+        doc="MaxViT grid attention: sparse global mixing among tokens one cell apart",
+        examples=(
+            {"grid_size": 2},
+            {"grid_size": 3, "rel_pos_bias": False, "qkv_bias": False},
+            {"grid_size": 4},
+        ),
+    )
+)
