@@ -61,7 +61,7 @@ def spec_cost(spec: ArchSpec) -> SpecCost:
     """Sums the analytic costs of every op of ``spec`` (validating it on the way)."""
     params = macs = act_bytes = weight_bytes = bitops = 0
     for item in plan(spec):
-        cost = op_cost(item)
+        cost = op_cost(item).scaled(item.times)  # shared weights: MACs per application
         w_bits, a_bits = item.quant.weight_bits, item.quant.act_bits
         params += cost.params
         macs += cost.macs

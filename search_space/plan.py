@@ -7,6 +7,7 @@ tables all read the plan, so they cannot disagree about shapes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,15 @@ from search_space.ops import (
 )
 from search_space.ops.stems import prefix_tokens
 from search_space.registry import Registry
-from search_space.spec import ALLOWED_BITS, ArchSpec, Op, Quant
+from search_space.spec import ALLOWED_BITS, FLOAT, SCOPE_DATA, ArchSpec, Op, Quant, Skip, Stage
+from search_space.structure import (
+    LATENT_READ,
+    LATENT_TOKENS,
+    LATENT_WRITE,
+    NESTED_MLP,
+    SKIP_MERGE,
+    groups_of,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,12 @@ class PlannedOp:
         params: every parameter, defaults filled in.
         quant: the quantization policy that applies.
         stage: stage index (-1 for stem and head); block: block index within the stage (or -1).
+        times: how often the op runs with the same weights (a block's ``repeat``); costs count
+            MACs that many times and parameters once.
+
+    Structural roles besides the registered ops: ``merge`` (a stage's `Skip`), ``latents``,
+    ``read`` and ``write`` (a stage's `Latents`; ``read``/``write`` come before the first and
+    after the last block of each run of ``scope: latent`` blocks).
     """
 
     path: str
@@ -49,6 +64,7 @@ class PlannedOp:
     quant: Quant
     stage: int = -1
     block: int = -1
+    times: int = 1
 
     def signature(self) -> str:
         """A stable key for what this op computes: kind, name, shapes, parameters and bits.
@@ -129,6 +145,7 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
     grid = stem.op.out_grid(ctx, stem.params)  # type: ignore[union-attr]
     _check_grid(grid, "stem")
     prefix, dim = prefix_tokens(stem.params), spec.stages[0].width
+    outputs: list[tuple[int, tuple[int, ...]]] = []  # (width, grid) after each stage
     for i, stage in enumerate(spec.stages):
         path = f"stages[{i}]"
         ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=stage.width)
@@ -138,11 +155,106 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
         ops.append(ds)
         grid, dim = ds.op.out_grid(ctx, ds.params), stage.width  # type: ignore[union-attr]
         _check_grid(grid, f"{path}.downsample")
-        for j, block in enumerate(stage.blocks):
-            ops.extend(_plan_block(block, f"{path}.blocks[{j}]", dim, grid, prefix, i, j))
+        here = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
+        if stage.skip is not None:
+            ops.append(_plan_skip(stage.skip, f"{path}.skip", here, outputs, bq, i))
+        ops.extend(_plan_stage_blocks(stage, path, here, i))
+        outputs.append((dim, grid))
     head_ctx = OpContext(dim=dim, grid=grid, prefix=prefix, num_classes=inp.num_classes)
     ops.append(_planned(HEADS, spec.head, "head", "head", head_ctx, bq))
     return ops
+
+
+def _plan_skip(
+    skip: Skip,
+    path: str,
+    ctx: OpContext,
+    outputs: list[tuple[int, tuple[int, ...]]],
+    quant: Quant,
+    stage: int,
+) -> PlannedOp:
+    if skip.source >= stage:
+        raise SpaceError(
+            f"{path}.source", f"must name an earlier stage (0..{stage - 1})", value=skip.source
+        )
+    width, grid = outputs[skip.source]
+    if grid != ctx.grid:
+        raise SpaceError(
+            f"{path}.source",
+            f"stage {skip.source} ends on grid {list(grid)}, this stage starts on "
+            f"{list(ctx.grid)}; a skip joins equal grids",
+            value=skip.source,
+        )
+    if skip.merge == "add" and width != ctx.dim:
+        raise SpaceError(
+            f"{path}.merge",
+            f"'add' needs equal widths ({width} vs {ctx.dim}); use 'concat'",
+            value=skip.merge,
+        )
+    params = {"source_dim": width, "merge": skip.merge}
+    return PlannedOp(path, "merge", SKIP_MERGE, ctx, params, quant, stage)
+
+
+def _plan_stage_blocks(stage: Stage, path: str, ctx: OpContext, index: int) -> list[PlannedOp]:
+    """The blocks of a stage, with the latent tokens and their read/write steps if it has any."""
+    lat = stage.latents
+    if lat is None:
+        for j, block in enumerate(stage.blocks):
+            if block.scope != SCOPE_DATA:
+                raise SpaceError(
+                    f"{path}.blocks[{j}].scope",
+                    "a 'latent' block needs the stage's 'latents' (tokens, group)",
+                    value=block.scope,
+                )
+        return [
+            item
+            for j, block in enumerate(stage.blocks)
+            for item in _plan_block(
+                block, f"{path}.blocks[{j}]", ctx.dim, ctx.grid, ctx.prefix, index, j
+            )
+        ]
+    where = f"{path}.latents"
+    if any(g % lat.group for g in ctx.grid):
+        raise SpaceError(
+            f"{where}.group",
+            f"must divide every axis of the stage's grid {list(ctx.grid)}",
+            value=lat.group,
+        )
+    if ctx.dim % lat.head_dim:
+        raise SpaceError(
+            f"{where}.head_dim", f"does not divide the width {ctx.dim}", value=lat.head_dim
+        )
+    count = groups_of(ctx.grid, lat.group) * lat.tokens
+    latent_ctx = OpContext(dim=ctx.dim, grid=(count,), prefix=0, out_dim=ctx.dim)
+    cross = {"tokens": lat.tokens, "group": lat.group, "head_dim": lat.head_dim}
+    q = FLOAT
+    out = [
+        PlannedOp(
+            where,
+            "latents",
+            LATENT_TOKENS,
+            ctx,
+            {"tokens": lat.tokens, "group": lat.group},
+            q,
+            index,
+        )
+    ]
+    scope = SCOPE_DATA
+    for j, block in enumerate(stage.blocks):
+        bpath = f"{path}.blocks[{j}]"
+        if block.scope != scope:
+            role, op = (
+                ("read", LATENT_READ) if block.scope != SCOPE_DATA else ("write", LATENT_WRITE)
+            )
+            out.append(
+                PlannedOp(f"{bpath}.{role}", role, op, ctx, dict(cross), block.quant, index, j)
+            )
+            scope = block.scope
+        here = latent_ctx if scope != SCOPE_DATA else ctx
+        out.extend(_plan_block(block, bpath, here.dim, here.grid, here.prefix, index, j))
+    if scope != SCOPE_DATA:
+        out.append(PlannedOp(f"{where}.write", "write", LATENT_WRITE, ctx, dict(cross), q, index))
+    return out
 
 
 def _plan_block(
@@ -180,6 +292,8 @@ def _plan_block(
         q,
         **where,
     )
+    if block.nested_ratio is not None:
+        mixer = _nested(mixer, block.nested_ratio, f"{path}.nested_ratio")
     if mixer.op is not None and mixer.op.name != "none":
         out.append(_planned(NORMS, norm, f"{path}.norm", "norm2", ctx, q, **where))
         out.append(mixer)
@@ -196,7 +310,25 @@ def _plan_block(
                     index,
                 )
             )
+    if block.repeat != 1:
+        out = [dataclasses.replace(item, times=block.repeat) for item in out]
     return out
+
+
+def _nested(mixer: PlannedOp, parent_ratio: float, path: str) -> PlannedOp:
+    """The channel mixer of a block with ``nested_ratio``: an ``mlp`` run on a prefix of its
+    parent's hidden units."""
+    if mixer.op is None or mixer.op.name != "mlp":
+        name = mixer.op.name if mixer.op is not None else None
+        raise SpaceError(path, "nested prefixes apply to an 'mlp' channel mixer", value=name)
+    if mixer.params["ratio"] > parent_ratio:
+        raise SpaceError(
+            path,
+            f"must be >= the channel mixer's ratio {mixer.params['ratio']} (the prefix used)",
+            value=parent_ratio,
+        )
+    params = {**mixer.params, "parent_ratio": parent_ratio}
+    return dataclasses.replace(mixer, op=NESTED_MLP, params=params)
 
 
 def validate_spec(spec: ArchSpec, *, source: str | None = None) -> ArchSpec:

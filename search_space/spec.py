@@ -24,6 +24,9 @@ SCHEMA_VERSION = 1
 FLOAT_BITS = 32
 INPUT_KINDS = ("image", "tokens")
 GRANULARITIES = ("per_tensor", "per_channel")
+SCOPES = ("data", "latent")
+SCOPE_DATA = "data"
+MERGES = ("concat", "add")
 # Bit-widths a quantization policy may name; 32 means float (no quantization).
 ALLOWED_BITS = (2, 3, 4, 5, 6, 8, 16, 32)
 
@@ -148,6 +151,15 @@ class Block:
     ``layer_scale`` is the initial value of the learnable per-channel scale, or None for no scale.
     ``residual=False`` makes the token branch replace ``x`` instead of adding to it, for cells that
     carry their own skip connections (NAS-Bench-201).
+
+    Structural fields (omitted from the JSON at their defaults, so older specs keep their ids):
+    ``repeat`` applies the block ``repeat`` times with the same weights (recursive weight sharing,
+    SReT: Zhang et al., "Sliced Recursive Transformer", 2022): MACs count every application,
+    parameters once. ``nested_ratio`` stores the channel mixer (an ``mlp``) at this hidden ratio
+    and uses the prefix of its hidden units that the mixer's own ``ratio`` names (MatFormer:
+    Devvrit et al., "MatFormer: Nested Transformer for Elastic Inference", 2023). ``scope``
+    ``latent`` applies the block to the stage's latent tokens instead of the data tokens (FIT:
+    Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023; see `Latents`).
     """
 
     token_mixer: Op
@@ -156,9 +168,12 @@ class Block:
     layer_scale: float | None = None
     quant: Quant = FLOAT
     residual: bool = True
+    repeat: int = 1
+    nested_ratio: float | None = None
+    scope: str = SCOPE_DATA
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "token_mixer": self.token_mixer.to_dict(),
             "channel_mixer": self.channel_mixer.to_dict(),
             "norm": self.norm,
@@ -166,26 +181,81 @@ class Block:
             "quant": self.quant.to_dict(),
             "residual": self.residual,
         }
+        if self.repeat != 1:
+            out["repeat"] = self.repeat
+        if self.nested_ratio is not None:
+            out["nested_ratio"] = self.nested_ratio
+        if self.scope != SCOPE_DATA:
+            out["scope"] = self.scope
+        return out
+
+
+@dataclass(frozen=True)
+class Latents:
+    """Latent tokens a stage carries beside its data tokens (FIT's interleaved local/global
+    layers: Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023).
+
+    The data grid is cut into ``group`` x ``group`` windows (one per axis for sequences); each
+    window owns ``tokens`` learned latent tokens. Entering a run of ``scope: latent`` blocks, the
+    latents read their window (cross-attention, latents query the data); leaving it, the data
+    read the latents back (cross-attention, data query their window's latents). Latent blocks see
+    all windows' latents as one sequence, so attention there is global.
+    """
+
+    tokens: int
+    group: int
+    head_dim: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "group": self.group, "head_dim": self.head_dim}
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A skip connection into a stage (U-Net encoder-decoder wiring; Ronneberger et al., "U-Net",
+    2015; Oktay et al., "Attention U-Net: Learning Where to Look for the Pancreas", 2018).
+
+    After the stage's downsampler (an upsampler in a decoder), the output of stage ``source``
+    (an earlier stage with the same grid) joins the tokens: ``concat`` concatenates channels and
+    projects back to the width with a linear layer; ``add`` sums (same width required).
+    """
+
+    source: int
+    merge: str = "concat"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "merge": self.merge}
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A run of blocks at one width, entered through ``downsample`` (``none`` keeps the grid)."""
+    """A run of blocks at one width, entered through ``downsample`` (``none`` keeps the grid).
+
+    ``skip`` (a `Skip`) and ``latents`` (a `Latents`) are optional structure, omitted from the
+    JSON when absent.
+    """
 
     width: int
     downsample: Op
     blocks: tuple[Block, ...]
+    skip: Skip | None = None
+    latents: Latents | None = None
 
     @property
     def depth(self) -> int:
         return len(self.blocks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "width": self.width,
             "downsample": self.downsample.to_dict(),
             "blocks": [b.to_dict() for b in self.blocks],
         }
+        if self.skip is not None:
+            out["skip"] = self.skip.to_dict()
+        if self.latents is not None:
+            out["latents"] = self.latents.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -360,7 +430,16 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
 
 def _parse_block(data: Any, path: str) -> Block:
     keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
+    keys |= {"repeat", "nested_ratio", "scope"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
+    nested = d.get("nested_ratio")
+    if nested is not None and (
+        isinstance(nested, bool) or not isinstance(nested, int | float) or nested <= 0
+    ):
+        raise SpaceError(f"{path}.nested_ratio", "must be a positive number or null", value=nested)
+    scope = d.get("scope", SCOPE_DATA)
+    if scope not in SCOPES:
+        raise SpaceError(f"{path}.scope", f"must be one of {list(SCOPES)}", value=scope)
     ls = d.get("layer_scale")
     if ls is not None and (isinstance(ls, bool) or not isinstance(ls, int | float) or ls <= 0):
         raise SpaceError(f"{path}.layer_scale", "must be a positive number or null", value=ls)
@@ -374,6 +453,30 @@ def _parse_block(data: Any, path: str) -> Block:
         layer_scale=None if ls is None else float(ls),
         quant=_parse_quant(d.get("quant", {}), f"{path}.quant"),
         residual=_bool(d.get("residual", True), f"{path}.residual"),
+        repeat=_int(d.get("repeat", 1), f"{path}.repeat", 1),
+        nested_ratio=None if nested is None else float(nested),
+        scope=scope,
+    )
+
+
+def _parse_skip(data: Any, path: str) -> Skip | None:
+    if data is None:
+        return None
+    d = _expect_mapping(data, path, {"source", "merge"}, {"source"})
+    merge = d.get("merge", "concat")
+    if merge not in MERGES:
+        raise SpaceError(f"{path}.merge", f"must be one of {list(MERGES)}", value=merge)
+    return Skip(_int(d["source"], f"{path}.source", 0), merge)
+
+
+def _parse_latents(data: Any, path: str) -> Latents | None:
+    if data is None:
+        return None
+    d = _expect_mapping(data, path, {"tokens", "group", "head_dim"}, {"tokens", "group"})
+    return Latents(
+        _int(d["tokens"], f"{path}.tokens", 1),
+        _int(d["group"], f"{path}.group", 1),
+        _int(d.get("head_dim", 32), f"{path}.head_dim", 1),
     )
 
 
@@ -391,7 +494,9 @@ def _parse_spec(data: Any) -> ArchSpec:
     stages = []
     for i, st in enumerate(stages_data):
         path = f"stages[{i}]"
-        sd = _expect_mapping(st, path, {"width", "downsample", "blocks"}, {"width", "blocks"})
+        sd = _expect_mapping(
+            st, path, {"width", "downsample", "blocks", "skip", "latents"}, {"width", "blocks"}
+        )
         blocks = sd["blocks"]
         if not isinstance(blocks, list) or not blocks:
             raise SpaceError(f"{path}.blocks", "must be a non-empty list", value=blocks)
@@ -400,6 +505,8 @@ def _parse_spec(data: Any) -> ArchSpec:
                 width=_int(sd["width"], f"{path}.width", 1),
                 downsample=_parse_op(sd.get("downsample", {"name": "none"}), f"{path}.downsample"),
                 blocks=tuple(_parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
+                skip=_parse_skip(sd.get("skip"), f"{path}.skip"),
+                latents=_parse_latents(sd.get("latents"), f"{path}.latents"),
             )
         )
     return ArchSpec(

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from search_space.nn.block import Branch, MixerBlock
+from search_space.nn.structure import Repeated
 from search_space.plan import PlannedOp, plan
-from search_space.spec import ArchSpec, Block
+from search_space.spec import SCOPE_DATA, ArchSpec, Block, Stage
 
 
 def instantiate(item: PlannedOp) -> nn.Module:
@@ -33,7 +34,11 @@ def instantiate(item: PlannedOp) -> nn.Module:
 
 
 class MixNet(nn.Module):
-    """A network built from a spec: stem, stages (downsample then blocks), head."""
+    """A network built from a spec: stem, stages (downsample then blocks), head.
+
+    A stage without a skip or latent tokens is an ``nn.Sequential`` (downsampler, blocks); one
+    with them is a `StructuredStage`, which also sees the earlier stages' outputs.
+    """
 
     def __init__(self, spec: ArchSpec, *, drop_path_rate: float = 0.0) -> None:
         super().__init__()
@@ -43,30 +48,86 @@ class MixNet(nn.Module):
         total = max(1, sum(spec.depths))
         self.stages = nn.ModuleList()
         by_block: dict[tuple[int, int], dict[str, PlannedOp]] = {}
-        downsamplers: dict[int, PlannedOp] = {}
+        by_stage: dict[int, list[PlannedOp]] = {}
         for item in items[1:-1]:
-            if item.role == "downsample":
-                downsamplers[item.stage] = item
-            else:
+            if item.block >= 0 and item.role not in ("read", "write"):
                 by_block.setdefault((item.stage, item.block), {})[item.role] = item
+            else:
+                by_stage.setdefault(item.stage, []).append(item)
         index = 0
         for i, stage in enumerate(spec.stages):
-            blocks: list[nn.Module] = [instantiate(downsamplers[i])]
+            blocks: list[nn.Module] = []
             for j, block in enumerate(stage.blocks):
                 rate = drop_path_rate * index / max(1, total - 1)
-                blocks.append(_block(by_block[(i, j)], block, rate))
+                built: nn.Module = _block(by_block[(i, j)], block, rate)
+                blocks.append(Repeated(built, block.repeat) if block.repeat != 1 else built)
                 index += 1
-            self.stages.append(nn.Sequential(*blocks))
+            extras = by_stage[i]
+            if stage.skip is None and stage.latents is None:
+                self.stages.append(nn.Sequential(instantiate(extras[0]), *blocks))
+            else:
+                self.stages.append(StructuredStage(stage, extras, blocks))
         self.head = instantiate(items[-1])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
+        outputs: list[torch.Tensor] = []
         for stage in self.stages:
-            x = stage(x)
+            x = stage(x, outputs) if isinstance(stage, StructuredStage) else stage(x)
+            outputs.append(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
+
+
+class StructuredStage(nn.Module):
+    """A stage with a skip merge and/or latent tokens (see `search_space.spec.Skip`, `Latents`).
+
+    ``steps`` runs in order: ``data`` blocks update the tokens, ``latent`` blocks the latents,
+    ``read`` updates the latents from the tokens and ``write`` the tokens from the latents.
+    """
+
+    def __init__(self, stage: Stage, extras: list[PlannedOp], blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = instantiate(extras[0])
+        roles = {item.role: item for item in extras}
+        self.source = stage.skip.source if stage.skip is not None else -1
+        self.merge = instantiate(roles["merge"]) if "merge" in roles else None
+        self.latents = instantiate(roles["latents"]) if "latents" in roles else None
+        self.prefix = extras[0].ctx.prefix
+        cross = iter(item for item in extras[1:] if item.role in ("read", "write"))
+        self.kinds: list[str] = []
+        self.steps = nn.ModuleList()
+        scope = SCOPE_DATA
+        for block, module in zip(stage.blocks, blocks, strict=True):
+            if block.scope != scope:
+                item = next(cross)
+                self.kinds.append(item.role)
+                self.steps.append(instantiate(item))
+                scope = block.scope
+            self.kinds.append(scope)
+            self.steps.append(module)
+        if scope != SCOPE_DATA:
+            item = next(cross)
+            self.kinds.append(item.role)
+            self.steps.append(instantiate(item))
+
+    def forward(self, x: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.merge is not None:
+            x = self.merge(x, outputs[self.source])
+        z = self.latents(x.shape[0]) if self.latents is not None else None
+        for kind, step in zip(self.kinds, self.steps, strict=True):
+            if kind == SCOPE_DATA:
+                x = step(x)
+            elif kind == "read":
+                z = step(z, x, self.prefix)
+            elif kind == "write":
+                x = step(x, z, self.prefix)
+            else:
+                z = step(z)
+        return x
 
 
 def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> MixerBlock:

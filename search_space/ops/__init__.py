@@ -13,6 +13,7 @@ from search_space.ops import (  # noqa: F401
     norms,
     stems,
     token_mixers,
+    upsample,
 )
 from search_space.ops.base import LAYOUTS, Cost, OpContext, OpDef, ParamDef
 from search_space.ops.registries import (
