@@ -13,8 +13,9 @@ import math
 import pytest
 import torch
 
-from search_space.nn.mixers.attention import Attention
+from search_space.nn.mixers.attention import Attention, WindowAttention
 from search_space.nn.mixers.grid import GridAttention, grid_partition, grid_reverse
+from search_space.nn.mixers.hilo import HiLoAttention
 from search_space.nn.mixers.neighborhood import NeighborhoodAttention, neighborhood_index
 from search_space.nn.mixers.routing import RoutingAttention
 from search_space.ops.token_mixers.local_attention import (
@@ -327,3 +328,83 @@ def test_window_attention_has_maxvit_block_attention_parameters() -> None:
     assert TOKEN_MIXERS.get("window_attention").cost(ctx, params).params == maxvit
     grid_params = {"grid_size": 7, "head_dim": 32, "qkv_bias": True, "rel_pos_bias": True}
     assert TOKEN_MIXERS.get("grid_attention").cost(ctx, grid_params).params == maxvit
+
+
+# -- HiLo attention ----------------------------------------------------------------------------
+
+
+def _hilo(grid: tuple[int, ...], alpha: float, window: int) -> HiLoAttention:
+    torch.manual_seed(0)
+    module = HiLoAttention(
+        DIM, grid=grid, head_dim=HEAD_DIM, alpha=alpha, window=window, qkv_bias=True
+    )
+    return module.double().eval()
+
+
+def test_hilo_splits_heads_like_litv2() -> None:
+    from search_space.ops.token_mixers.local_attention import hilo_heads
+
+    assert hilo_heads(12, 0.9, 2) == (10, 2)  # LITv2-S stage 3
+    assert hilo_heads(24, 0.9, 1) == (24, 0)  # stage 4: window 1 is all Lo-Fi
+    assert hilo_heads(4, 0.0, 2) == (0, 4)
+
+
+@pytest.mark.parametrize(("grid", "window"), [((7, 7), 3), ((8, 8), 2), ((9,), 4)])
+def test_hilo_with_only_hifi_heads_is_window_attention(grid: tuple[int, ...], window: int) -> None:
+    module = _hilo(grid, 0.0, window)
+    twin = WindowAttention(
+        DIM,
+        grid=grid,
+        window=window,
+        head_dim=HEAD_DIM,
+        shift=False,
+        qkv_bias=True,
+        rel_pos_bias=False,
+    ).double()
+    twin.qkv.load_state_dict(module.h_qkv.state_dict())
+    twin.proj.load_state_dict(module.h_proj.state_dict())
+    x = _randn(2, *grid, DIM)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), twin.eval()(x))
+
+
+def test_hilo_with_window_one_is_global_attention() -> None:
+    module = _hilo((6, 5), 0.5, 1)
+    twin = Attention(DIM, grid=(1,), head_dim=HEAD_DIM, qkv_bias=True).double()
+    twin.qkv.weight.data = torch.cat([module.l_q.weight, module.l_kv.weight]).detach()
+    twin.qkv.bias.data = torch.cat([module.l_q.bias, module.l_kv.bias]).detach()
+    twin.proj.load_state_dict(module.l_proj.state_dict())
+    x = _randn(2, 6, 5, DIM)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), twin.eval()(x.reshape(2, 30, DIM)).reshape(x.shape))
+
+
+def test_hilo_lofi_heads_attend_means_of_every_window_including_partial_ones() -> None:
+    module = _hilo((7, 5), 1.0, 2)
+    x = _randn(2, 7, 5, DIM)
+    # pooled keys: the mean of each 2x2 window, the last row/column of windows partial
+    pooled = torch.stack(
+        [
+            x[:, i : i + 2, j : j + 2].mean(dim=(1, 2))
+            for i in range(0, 7, 2)
+            for j in range(0, 5, 2)
+        ],
+        dim=1,
+    )
+    with torch.no_grad():
+        q = module.l_q(x.reshape(2, 35, DIM)).reshape(2, 35, HEADS, HEAD_DIM).transpose(1, 2)
+        kv = module.l_kv(pooled).reshape(2, 12, 2, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4)
+        scores = (q @ kv[0].transpose(-1, -2) / math.sqrt(HEAD_DIM)).softmax(-1)
+        y = (scores @ kv[1]).transpose(1, 2).reshape(2, 7, 5, DIM)
+        torch.testing.assert_close(module(x), module.l_proj(y))
+
+
+def test_hilo_hifi_channels_are_local_and_lofi_channels_global() -> None:
+    module = _hilo((8, 8), 0.5, 2)
+    x = _randn(1, 8, 8, DIM)
+    y = x.clone()
+    y[0, 0, 0] += 1.0
+    with torch.no_grad():
+        delta = (module(x) - module(y))[0, 6, 6].abs()
+    assert delta[: module.h_dim].max() == 0  # Hi-Fi output first, its window far from (0, 0)
+    assert delta[module.h_dim :].max() > 1e-6

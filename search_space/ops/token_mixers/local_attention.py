@@ -25,7 +25,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
-from search_space.ops.token_mixers.attention import HEAD_DIM, QKV_BIAS
+from search_space.ops.token_mixers.attention import HEAD_DIM, QKV_BIAS, window_geometry
 
 
 def _attend(queries: int, keys: int, d: int, heads: int) -> Cost:
@@ -289,6 +289,96 @@ register(
             {"grid_size": 2},
             {"grid_size": 3, "rel_pos_bias": False, "qkv_bias": False},
             {"grid_size": 4},
+        ),
+    )
+)
+
+
+# -- HiLo attention (M09) --------------------------------------------------------------------------
+
+
+def hilo_heads(heads: int, alpha: float, window: int) -> tuple[int, int]:
+    """(Lo-Fi heads, Hi-Fi heads): LITv2's ``int(heads * alpha)`` Lo-Fi heads, and all heads
+    Lo-Fi when ``window == 1`` (then HiLo is plain global attention)."""
+    if window == 1:
+        return heads, 0
+    low = int(heads * alpha)
+    return low, heads - low
+
+
+def lofi_pool(grid: tuple[int, ...], window: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-axis kernel (= stride) of the Lo-Fi average pooling and the pooled grid.
+
+    The kernel is clipped to the axis; the pooling rounds up (``ceil_mode``), so trailing
+    positions a whole window does not cover are averaged on their own rather than dropped.
+    """
+    kernel = tuple(min(window, g) for g in grid)
+    return kernel, tuple(_ceil_div(g, k) for g, k in zip(grid, kernel, strict=True))
+
+
+def _hilo_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d, hd, ws = ctx.n, ctx.dim, params["head_dim"], params["window"]
+    bias = params["qkv_bias"]
+    low, high = hilo_heads(d // hd, params["alpha"], ws)
+    cost = Cost()
+    if high:
+        h_dim = high * hd
+        geo = window_geometry(ctx.grid, ws, shift=False)
+        cost += linear_cost(n, d, 3 * h_dim, bias=bias)
+        cost += _attend(math.prod(geo.padded), geo.tokens, h_dim, high)
+        cost += linear_cost(n, h_dim, h_dim)
+    if low:
+        l_dim = low * hd
+        m = n if ws == 1 else math.prod(lofi_pool(ctx.grid, ws)[1])
+        cost += linear_cost(n, d, l_dim, bias=bias) + linear_cost(m, d, 2 * l_dim, bias=bias)
+        cost += _attend(n, m, l_dim, low) + linear_cost(n, l_dim, l_dim)
+    return cost
+
+
+def _fraction(param: str) -> Rule:
+    """Rule: ``params[param]`` lies in [0, 1]."""
+
+    def rule(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+        value = params[param]
+        return None if 0.0 <= value <= 1.0 else f"{param}={value} must lie in [0, 1]"
+
+    return rule
+
+
+register(
+    OpDef(
+        name="hilo_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.hilo:HiLoAttention",
+        family="M09",
+        layout=LAYOUT_GRID_LAST,
+        complexity="O(N s^k d_hi + N^2 d_lo / s^k + N d^2)",
+        params=(
+            HEAD_DIM,
+            ParamDef(
+                "alpha",
+                float,
+                0.9,
+                minimum=0.0,
+                doc="share of heads in the Lo-Fi branch (int(heads * alpha) heads)",
+            ),
+            ParamDef(
+                "window",
+                int,
+                2,
+                minimum=1,
+                doc="s: Hi-Fi window side and Lo-Fi pooling size; 1 = global attention",
+            ),
+            QKV_BIAS,
+        ),
+        rules=(divides("head_dim"), _fraction("alpha")),
+        cost=_hilo_cost,
+        doc="LITv2 HiLo: Hi-Fi heads attend in s x s windows, Lo-Fi heads attend s-pooled keys",
+        examples=(
+            {"alpha": 0.5, "head_dim": 16},
+            {"window": 1},
+            {"alpha": 0.0, "window": 3},
+            {"alpha": 1.0, "window": 3, "qkv_bias": False},
         ),
     )
 )
