@@ -22,6 +22,7 @@ class Classifier(nn.Module):
         act: str,
         hidden: int,
         hidden_act: str,
+        distill: bool = False,
     ) -> None:
         super().__init__()
         self.num_prefix, self.pool, self.pre_pool = prefix, pool, norm_position == "pre_pool"
@@ -30,6 +31,8 @@ class Classifier(nn.Module):
         if hidden:
             self.pre_logits = nn.Sequential(nn.Linear(dim, hidden), make_activation(hidden_act))
         self.fc = nn.Linear(hidden or dim, num_classes)
+        # DeiT-style distillation head; inference averages the two classifiers' logits
+        self.dist = nn.Linear(hidden or dim, num_classes) if distill else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_pool:
@@ -37,4 +40,7 @@ class Classifier(nn.Module):
         x = x[:, 0] if self.pool == "cls" else x[:, self.num_prefix :].mean(dim=1)
         if not self.pre_pool:
             x = self.norm(x)
-        return self.fc(self.pre_logits(x))
+        x = self.pre_logits(x)
+        if self.dist is not None:
+            return (self.fc(x) + self.dist(x)) / 2
+        return self.fc(x)

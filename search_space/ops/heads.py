@@ -17,7 +17,10 @@ def _cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     if params["hidden"]:
         cost += linear_cost(1, width, params["hidden"])
         width = params["hidden"]
-    return cost + linear_cost(1, width, ctx.num_classes)
+    cost += linear_cost(1, width, ctx.num_classes)
+    if params["distill"]:  # a second classifier whose logits are averaged in (DeiT's dist head)
+        cost += linear_cost(1, width, ctx.num_classes)
+    return cost
 
 
 def _cls_needs_prefix(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
@@ -56,6 +59,12 @@ register(
             ),
             ParamDef("hidden", int, 0, minimum=0, doc="pre-logits layer width; 0 for none"),
             ParamDef("hidden_act", str, "tanh", choices=ACTIVATIONS),
+            ParamDef(
+                "distill",
+                bool,
+                False,
+                doc="add a distillation classifier, averaged at inference (DeiT, LeViT)",
+            ),
         ),
         cost=_cost,
         rules=(_cls_needs_prefix,),
