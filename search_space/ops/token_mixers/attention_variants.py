@@ -1,0 +1,80 @@
+"""Attention variants with their own projections or normalisation: focused linear attention
+(M07), outlook attention (M21), convolutional-projection attention (M01) and channel
+(transposed) attention (M23)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from search_space.ops.base import (
+    LAYOUT_GRID_LAST,
+    Cost,
+    OpContext,
+    OpDef,
+    ParamDef,
+    conv_cost,
+    divides,
+    linear_cost,
+)
+from search_space.ops.channel_mixers import odd
+from search_space.ops.registries import register
+from search_space.ops.token_mixers.attention import HEAD_DIM, QKV_BIAS, window_geometry
+
+# -- focused linear attention (M07) ----------------------------------------------------------------
+
+
+def _focused_linear_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d, hd, k = ctx.n, ctx.dim, params["head_dim"], params["kernel"]
+    geo = window_geometry(ctx.grid, params["window"], shift=False)
+    n_pad = math.prod(geo.padded)
+    cost = linear_cost(n, d, 3 * d, bias=params["qkv_bias"])
+    # per head and window: K^T V and Q (K^T V) (T hd^2 each), the normaliser Q . sum(K) (T hd)
+    mixing = 2 * n_pad * d * hd + n_pad * d
+    cost += Cost(macs=mixing, dynamic_macs=mixing, activations=geo.count * d * hd + 2 * n_pad * d)
+    # rank restoration: one head_dim-channel depthwise conv shared by the heads, on each window
+    dwc = conv_cost(geo.windows, hd, hd, k, groups=hd)
+    cost += Cost(params=dwc.params, macs=dwc.macs * geo.count * (d // hd), activations=n_pad * d)
+    # softplus'd per-channel scale and a learned positional encoding added to the window's keys
+    cost += Cost(params=d + geo.tokens * d)
+    return cost + linear_cost(n, d, d)
+
+
+register(
+    OpDef(
+        name="focused_linear_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.focused_linear:FocusedLinearAttention",
+        family="M07",
+        layout=LAYOUT_GRID_LAST,
+        complexity="O(N d^2 + N d k^r)",
+        params=(
+            ParamDef(
+                "window",
+                int,
+                56,
+                minimum=1,
+                doc="window side, clipped to the grid (FLatten-Swin-T: 56, the whole map)",
+            ),
+            HEAD_DIM,
+            QKV_BIAS,
+            ParamDef(
+                "focusing_factor",
+                float,
+                3.0,
+                minimum=1.0,
+                doc="p of the focusing map x -> ||x|| x^p / ||x^p||",
+            ),
+            ParamDef("kernel", int, 5, minimum=1, doc="depthwise conv on V (rank restoration)"),
+        ),
+        rules=(divides("head_dim"), odd("kernel")),
+        cost=_focused_linear_cost,
+        doc="FLatten focused linear attention: focused ReLU features, (K^T V) first, dwconv on V",
+        examples=(
+            {"window": 4},
+            {"window": 3, "focusing_factor": 2.0, "kernel": 3, "qkv_bias": False},
+            {"window": 7, "head_dim": 16},
+        ),
+    )
+)

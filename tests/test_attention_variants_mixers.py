@@ -1,0 +1,103 @@
+"""Behaviour of the focused linear, outlook, convolutional-projection and channel attention mixers
+beyond shapes and costs: each against a naive reference written out here from the paper's
+definition, with the module's own weights."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from search_space.nn.mixers.focused_linear import FocusedLinearAttention, focus
+
+DIM, HEAD_DIM = 32, 8
+HEADS = DIM // HEAD_DIM
+
+
+def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# -- focused linear attention ------------------------------------------------------------------
+
+
+def _focused(grid: tuple[int, ...], window: int, p: float = 3.0) -> FocusedLinearAttention:
+    torch.manual_seed(0)
+    module = FocusedLinearAttention(
+        DIM,
+        grid=grid,
+        window=window,
+        head_dim=HEAD_DIM,
+        qkv_bias=True,
+        focusing_factor=p,
+        kernel=3,
+    )
+    with torch.no_grad():  # a non-trivial learned scale
+        module.scale.copy_(torch.linspace(-1, 1, DIM).view(1, 1, DIM))
+    return module.double().eval()
+
+
+def test_focusing_keeps_the_norm_and_sharpens_towards_the_largest_channel() -> None:
+    x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    y = focus(x, 3.0)
+    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))
+    assert y[0, 2] / y[0, 0] > x[0, 2] / x[0, 0]
+
+
+@pytest.mark.parametrize(("grid", "window"), [((8, 8), 8), ((7, 7), 4), ((8, 6), 3), ((10,), 4)])
+def test_focused_linear_attention_matches_the_quadratic_form_per_window(
+    grid: tuple[int, ...], window: int
+) -> None:
+    """Per window, y_i = sum_j a_ij v_j / (sum_j a_ij + eps) + dwconv(V)_i with
+    a_ij = phi(q_i).phi(k_j), over the window's real tokens only (padding neither attended nor
+    normalised over)."""
+    module = _focused(grid, window)
+    x = _randn(2, *grid, DIM)
+    wins = tuple(min(window, g) for g in grid)
+    pe = module.positional_encoding.detach()[0]
+    scale = F.softplus(module.scale.detach()[0, 0])
+    out = torch.zeros(2, *grid, DIM, dtype=torch.float64)
+    with torch.no_grad():
+        q_all, k_all, v_all = module.qkv(x).chunk(3, dim=-1)
+        starts = itertools.product(*(range(0, g, w) for g, w in zip(grid, wins, strict=True)))
+        for start in starts:
+            # positions of the window (row-major inside it) and which of them are real
+            offsets = list(itertools.product(*map(range, wins)))
+            pos = [tuple(s + o for s, o in zip(start, off, strict=True)) for off in offsets]
+            real = [all(p < g for p, g in zip(ps, grid, strict=True)) for ps in pos]
+            idx = [i for i, r in enumerate(real) if r]
+            sel = [(slice(None), *ps) for ps, r in zip(pos, real, strict=True) if r]
+            q = torch.stack([q_all[s] for s in sel], dim=1)
+            k = torch.stack([k_all[s] for s in sel], dim=1) + pe[idx]
+            v = torch.stack([v_all[s] for s in sel], dim=1)
+            fq = focus((F.relu(q) + 1e-6) / scale, 3.0).view(2, -1, HEADS, HEAD_DIM)
+            fk = focus((F.relu(k) + 1e-6) / scale, 3.0).view(2, -1, HEADS, HEAD_DIM)
+            vh = v.view(2, -1, HEADS, HEAD_DIM)
+            a = torch.einsum("bihc,bjhc->bhij", fq, fk)
+            y = (
+                torch.einsum("bhij,bjhc->bihc", a, vh)
+                / (a.sum(-1) + 1e-6).transpose(1, 2)[..., None]
+            )
+            # dwconv on the window's V map, zeros at padding, weights shared by the heads
+            vmap = torch.zeros(2, HEADS, HEAD_DIM, math.prod(wins), dtype=torch.float64)
+            vmap[..., idx] = vh.permute(0, 2, 3, 1)
+            conv = module.dwc(vmap.reshape(2 * HEADS, HEAD_DIM, *wins)).reshape(
+                2, HEADS, HEAD_DIM, -1
+            )
+            y = y + conv[..., idx].permute(0, 3, 1, 2)
+            for n, s in enumerate(sel):
+                out[s] = y[:, n].reshape(2, DIM)
+        torch.testing.assert_close(module(x), module.proj(out))
+
+
+def test_focused_linear_windows_do_not_mix() -> None:
+    module = _focused((8, 8), 4)
+    x = _randn(1, 8, 8, DIM)
+    y = x.clone()
+    y[0, 0, 0] += 1.0
+    with torch.no_grad():
+        changed = (module(x) - module(y)).abs().sum(-1)[0] > 0
+    assert changed[:4, :4].all() and not changed[4:].any() and not changed[:, 4:].any()
