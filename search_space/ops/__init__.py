@@ -8,6 +8,7 @@ from search_space.ops import (  # noqa: F401
     channel_mixers,
     downsample,
     heads,
+    kan,
     mobile_downsample,
     nb201_ops,
     norms,
