@@ -32,6 +32,7 @@ from search_space.structure import (
     NESTED_MLP,
     SKIP_MERGE,
     groups_of,
+    shared_view,
 )
 
 
@@ -206,13 +207,14 @@ def _plan_stage_blocks(stage: Stage, path: str, ctx: OpContext, index: int) -> l
                     "a 'latent' block needs the stage's 'latents' (tokens, group)",
                     value=block.scope,
                 )
-        return [
-            item
-            for j, block in enumerate(stage.blocks)
-            for item in _plan_block(
+            out: list[PlannedOp] = []
+        for j, block in enumerate(stage.blocks):
+            items = _plan_block(
                 block, f"{path}.blocks[{j}]", ctx.dim, ctx.grid, ctx.prefix, index, j
             )
-        ]
+            out.extend(_shared(items, stage, j, path) if block.share is not None else items)
+        return out
+
     where = f"{path}.latents"
     if any(g % lat.group for g in ctx.grid):
         raise SpaceError(
@@ -251,7 +253,8 @@ def _plan_stage_blocks(stage: Stage, path: str, ctx: OpContext, index: int) -> l
             )
             scope = block.scope
         here = latent_ctx if scope != SCOPE_DATA else ctx
-        out.extend(_plan_block(block, bpath, here.dim, here.grid, here.prefix, index, j))
+        items = _plan_block(block, bpath, here.dim, here.grid, here.prefix, index, j)
+        out.extend(_shared(items, stage, j, path) if block.share is not None else items)
     if scope != SCOPE_DATA:
         out.append(PlannedOp(f"{where}.write", "write", LATENT_WRITE, ctx, dict(cross), q, index))
     return out
@@ -313,6 +316,25 @@ def _plan_block(
     if block.repeat != 1:
         out = [dataclasses.replace(item, times=block.repeat) for item in out]
     return out
+
+
+def _shared(items: list[PlannedOp], stage: Stage, j: int, path: str) -> list[PlannedOp]:
+    """The ops of block ``j``, which reuses the weights of block ``share``: MACs, no params."""
+    k = stage.blocks[j].share
+    where = f"{path}.blocks[{j}].share"
+    if k is None or not 0 <= k < j:
+        raise SpaceError(where, f"must name an earlier block of the stage (0..{j - 1})", value=k)
+    if dataclasses.replace(stage.blocks[j], share=None) != dataclasses.replace(
+        stage.blocks[k], share=None
+    ):
+        raise SpaceError(
+            where, f"block {k} differs from this block; only equal blocks share", value=k
+        )
+    if stage.blocks[k].share is not None:
+        raise SpaceError(
+            where, f"block {k} shares weights itself; name the block it shares with", value=k
+        )
+    return [dataclasses.replace(item, op=shared_view(item.op)) for item in items]
 
 
 def _nested(mixer: PlannedOp, parent_ratio: float, path: str) -> PlannedOp:

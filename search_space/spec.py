@@ -155,8 +155,11 @@ class Block:
     Structural fields (omitted from the JSON at their defaults, so older specs keep their ids):
     ``repeat`` applies the block ``repeat`` times with the same weights (recursive weight sharing,
     SReT: Zhang et al., "Sliced Recursive Transformer", 2022): MACs count every application,
-    parameters once. ``nested_ratio`` stores the channel mixer (an ``mlp``) at this hidden ratio
-    and uses the prefix of its hidden units that the mixer's own ``ratio`` names (MatFormer:
+    parameters once; ``share`` = k makes the block reuse the weights of block k of the same stage
+    (an identical block apart from ``share``), so shared blocks can be interleaved with unshared
+    ones (SReT's recursion with non-shared projections between loops). ``nested_ratio`` stores
+    the channel mixer (an ``mlp``) at this hidden ratio and uses the prefix of its hidden units
+    that the mixer's own ``ratio`` names (MatFormer:
     Devvrit et al., "MatFormer: Nested Transformer for Elastic Inference", 2023). ``scope``
     ``latent`` applies the block to the stage's latent tokens instead of the data tokens (FIT:
     Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023; see `Latents`).
@@ -171,6 +174,7 @@ class Block:
     repeat: int = 1
     nested_ratio: float | None = None
     scope: str = SCOPE_DATA
+    share: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -187,6 +191,8 @@ class Block:
             out["nested_ratio"] = self.nested_ratio
         if self.scope != SCOPE_DATA:
             out["scope"] = self.scope
+        if self.share is not None:
+            out["share"] = self.share
         return out
 
 
@@ -430,7 +436,7 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
 
 def _parse_block(data: Any, path: str) -> Block:
     keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
-    keys |= {"repeat", "nested_ratio", "scope"}
+    keys |= {"repeat", "nested_ratio", "scope", "share"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
     nested = d.get("nested_ratio")
     if nested is not None and (
@@ -456,6 +462,7 @@ def _parse_block(data: Any, path: str) -> Block:
         repeat=_int(d.get("repeat", 1), f"{path}.repeat", 1),
         nested_ratio=None if nested is None else float(nested),
         scope=scope,
+        share=None if d.get("share") is None else _int(d["share"], f"{path}.share", 0),
     )
 
 

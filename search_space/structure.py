@@ -8,6 +8,7 @@ feed-forward layers (MatFormer) are not extension points: the spec's own fields 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -147,3 +148,28 @@ NESTED_MLP = OpDef(
     cost=_nested_cost,
     doc="MLP whose hidden units are the first int(ratio d) of a parent MLP (MatFormer)",
 )
+
+
+# -- shared weights (SReT) ----------------------------------------------------------------------
+
+
+def shared_view(op: OpDef | None) -> OpDef:
+    """``op`` as applied by a block that reuses another block's weights: its MACs, no params.
+
+    ``None`` (a layer scale, which is not a registered op) becomes a zero-cost stand-in.
+    """
+    if op is None:
+        return OpDef(
+            name="layer_scale",
+            kind="structure",
+            module=f"{_MODULE}:Repeated",
+            params=(ParamDef("init", float, 1.0),),
+            cost=lambda ctx, params: Cost(),
+        )
+    inner = op.cost
+
+    def cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+        c = inner(ctx, params)
+        return Cost(0, c.macs, c.activations, c.dynamic_macs)
+
+    return dataclasses.replace(op, cost=cost, _param_index={})

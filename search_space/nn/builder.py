@@ -59,6 +59,10 @@ class MixNet(nn.Module):
             blocks: list[nn.Module] = []
             for j, block in enumerate(stage.blocks):
                 rate = drop_path_rate * index / max(1, total - 1)
+                if block.share is not None:  # the same module object: weights counted once
+                    blocks.append(blocks[block.share])
+                    index += 1
+                    continue
                 built: nn.Module = _block(by_block[(i, j)], block, rate)
                 blocks.append(Repeated(built, block.repeat) if block.repeat != 1 else built)
                 index += 1
