@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from search_space.nn.mixers.focused_linear import FocusedLinearAttention, focus
+from search_space.nn.mixers.outlook import OutlookAttention
 
 DIM, HEAD_DIM = 32, 8
 HEADS = DIM // HEAD_DIM
@@ -101,3 +102,47 @@ def test_focused_linear_windows_do_not_mix() -> None:
     with torch.no_grad():
         changed = (module(x) - module(y)).abs().sum(-1)[0] > 0
     assert changed[:4, :4].all() and not changed[4:].any() and not changed[:, 4:].any()
+
+
+# -- outlook attention -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grid", "kernel", "stride"), [((7, 7), 3, 2), ((6, 5), 3, 1), ((8, 8), 5, 3), ((9,), 3, 2)]
+)
+def test_outlook_attention_matches_its_definition(
+    grid: tuple[int, ...], kernel: int, stride: int
+) -> None:
+    """Per centre: pool the features of its stride^r cell, predict per head a (K^r, K^r)
+    softmax matrix, mix the K^r window values, add each output back at its window position."""
+    torch.manual_seed(0)
+    module = OutlookAttention(
+        DIM, grid=grid, kernel=kernel, stride=stride, head_dim=HEAD_DIM, qkv_bias=True
+    ).double()
+    x = _randn(2, *grid, DIM)
+    rank = len(grid)
+    offsets = list(itertools.product(range(kernel), repeat=rank))
+    out = torch.zeros_like(x)
+    with torch.no_grad():
+        v = module.v(x)
+        centres = itertools.product(*(range(0, g, stride) for g in grid))
+        for centre in centres:
+            cell = tuple(slice(c, c + stride) for c in centre)
+            feat = x[(slice(None), *cell)].reshape(2, -1, DIM).mean(1)
+            k2 = len(offsets)
+            attn = module.attn(feat).reshape(2, HEADS, k2, k2)
+            attn = (attn / math.sqrt(HEAD_DIM)).softmax(-1)
+            pos = [
+                tuple(c - kernel // 2 + o for c, o in zip(centre, off, strict=True))
+                for off in offsets
+            ]
+            inside = [all(0 <= p < g for p, g in zip(ps, grid, strict=True)) for ps in pos]
+            vals = torch.zeros(2, k2, HEADS, HEAD_DIM, dtype=torch.float64)
+            for a, (ps, ok) in enumerate(zip(pos, inside, strict=True)):
+                if ok:
+                    vals[:, a] = v[(slice(None), *ps)].reshape(2, HEADS, HEAD_DIM)
+            mixed = torch.einsum("nhba,nahc->bnhc", attn, vals)  # output b of the window
+            for b_idx, (ps, ok) in enumerate(zip(pos, inside, strict=True)):
+                if ok:
+                    out[(slice(None), *ps)] += mixed[b_idx].reshape(2, DIM)
+        torch.testing.assert_close(module(x), module.proj(out))

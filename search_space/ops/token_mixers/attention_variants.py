@@ -78,3 +78,57 @@ register(
         ),
     )
 )
+
+
+# -- outlook attention (M21) -----------------------------------------------------------------------
+
+
+def outlook_grid(grid: tuple[int, ...], stride: int) -> tuple[int, ...]:
+    """The grid of outlook centres: ``ceil(grid / stride)`` per axis (VOLO's pooled grid)."""
+    return tuple(-(-g // stride) for g in grid)
+
+
+def _outlook_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d = ctx.n, ctx.dim
+    heads = d // params["head_dim"]
+    window = params["kernel"] ** len(ctx.grid)
+    m = math.prod(outlook_grid(ctx.grid, params["stride"]))
+    cost = linear_cost(n, d, d, bias=params["qkv_bias"])
+    # every centre predicts a (K x K) attention per head from its (pooled) feature
+    cost += linear_cost(m, d, window * window * heads)
+    # each centre's K outputs are weighted sums of its K unfolded values: M K^2 d
+    weighted = m * window * window * d
+    cost += Cost(macs=weighted, dynamic_macs=weighted, activations=m * window * d)
+    return cost + linear_cost(n, d, d)
+
+
+register(
+    OpDef(
+        name="outlook_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.outlook:OutlookAttention",
+        family="M21",
+        layout=LAYOUT_GRID_LAST,
+        complexity="O(N K^(2r) h d / s^r + N d^2)",
+        params=(
+            ParamDef("kernel", int, 3, minimum=1, doc="outlook window side K (odd)"),
+            ParamDef(
+                "stride",
+                int,
+                2,
+                minimum=1,
+                doc="distance between window centres; attention from s-pooled features",
+            ),
+            HEAD_DIM,
+            ParamDef("qkv_bias", bool, False, doc="bias of the value projection"),
+        ),
+        rules=(divides("head_dim"), odd("kernel")),
+        cost=_outlook_cost,
+        doc="VOLO outlook attention: K^r x K^r local weights predicted linearly from each centre",
+        examples=(
+            {"stride": 1},
+            {"kernel": 5, "stride": 3, "qkv_bias": True},
+            {"kernel": 1, "stride": 1, "head_dim": 16},
+        ),
+    )
+)
