@@ -14,6 +14,7 @@ from search_space.ops import (  # noqa: F401
     norms,
     stems,
     token_mixers,
+    tokenizers,
     upsample,
 )
 from search_space.ops.base import LAYOUTS, Cost, OpContext, OpDef, ParamDef
