@@ -11,6 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from search_space.nn.mixers.attention import Attention
+from search_space.nn.mixers.channel_attention import ChannelAttention
+from search_space.nn.mixers.conv_attention import ConvAttention
 from search_space.nn.mixers.focused_linear import FocusedLinearAttention, focus
 from search_space.nn.mixers.outlook import OutlookAttention
 
@@ -146,3 +149,90 @@ def test_outlook_attention_matches_its_definition(
                 if ok:
                     out[(slice(None), *ps)] += mixed[b_idx].reshape(2, DIM)
         torch.testing.assert_close(module(x), module.proj(out))
+
+
+# -- convolutional-projection attention --------------------------------------------------------
+
+
+def _conv_attention(grid: tuple[int, ...], kernel: int, stride_kv: int) -> ConvAttention:
+    """A CvT attention whose convs pass the centre tap through and whose BNs are identities, so
+    the reference below can be plain attention over (sub-sampled) tokens."""
+    torch.manual_seed(0)
+    module = ConvAttention(
+        DIM, grid=grid, kernel=kernel, stride_kv=stride_kv, head_dim=HEAD_DIM, qkv_bias=True
+    ).double()
+    with torch.no_grad():
+        for proj in (module.conv_proj_q, module.conv_proj_k, module.conv_proj_v):
+            proj.conv.weight.zero_()
+            proj.conv.weight[(slice(None), 0, *[kernel // 2] * len(grid))] = 1.0
+            proj.bn.eps = 0.0
+    return module.eval()
+
+
+@pytest.mark.parametrize(("grid", "prefix"), [((6, 5), 1), ((9,), 0), ((4, 4), 2)])
+def test_conv_attention_without_stride_and_identity_convs_is_global_attention(
+    grid: tuple[int, ...], prefix: int
+) -> None:
+    module = _conv_attention(grid, 3, 1)
+    twin = Attention(DIM, grid=grid, head_dim=HEAD_DIM, qkv_bias=True).double()
+    with torch.no_grad():
+        twin.qkv.weight.copy_(
+            torch.cat([module.proj_q.weight, module.proj_k.weight, module.proj_v.weight])
+        )
+        twin.qkv.bias.copy_(torch.cat([module.proj_q.bias, module.proj_k.bias, module.proj_v.bias]))
+        twin.proj.load_state_dict(module.proj.state_dict())
+        x = _randn(2, prefix + math.prod(grid), DIM)
+        torch.testing.assert_close(module(x), twin.eval()(x))
+
+
+def test_conv_attention_strided_keys_are_the_class_token_and_every_other_position() -> None:
+    grid, prefix = (7, 6), 1
+    module = _conv_attention(grid, 3, 2)
+    x = _randn(2, prefix + 42, DIM)
+    coords = list(itertools.product(*map(range, grid)))
+    keep = [0] + [prefix + i for i, (r, c) in enumerate(coords) if r % 2 == 0 and c % 2 == 0]
+    with torch.no_grad():
+        q = module.proj_q(x).view(2, -1, HEADS, HEAD_DIM).transpose(1, 2)
+        k = module.proj_k(x[:, keep]).view(2, -1, HEADS, HEAD_DIM).transpose(1, 2)
+        v = module.proj_v(x[:, keep]).view(2, -1, HEADS, HEAD_DIM).transpose(1, 2)
+        attn = (q @ k.transpose(-1, -2) / math.sqrt(HEAD_DIM)).softmax(-1)
+        expected = module.proj((attn @ v).transpose(1, 2).reshape(2, -1, DIM))
+        torch.testing.assert_close(module(x), expected)
+
+
+# -- channel attention -------------------------------------------------------------------------
+
+
+def _channel(style: str) -> ChannelAttention:
+    torch.manual_seed(0)
+    module = ChannelAttention(DIM, grid=(1,), head_dim=HEAD_DIM, qkv_bias=True, style=style)
+    if module.temperature is not None:
+        with torch.no_grad():
+            module.temperature.copy_(torch.linspace(0.5, 2.0, HEADS).view(HEADS, 1, 1))
+    return module.double().eval()
+
+
+@pytest.mark.parametrize("style", ["xca", "davit"])
+def test_channel_attention_mixes_channels_within_heads_by_token_statistics(style: str) -> None:
+    module = _channel(style)
+    x = _randn(2, 20, DIM)
+    with torch.no_grad():
+        q, k, v = (z.view(2, 20, HEADS, HEAD_DIM) for z in module.qkv(x).chunk(3, dim=-1))
+        if style == "xca":
+            qn, kn = F.normalize(q, dim=1), F.normalize(k, dim=1)  # along the tokens
+            tau = module.temperature.view(1, HEADS, 1, 1)
+            weights = (torch.einsum("bnhi,bnhj->bhij", qn, kn) * tau).softmax(-1)
+            y = torch.einsum("bhij,bnhj->bnhi", weights, v)
+        else:
+            weights = (torch.einsum("bnhi,bnhj->bhij", k, v) / math.sqrt(HEAD_DIM)).softmax(-1)
+            y = torch.einsum("bhij,bnhj->bnhi", weights, q)
+        torch.testing.assert_close(module(x), module.proj(y.reshape(2, 20, DIM)))
+
+
+@pytest.mark.parametrize("style", ["xca", "davit"])
+def test_channel_attention_is_token_permutation_equivariant(style: str) -> None:
+    module = _channel(style)
+    x = _randn(1, 12, DIM)
+    perm = torch.randperm(12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(module(x)[:, perm], module(x[:, perm]))

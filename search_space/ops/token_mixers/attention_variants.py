@@ -10,13 +10,17 @@ from typing import Any
 
 from search_space.ops.base import (
     LAYOUT_GRID_LAST,
+    LAYOUT_SEQUENCE,
+    LAYOUT_TOKENS,
     Cost,
     OpContext,
     OpDef,
     ParamDef,
     conv_cost,
+    conv_out,
     divides,
     linear_cost,
+    norm_cost,
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
@@ -130,5 +134,101 @@ register(
             {"kernel": 5, "stride": 3, "qkv_bias": True},
             {"kernel": 1, "stride": 1, "head_dim": 16},
         ),
+    )
+)
+
+
+# -- convolutional-projection attention (M01, CvT) -------------------------------------------------
+
+
+def _conv_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    t, n, d, k = ctx.tokens, ctx.n, ctx.dim, params["kernel"]
+    kv_grid = tuple(conv_out(g, k, params["stride_kv"], k // 2) for g in ctx.grid)
+    m = math.prod(kv_grid)
+    bias = params["qkv_bias"]
+    # depthwise conv (no bias) + batch norm per projection; class tokens skip the convs
+    cost = conv_cost(ctx.grid, d, d, k, groups=d, bias=False) + norm_cost("batchnorm", n * d, d)
+    for _ in range(2):
+        cost += conv_cost(kv_grid, d, d, k, groups=d, bias=False)
+        cost += norm_cost("batchnorm", m * d, d)
+    keys = m + ctx.prefix
+    cost += linear_cost(t, d, d, bias=bias)
+    cost += linear_cost(keys, d, d, bias=bias) + linear_cost(keys, d, d, bias=bias)
+    scores = 2 * t * keys * d
+    cost += Cost(
+        macs=scores,
+        dynamic_macs=scores,
+        activations=(d // params["head_dim"]) * t * keys + t * d,
+    )
+    return cost + linear_cost(t, d, d)
+
+
+register(
+    OpDef(
+        name="conv_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.conv_attention:ConvAttention",
+        family="M01",
+        layout=LAYOUT_TOKENS,
+        complexity="O(N^2 d / s^r + N d^2 + N d k^r)",
+        params=(
+            ParamDef("kernel", int, 3, minimum=1, doc="depthwise projection conv kernel (odd)"),
+            ParamDef(
+                "stride_kv", int, 2, minimum=1, doc="stride of the key/value convs (squeezed K/V)"
+            ),
+            HEAD_DIM,
+            QKV_BIAS,
+        ),
+        rules=(divides("head_dim"), odd("kernel")),
+        cost=_conv_attention_cost,
+        doc="CvT convolutional projection: depthwise conv + BN before q/k/v linears, strided K/V",
+        examples=(
+            {"stride_kv": 1},
+            {"kernel": 5, "stride_kv": 3, "qkv_bias": False},
+            {"head_dim": 16},
+        ),
+    )
+)
+
+
+# -- channel (transposed) attention (M23) ----------------------------------------------------------
+
+
+def _channel_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d, hd = ctx.n, ctx.dim, params["head_dim"]
+    heads = d // hd
+    cost = linear_cost(n, d, 3 * d, bias=params["qkv_bias"])
+    # per head a head_dim x head_dim map over the tokens, then applied to the tokens
+    mixing = 2 * n * d * hd
+    cost += Cost(macs=mixing, dynamic_macs=mixing, activations=heads * hd * hd + n * d)
+    if params["style"] == "xca":
+        cost += Cost(params=heads)  # learned temperature per head
+    return cost + linear_cost(n, d, d)
+
+
+register(
+    OpDef(
+        name="channel_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.channel_attention:ChannelAttention",
+        family="M23",
+        layout=LAYOUT_SEQUENCE,
+        complexity="O(N d h_d + N d^2)",
+        params=(
+            HEAD_DIM,
+            QKV_BIAS,
+            ParamDef(
+                "style",
+                str,
+                "xca",
+                choices=("xca", "davit"),
+                doc="xca: L2-normalised q, k and a learned temperature (XCiT); davit: scaled k "
+                "(DaViT channel group attention)",
+            ),
+        ),
+        rules=(divides("head_dim"),),
+        cost=_channel_attention_cost,
+        doc="transposed self-attention across channels within head groups (XCiT XCA, DaViT)",
+        examples=({"style": "davit"}, {"head_dim": 16, "qkv_bias": False}),
     )
 )
