@@ -53,11 +53,13 @@ class ConvDownsample(_Downsample):
         stride: int,
         norm: str,
         norm_position: str,
+        bias: bool = True,
     ) -> None:
         super().__init__(dim, out_dim, grid, prefix)
         rank = len(grid)
         self.pre_norm = ChannelsFirstNorm(norm, dim) if norm_position == "pre" else nn.Identity()
-        self.conv = conv_nd(rank, dim, out_dim, kernel, stride, conv_padding(kernel, stride))
+        padding = conv_padding(kernel, stride)
+        self.conv = conv_nd(rank, dim, out_dim, kernel, stride, padding, bias=bias)
         self.post_norm = (
             ChannelsFirstNorm(norm, out_dim) if norm_position == "post" else (nn.Identity())
         )
@@ -96,10 +98,20 @@ class PatchMerging(_Downsample):
 
 
 class PoolDownsample(_Downsample):
-    def __init__(self, dim: int, out_dim: int, *, grid: tuple[int, ...], prefix: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        prefix: int,
+        bias: bool = True,
+        norm: str = "none",
+    ) -> None:
         super().__init__(dim, out_dim, grid, prefix)
         self.pool = avg_pool_nd(len(grid), 2, 2, ceil_mode=True, count_include_pad=False)
-        self.proj = nn.Linear(dim, out_dim) if dim != out_dim else nn.Identity()
+        self.proj = nn.Linear(dim, out_dim, bias=bias) if dim != out_dim else nn.Identity()
+        self.norm = make_norm(norm, out_dim) if dim != out_dim else nn.Identity()
 
     def downsample(self, grid: torch.Tensor) -> torch.Tensor:
-        return self.proj(grid_to_tokens(self.pool(grid)))
+        return self.norm(self.proj(grid_to_tokens(self.pool(grid))))

@@ -61,7 +61,7 @@ def _conv_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
 
 def _conv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     grid = _conv_grid(ctx, params)
-    cost = conv_cost(grid, ctx.dim, ctx.out_dim, params["kernel"])
+    cost = conv_cost(grid, ctx.dim, ctx.out_dim, params["kernel"], bias=params["bias"])
     if params["norm"] != "none":
         if params["norm_position"] == "pre":
             cost += _norm(params["norm"], ctx.n * ctx.dim, ctx.dim)
@@ -86,6 +86,7 @@ register(
                 choices=("pre", "post"),
                 doc="norm before the conv (ConvNeXt) or after it (EfficientFormer)",
             ),
+            ParamDef("bias", bool, True, doc="conv bias (InternImage: none)"),
         ),
         cost=_conv_cost,
         out_grid=_conv_grid,
@@ -129,7 +130,8 @@ def _pool_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     n = math.prod(_half_grid(ctx, params))
     cost = Cost(activations=n * ctx.dim)
     if ctx.dim != ctx.out_dim:
-        cost += linear_cost(n, ctx.dim, ctx.out_dim)
+        cost += linear_cost(n, ctx.dim, ctx.out_dim, bias=params["bias"])
+        cost += _norm(params["norm"], n * ctx.out_dim, ctx.out_dim)
     return cost + _prefix_cost(ctx)
 
 
@@ -138,9 +140,13 @@ register(
         name="pool",
         kind="downsample",
         module=f"{_MODULE}:PoolDownsample",
-        params=(),
+        params=(
+            ParamDef("bias", bool, True, doc="bias of the projection (Next-ViT: none)"),
+            ParamDef("norm", str, "none", choices=NORM_NAMES, doc="after the projection"),
+        ),
         cost=_pool_cost,
         out_grid=_half_grid,
-        doc="2x2 average pooling (ceil mode), then a pointwise projection if the width changes",
+        doc="2x2 average pooling (ceil mode), then a pointwise projection and norm if the width "
+        "changes (Next-ViT patch embedding: no bias, batch norm)",
     )
 )
