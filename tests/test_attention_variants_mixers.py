@@ -15,6 +15,7 @@ from search_space.nn.mixers.attention import Attention
 from search_space.nn.mixers.channel_attention import ChannelAttention
 from search_space.nn.mixers.conv_attention import ConvAttention
 from search_space.nn.mixers.focused_linear import FocusedLinearAttention, focus
+from search_space.nn.mixers.levit_attention import LeViTAttention
 from search_space.nn.mixers.outlook import OutlookAttention
 
 DIM, HEAD_DIM = 32, 8
@@ -236,3 +237,43 @@ def test_channel_attention_is_token_permutation_equivariant(style: str) -> None:
     perm = torch.randperm(12, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(module(x)[:, perm], module(x[:, perm]))
+
+
+# -- LeViT / EfficientFormer attention ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grid", "norm", "act"),
+    [((4, 5), "batchnorm", "hardswish"), ((7, 7), "none", "identity"), ((9,), "batchnorm", "relu")],
+)
+def test_levit_attention_adds_one_learned_bias_per_absolute_offset(
+    grid: tuple[int, ...], norm: str, act: str
+) -> None:
+    torch.manual_seed(0)
+    heads, key_dim, val_dim = 3, 8, 16
+    module = LeViTAttention(
+        DIM, grid=grid, key_dim=key_dim, heads=heads, attn_ratio=2.0, norm=norm, act=act
+    ).double()
+    n = math.prod(grid)
+    with torch.no_grad():
+        module.attention_biases.normal_()
+        if module.qkv.bn is not None:  # non-trivial inference statistics
+            for bn in (module.qkv.bn, module.proj.bn):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+    module.eval()
+    coords = list(itertools.product(*map(range, grid)))
+    # reference table lookup: entry of (|d_1|, ..., |d_r|) in row-major order over the grid
+    bias = torch.zeros(heads, n, n, dtype=torch.float64)
+    for i, p in enumerate(coords):
+        for j, q in enumerate(coords):
+            entry = coords.index(tuple(abs(a - b) for a, b in zip(p, q, strict=True)))
+            bias[:, i, j] = module.attention_biases[:, entry].detach()
+    x = _randn(2, n, DIM)
+    with torch.no_grad():
+        qkv = module.qkv(x).view(2, n, heads, 2 * key_dim + val_dim).transpose(1, 2)
+        q, k, v = qkv.split([key_dim, key_dim, val_dim], dim=-1)
+        attn = (q @ k.transpose(-1, -2) / math.sqrt(key_dim) + bias).softmax(-1)
+        y = (attn @ v).transpose(1, 2).reshape(2, n, heads * val_dim)
+        activation = {"hardswish": F.hardswish, "relu": F.relu, "identity": lambda t: t}[act]
+        torch.testing.assert_close(module(x), module.proj(activation(y)))

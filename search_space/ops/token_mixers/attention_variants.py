@@ -232,3 +232,75 @@ register(
         examples=({"style": "davit"}, {"head_dim": 16, "qkv_bias": False}),
     )
 )
+
+
+# -- attention with learned attention biases (M01, LeViT / EfficientFormer) ------------------------
+
+
+def _positive_values(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+    """Rule: at least one value channel per head."""
+    if int(params["attn_ratio"] * params["key_dim"]) < 1:
+        ratio, key_dim = params["attn_ratio"], params["key_dim"]
+        return f"attn_ratio={ratio} leaves no value channels for key_dim={key_dim}"
+    return None
+
+
+def _levit_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    n, d, heads, kd = ctx.n, ctx.dim, params["heads"], params["key_dim"]
+    vd = int(params["attn_ratio"] * kd)
+    qkv_out, val_all = heads * (2 * kd + vd), heads * vd
+    bn = params["norm"] == "batchnorm"
+    # LeViT's BN-linears have no bias (the BN shifts); EfficientFormer's plain linears have one
+    cost = linear_cost(n, d, qkv_out, bias=not bn) + linear_cost(n, val_all, d, bias=not bn)
+    if bn:
+        cost += norm_cost("batchnorm", n * qkv_out, qkv_out) + norm_cost("batchnorm", n * d, d)
+    scores = n * n * heads * (kd + vd)
+    cost += Cost(
+        params=heads * n,  # one bias per head and absolute offset
+        macs=scores,
+        dynamic_macs=scores,
+        activations=heads * n * n + n * val_all,
+    )
+    return cost
+
+
+register(
+    OpDef(
+        name="levit_attention",
+        kind="token_mixer",
+        module="search_space.nn.mixers.levit_attention:LeViTAttention",
+        family="M01",
+        layout=LAYOUT_SEQUENCE,
+        complexity="O(N^2 h (k + v) + N d h (2k + v))",
+        params=(
+            ParamDef("key_dim", int, 32, minimum=1, doc="query/key channels per head"),
+            ParamDef("heads", int, 8, minimum=1, doc="heads, independent of the width"),
+            ParamDef(
+                "attn_ratio", float, 4.0, minimum=0.0, doc="value channels = int(ratio * key_dim)"
+            ),
+            ParamDef(
+                "norm",
+                str,
+                "batchnorm",
+                choices=("batchnorm", "none"),
+                doc="batchnorm: LeViT's BN-linears (no bias); none: biased linears "
+                "(EfficientFormer)",
+            ),
+            ParamDef(
+                "act",
+                str,
+                "hardswish",
+                choices=("hardswish", "identity", "gelu", "relu"),
+                doc="activation before the output projection (LeViT: hardswish)",
+            ),
+        ),
+        rules=(_positive_values,),
+        cost=_levit_attention_cost,
+        doc="LeViT attention: attention biases per absolute offset, BN-linears, hardswish; "
+        "EfficientFormer's MHSA with norm=none, act=identity",
+        examples=(
+            {"norm": "none", "act": "identity"},
+            {"heads": 3, "key_dim": 16, "attn_ratio": 2.0},
+        ),
+    )
+)
