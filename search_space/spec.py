@@ -434,7 +434,7 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
     return InputSpec("tokens", num_classes, seq_len=seq_len, vocab_size=vocab, feature_dim=feat)
 
 
-def _parse_block(data: Any, path: str) -> Block:
+def parse_block(data: Any, path: str) -> Block:
     keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
     keys |= {"repeat", "nested_ratio", "scope", "share"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
@@ -466,7 +466,7 @@ def _parse_block(data: Any, path: str) -> Block:
     )
 
 
-def _parse_skip(data: Any, path: str) -> Skip | None:
+def parse_skip(data: Any, path: str) -> Skip | None:
     if data is None:
         return None
     d = _expect_mapping(data, path, {"source", "merge"}, {"source"})
@@ -476,7 +476,7 @@ def _parse_skip(data: Any, path: str) -> Skip | None:
     return Skip(_int(d["source"], f"{path}.source", 0), merge)
 
 
-def _parse_latents(data: Any, path: str) -> Latents | None:
+def parse_latents(data: Any, path: str) -> Latents | None:
     if data is None:
         return None
     d = _expect_mapping(data, path, {"tokens", "group", "head_dim"}, {"tokens", "group"})
@@ -511,9 +511,9 @@ def _parse_spec(data: Any) -> ArchSpec:
             Stage(
                 width=_int(sd["width"], f"{path}.width", 1),
                 downsample=_parse_op(sd.get("downsample", {"name": "none"}), f"{path}.downsample"),
-                blocks=tuple(_parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
-                skip=_parse_skip(sd.get("skip"), f"{path}.skip"),
-                latents=_parse_latents(sd.get("latents"), f"{path}.latents"),
+                blocks=tuple(parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
+                skip=parse_skip(sd.get("skip"), f"{path}.skip"),
+                latents=parse_latents(sd.get("latents"), f"{path}.latents"),
             )
         )
     return ArchSpec(

@@ -30,10 +30,16 @@ from search_space.spec import (
     ALLOWED_BITS,
     FLOAT_BITS,
     GRANULARITIES,
+    Block,
     InputSpec,
+    Latents,
     Op,
     Quant,
+    Skip,
+    parse_block,
     parse_input,
+    parse_latents,
+    parse_skip,
 )
 
 ANALYTIC_METRICS = ("params", "macs", "bytes", "bitops", "activation_bytes")
@@ -53,6 +59,8 @@ TOP_KEYS = {
     "constraints",
 }
 STAGE_KEYS = {"depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns"}
+# a fixed stage lists its blocks verbatim (spec format); only its width and downsampler vary
+FIXED_STAGE_KEYS = {"width", "downsample", "blocks", "skip", "latents"}
 QUANT_SCOPES = ("per_stage", "per_block")
 
 
@@ -90,6 +98,9 @@ class StageDecl:
     channel_mixers: tuple[Op, ...]
     mixers: tuple[Op, ...]  # every token mixer any pattern of this stage can use
     patterns: tuple[Pattern, ...]
+    fixed: tuple[Block, ...] | None = None  # the blocks of a fixed stage
+    skip: Skip | None = None
+    latents: Latents | None = None
 
     @property
     def max_depth(self) -> int:
@@ -309,6 +320,34 @@ def _layer_scales(value: Any) -> list[Any]:
     return choices
 
 
+def _fixed_stage(d: dict[str, Any], path: str) -> StageDecl:
+    """A stage whose blocks are given verbatim: heterogeneous blocks (per-block norms, channel
+    mixers, layer scales) and structural fields (repeat, share, nested_ratio, scope), with an
+    optional skip and latent tokens. Only the width and the downsampler are decisions."""
+    for key in ("width", "blocks"):
+        if key not in d:
+            raise SpaceError(f"{path}.{key}", "is required")
+    blocks_data = d["blocks"]
+    if not isinstance(blocks_data, list) or not blocks_data:
+        raise SpaceError(f"{path}.blocks", "must be a non-empty list of blocks", value=blocks_data)
+    blocks = tuple(parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks_data))
+    mixers = tuple(dict.fromkeys(b.token_mixer for b in blocks))
+    return StageDecl(
+        depths=(len(blocks),),
+        widths=_ints(d["width"], f"{path}.width", 1),
+        downsamples=tuple(
+            expand_list(DOWNSAMPLERS, d.get("downsample", "none"), f"{path}.downsample")
+        ),
+        norms=tuple(dict.fromkeys(b.norm for b in blocks)),
+        channel_mixers=tuple(dict.fromkeys(b.channel_mixer for b in blocks)),
+        mixers=mixers,
+        patterns=(),
+        fixed=blocks,
+        skip=parse_skip(d.get("skip"), f"{path}.skip"),
+        latents=parse_latents(d.get("latents"), f"{path}.latents"),
+    )
+
+
 def _stage(
     data: Any,
     path: str,
@@ -316,6 +355,8 @@ def _stage(
     channel_menu: dict[str, list[Op]],
     norms: tuple[str, ...],
 ) -> StageDecl:
+    if isinstance(data, Mapping) and "blocks" in data:
+        return _fixed_stage(_mapping(data, path, FIXED_STAGE_KEYS), path)
     d = _mapping(data, path, STAGE_KEYS)
     for key in ("depth", "width"):
         if key not in d:

@@ -56,6 +56,10 @@ class SearchSpace(DecisionSpace):
         self._add("num_stages", d.num_stages, ordinal=True)
         for s, st in enumerate(d.stages):
             p = f"stages[{s}]"
+            if st.fixed is not None:  # blocks given verbatim: width and downsampler only
+                self._add(f"{p}.width", st.widths, ordinal=True)
+                self._add(f"{p}.downsample", st.downsamples)
+                continue
             self._add(f"{p}.depth", st.depths, ordinal=True)
             self._add(f"{p}.width", st.widths, ordinal=True)
             self._add(f"{p}.downsample", st.downsamples)
@@ -92,6 +96,17 @@ class SearchSpace(DecisionSpace):
         stages = []
         for s in range(n):
             st, p = d.stages[s], f"stages[{s}]"
+            if st.fixed is not None:
+                stages.append(
+                    Stage(
+                        pick(f"{p}.width"),
+                        pick(f"{p}.downsample"),
+                        st.fixed,
+                        skip=st.skip,
+                        latents=st.latents,
+                    )
+                )
+                continue
             depth = pick(f"{p}.depth")
             width = pick(f"{p}.width")
             downsample = pick(f"{p}.downsample")
@@ -133,15 +148,37 @@ class SearchSpace(DecisionSpace):
         self._set(values, "stem", spec.stem)
         self._set(values, "num_stages", len(spec.stages))
         self._set(values, "head", spec.head)
-        scales = {b.layer_scale for b in spec.blocks}
-        if len(scales) != 1:
+        free = [
+            b
+            for st, dst in zip(spec.stages, d.stages, strict=False)
+            if dst.fixed is None
+            for b in st.blocks
+        ]
+        scales = {b.layer_scale for b in free}
+        if len(scales) > 1:
             raise SpaceError("layer_scale", "the space uses one layer scale for all blocks")
-        self._set(values, "layer_scale", scales.pop())
+        if scales:
+            self._set(values, "layer_scale", scales.pop())
+        elif len(d.layer_scales) == 1:  # only fixed stages: the scale dimension has one value
+            values[self._index["layer_scale"]] = 0
         for s, stage in enumerate(spec.stages):
             self._encode_stage(s, stage, values)
 
     def _encode_stage(self, s: int, stage: Stage, values: np.ndarray) -> None:
         st, p = self.decl.stages[s], f"stages[{s}]"
+        if (stage.skip, stage.latents) != (st.skip, st.latents):
+            raise SpaceError(p, "the stage's skip or latent tokens differ from the space's")
+        if st.fixed is not None:
+            if stage.blocks != st.fixed:
+                raise SpaceError(f"{p}.blocks", "differ from the fixed stage's blocks")
+            self._set(values, f"{p}.width", stage.width)
+            self._set(values, f"{p}.downsample", stage.downsample)
+            return
+        if any(
+            b != Block(b.token_mixer, b.channel_mixer, b.norm, b.layer_scale, b.quant)
+            for b in stage.blocks
+        ):
+            raise SpaceError(f"{p}.blocks", "structural block fields need a fixed stage")
         blocks = stage.blocks
         self._set(values, f"{p}.depth", len(blocks))
         self._set(values, f"{p}.width", stage.width)
@@ -198,6 +235,9 @@ class SearchSpace(DecisionSpace):
         per_block_quant = d.quant_scope == "per_block"
         stage_counts = []
         for st in d.stages:
+            if st.fixed is not None:
+                stage_counts.append(len(st.widths) * len(st.downsamples))
+                continue
             total = 0
             for depth in st.depths:
                 seqs = count_sequences(st.patterns, depth)

@@ -21,6 +21,7 @@ from search_space.zoo import (  # noqa: F401  (importing registers the models)
     isotropic,
     metaformer,
     pyramids,
+    structures,
 )
 from search_space.zoo.around import space_around
 from search_space.zoo.registry import MODELS, Published, ZooModel

@@ -6,6 +6,7 @@ model's entry cites, so a definition reads like the paper's configuration table.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,19 +82,17 @@ def complete_ops(arch: ArchSpec) -> ArchSpec:
     stages = []
     for i, st in enumerate(arch.stages):
         blocks = tuple(
-            Block(
-                _complete(TOKEN_MIXERS, b.token_mixer, f"stages[{i}].token_mixer"),
-                _complete(CHANNEL_MIXERS, b.channel_mixer, f"stages[{i}].channel_mixer"),
-                norm=b.norm,
-                layer_scale=b.layer_scale,
-                quant=b.quant,
-                residual=b.residual,
+            dataclasses.replace(
+                b,
+                token_mixer=_complete(TOKEN_MIXERS, b.token_mixer, f"stages[{i}].token_mixer"),
+                channel_mixer=_complete(
+                    CHANNEL_MIXERS, b.channel_mixer, f"stages[{i}].channel_mixer"
+                ),
             )
             for b in st.blocks
         )
-        stages.append(
-            Stage(st.width, _complete(DOWNSAMPLERS, st.downsample, f"stages[{i}]"), blocks)
-        )
+        down = _complete(DOWNSAMPLERS, st.downsample, f"stages[{i}]")
+        stages.append(dataclasses.replace(st, downsample=down, blocks=blocks))
     return arch.replace(
         stem=_complete(STEMS, arch.stem, "stem"),
         stages=tuple(stages),

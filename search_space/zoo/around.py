@@ -15,7 +15,7 @@ from typing import Any
 from search_space.errors import SpaceError
 from search_space.ops import TOKEN_MIXERS, OpContext
 from search_space.plan import plan
-from search_space.spec import ArchSpec, Op
+from search_space.spec import ArchSpec, Block, Op, Stage
 
 AROUND_KEYS = {"zoo", "depth", "width", "mixers", "name", "constraints"}
 WIDTH_FACTORS = (0.75, 1.0, 1.25)
@@ -58,14 +58,28 @@ def _widths(
     return sorted(out)
 
 
-def _single(values: set[Any], field: str, name: str) -> Any:
-    if len(values) != 1:
-        raise SpaceError(
-            field,
-            f"{name} varies inside the stage, which a declared space cannot express "
-            "(one per stage)",
-        )
-    return values.pop()
+def _homogeneous(st: Stage) -> bool:
+    """True when a ranged stage (one norm, channel mixer and layer scale; plain blocks) can
+    express ``st``; otherwise it is declared as a fixed stage (blocks verbatim)."""
+    first = st.blocks[0]
+    plain = all(
+        b == Block(b.token_mixer, first.channel_mixer, first.norm, first.layer_scale, first.quant)
+        for b in st.blocks
+    )
+    return plain and st.skip is None and st.latents is None
+
+
+def _fixed(st: Stage, widths: list[int], down: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "width": widths,
+        "downsample": down,
+        "blocks": [b.to_dict() for b in st.blocks],
+    }
+    if st.skip is not None:
+        out["skip"] = st.skip.to_dict()
+    if st.latents is not None:
+        out["latents"] = st.latents.to_dict()
+    return out
 
 
 def declaration_around(
@@ -90,36 +104,41 @@ def declaration_around(
             if v not in values:
                 values.append(v)
 
-    stages = []
-    layer_scales = {b.layer_scale for b in centre.blocks}
     contexts = _stage_contexts(centre)
+    ranged = [_homogeneous(st) for st in centre.stages]
+    scales = [st.blocks[0].layer_scale for st, ok in zip(centre.stages, ranged, strict=True) if ok]
+    # one layer scale for the whole space: stages with another one are declared fixed
+    scale = scales[0] if scales else None
+    stages = []
     for i, st in enumerate(centre.stages):
-        path = f"stages[{i}]"
+        grid, prefix = contexts[i]
         used = list(dict.fromkeys(b.token_mixer for b in st.blocks))
+        widths = _widths(st.width, width, used, grid, prefix)
+        if st.latents is not None:
+            widths = [w for w in widths if w % st.latents.head_dim == 0]
+        if st.skip is not None and st.skip.merge == "add":
+            widths = [st.width]
+        down = [{"name": st.downsample.name, **st.downsample.to_dict()["params"]}]
+        if not ranged[i] or st.blocks[0].layer_scale != scale:
+            stages.append(_fixed(st, widths, down))
+            continue
         for ref in used:
             note(ref)
-        grid, prefix = contexts[i]
         entries = [_op_entry(ref) for ref in used] + [{k: dict(v)} for k, v in extra.items()]
         varied = len(used) > 1 or bool(extra)
         stages.append(
             {
                 "depth": list(range(max(1, st.depth - depth), st.depth + depth + 1)),
-                "width": _widths(st.width, width, used, grid, prefix),
-                "downsample": [{"name": st.downsample.name, **st.downsample.to_dict()["params"]}],
-                "norms": [_single({b.norm for b in st.blocks}, f"{path}.norm", "the norm")],
-                "channel_mixers": [
-                    _op_entry(
-                        _single(
-                            {b.channel_mixer for b in st.blocks},
-                            f"{path}.channel_mixer",
-                            "the channel mixer",
-                        )
-                    )
-                ],
+                "width": widths,
+                "downsample": down,
+                "norms": [st.blocks[0].norm],
+                "channel_mixers": [_op_entry(st.blocks[0].channel_mixer)],
                 "token_mixers": entries,
                 "patterns": ["free" if varied else "uniform"],
             }
         )
+    if not menu:  # every stage fixed: the menu still needs one entry
+        note(centre.blocks[0].token_mixer)
     decl: dict[str, Any] = {
         "name": name,
         "description": "declared around a centre spec",
@@ -128,9 +147,9 @@ def declaration_around(
         "num_stages": [len(centre.stages)],
         "token_mixers": {**menu, **{k: dict(v) for k, v in extra.items()}},
         "channel_mixers": {b.channel_mixer.name: {} for b in centre.blocks},
+        "layer_scale": [scale],
         "stages": stages,
         "head": [{"name": centre.head.name, **centre.head.to_dict()["params"]}],
-        "layer_scale": [_single(layer_scales, "layer_scale", "the layer scale")],
     }
     if constraints:
         decl["constraints"] = dict(constraints)
@@ -158,9 +177,9 @@ def space_around(
         name: the space's name (default ``around-<model>``).
         constraints: as in a space file, e.g. ``{"params": {"max": 3e7}}``.
 
-    Raises:
-        SpaceError: the centre has something a declared space cannot vary (a norm, channel mixer
-            or layer scale that differs between blocks of one stage).
+    Stages a ranged stage cannot express (blocks that differ in norm, channel mixer or layer
+    scale; structural fields such as ``share``, ``repeat``, ``nested_ratio``, latent tokens or a
+    skip) are declared as fixed stages: their blocks verbatim, their width ranging.
     """
     from search_space.declare.space import SearchSpace
 

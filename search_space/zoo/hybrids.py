@@ -1,1 +1,324 @@
-"""Hybrid models (conv + attention/SSM in one network); filled as their ops land."""
+"""Hierarchical models built on the newer token mixers: neighbourhood, routing, multi-axis and
+additive attention, gated and large-kernel convolution, spectral filters, state spaces.
+
+Each factory cites its reference implementation; where our generic block cannot reproduce a
+detail exactly, the model's ``notes`` say how the spec departs from it.
+"""
+
+from __future__ import annotations
+
+from search_space.spec import ArchSpec, Block
+from search_space.zoo._build import block, op, spec, stage
+from search_space.zoo.pyramids import pyramid
+from search_space.zoo.registry import add, paper, timm
+
+DINAT = "Dilated Neighborhood Attention Transformer"
+HORNET = "HorNet: Efficient High-Order Spatial Interactions with Recursive Gated Convolutions"
+VAN = "Visual Attention Network"
+MAXVIT = "MaxViT: Multi-Axis Vision Transformer"
+MAMBAOUT = "MambaOut: Do We Really Need Mamba for Vision?"
+BIFORMER = "BiFormer: Vision Transformer with Bi-Level Routing Attention"
+CASVIT = (
+    "CAS-ViT: Convolutional Additive Self-attention Vision Transformers for Efficient Mobile "
+    "Applications"
+)
+SPECTFORMER = "SpectFormer: Frequency and Attention is what you need in a Vision Transformer"
+VCMAMBA = (
+    "VCMamba: Bridging Convolutions with Multi-Directional Mamba for Efficient Visual "
+    "Representation"
+)
+
+# a block that passes its input through unchanged: a place-holder where a stage only exists to
+# carry a downsampler (an extra stem convolution at stride 1)
+PASS = Block(op("identity"), op("none"), norm="none", residual=False)
+
+
+def _extra_conv(width: int, norm: str) -> object:
+    """A stride-1 3x3 convolution (with a norm after it) as a stage of its own."""
+    return stage(width, op("conv", kernel=3, stride=1, norm=norm), [PASS])
+
+
+@add(
+    "dinat_t",
+    paper=DINAT,
+    families=("M03", "M04"),
+    macro=("MA2", "MA8"),
+    published=paper(28, 4.3, "DiNAT paper, Table (DiNAT-Tiny)"),
+    notes="the tokenizer's LayerNorm after its two convolutions is left out (128 parameters)",
+)
+def dinat_t() -> ArchSpec:
+    # SHI-Labs dinat.py: kernel 7, per-layer dilations; MLP 3x; 3x3/s2 conv + LN downsampling
+    dilations = ([1, 8, 1], [1, 4, 1, 4], [1, 2] * 9, [1] * 5)
+    return pyramid(
+        op("conv_stem", num_convs=2, kernel=3, norm="none", act="identity", final_act=False),
+        (3, 4, 18, 5),
+        (64, 128, 256, 512),
+        op("conv", kernel=3, norm="layernorm"),
+        lambda i, j: block(
+            op("neighborhood_attention", kernel=7, dilation=dilations[i][j], head_dim=32),
+            op("mlp", ratio=3.0),
+        ),
+        op("classifier"),
+    )
+
+
+@add(
+    "hornet_t",
+    paper=HORNET,
+    families=("M17",),
+    macro=("MA2",),
+    published=paper(22, 4.0, "HorNet README / paper Table (HorNet-T 7x7)"),
+)
+def hornet_t() -> ArchSpec:
+    orders = (2, 3, 4, 5)
+    return pyramid(
+        op("patch_embed", patch_size=4, norm="layernorm"),
+        (2, 3, 18, 2),
+        (64, 128, 256, 512),
+        op("conv", kernel=2, norm="layernorm", norm_position="pre"),
+        lambda i, j: block(
+            op("gnconv", order=orders[i], kernel=7, scale=1 / 3),
+            op("mlp", ratio=4.0),
+            layer_scale=1e-6,
+        ),
+        op("classifier"),
+    )
+
+
+@add(
+    "van_b2",
+    paper=VAN,
+    families=("M16", "M17"),
+    macro=("MA2",),
+    published=paper(26.6, 5.0, "VAN-Classification README (VAN-Base = VAN-B2)"),
+    notes="VAN's per-stage LayerNorm is kept only after the last stage (the head's norm)",
+)
+def van_b2() -> ArchSpec:
+    ratios = (8.0, 8.0, 4.0, 4.0)
+    return pyramid(
+        op("patch_embed", patch_size=7, stride=4, padding=3, norm="batchnorm"),
+        (3, 3, 12, 3),
+        (64, 128, 320, 512),
+        op("conv", kernel=3, norm="batchnorm"),
+        lambda i, j: block(
+            op("lka", kernel=21),
+            op("conv_ffn", ratio=ratios[i], kernel=3),
+            norm="batchnorm",
+            layer_scale=1e-2,
+        ),
+        op("classifier", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "mambaout_t",
+    paper=MAMBAOUT,
+    families=("M15", "M17"),
+    macro=("MA2",),
+    published=timm("mambaout_tiny", 26.55, 4.49),
+    notes=(
+        "the Gated CNN block is written as a 7x7 depthwise conv branch then a GLU branch "
+        "(ratio 8/3): the same weights and MACs, but the conv acts before the gate, not inside it"
+    ),
+)
+def mambaout_t() -> ArchSpec:
+    # timm mambaout.py: conv stem 3 -> 48 -> 96 with LN (GELU between), conv 3x3/s2 + LN
+    # downsampling, Gated CNN blocks (8/3 expansion, 7x7 conv on all d channels), MLP head 4x
+    return pyramid(
+        op(
+            "conv_stem",
+            num_convs=2,
+            kernel=3,
+            hidden=48,
+            norm="layernorm",
+            act="gelu",
+            final_act=False,
+        ),
+        (3, 3, 9, 3),
+        (96, 192, 384, 576),
+        op("conv", kernel=3, norm="layernorm"),
+        lambda i, j: block(op("dwconv", kernel=7), op("glu", ratio=8 / 3, act="gelu")),
+        op("classifier", hidden=4 * 576, hidden_act="gelu"),
+    )
+
+
+@add(
+    "maxvit_t",
+    paper=MAXVIT,
+    families=("M02", "M04", "M15"),
+    macro=("MA2", "MA5"),
+    published=timm("maxvit_tiny_tf_224", 30.92, 5.6),
+    notes=(
+        "the stem's second 3x3 conv is a stride-1 conv downsampler of an extra pass-through "
+        "stage; MBConv, block attention and grid attention are three blocks of one stage"
+    ),
+)
+def maxvit_t() -> ArchSpec:
+    depths, widths = (2, 2, 5, 2), (64, 128, 256, 512)
+    stages = [_extra_conv(64, "none")]
+    for d, w in zip(depths, widths, strict=True):
+        mb = op("mbconv", expand=4.0, kernel=3, se_ratio=0.25)
+        attn = [
+            block(op("window_attention", window=7, head_dim=32), op("mlp", ratio=4.0)),
+            block(op("grid_attention", grid_size=7, head_dim=32), op("mlp", ratio=4.0)),
+        ]
+        blocks = list(attn)
+        for _ in range(d - 1):
+            blocks += [block(mb, op("none"), norm="batchnorm"), *attn]
+        stages.append(stage(w, mb, blocks))
+    return spec(
+        op("conv_stem", num_convs=1, kernel=3, norm="batchnorm", act="gelu"),
+        stages,
+        op("classifier", hidden=512, hidden_act="tanh"),
+    )
+
+
+def _cpe(kernel: int = 3) -> Block:
+    """Conditional position encoding as its own residual block: ``x + dwconv(x)``."""
+    return block(op("dwconv", kernel=kernel), op("none"), norm="none")
+
+
+@add(
+    "biformer_s",
+    paper=BIFORMER,
+    families=("M06",),
+    macro=("MA2",),
+    published=paper(25.5, 4.5, "BiFormer README (BiFormer-S)"),
+    notes=(
+        "each BiFormer block is two spec blocks: the 3x3 conditional position encoding "
+        "(x + dwconv(x)) and the attention + MLP block; stage 4's full attention with LePE is "
+        "routing attention over all 49 regions"
+    ),
+)
+def biformer_s() -> ArchSpec:
+    # rayleizhu/BiFormer biformer.py (biformer_small): n_win 7, top-k per stage [1, 4, 16, all],
+    # head_dim 32, MLP 3x, LCE 5x5 on V, 3x3/s2 conv + BN downsampling, BN before pooling
+    topk = (1, 4, 16, 49)
+
+    def make(i: int, j: int) -> Block:
+        return (
+            _cpe()
+            if j % 2 == 0
+            else block(
+                op("routing_attention", n_win=7, topk=topk[i], head_dim=32, lepe_kernel=5),
+                op("mlp", ratio=3.0),
+            )
+        )
+
+    return pyramid(
+        op(
+            "conv_stem",
+            num_convs=2,
+            kernel=3,
+            hidden=32,
+            norm="batchnorm",
+            act="gelu",
+            final_act=False,
+        ),
+        (8, 8, 36, 8),
+        (64, 128, 256, 512),
+        op("conv", kernel=3, norm="batchnorm"),
+        make,
+        op("classifier", norm="batchnorm", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "casvit_m",
+    paper=CASVIT,
+    families=("M08", "M15"),
+    macro=("MA2",),
+    published=paper(12.42, None, "CAS-ViT MODEL_ZOO.md (CAS-ViT-M, with distillation head)"),
+    notes="MACs: the repository publishes none for CAS-ViT-M; the paper's table was not checked",
+)
+def casvit_m() -> ArchSpec:
+    # Tianfang-Zhang/CAS-ViT rcvit.py (rcvit_m): every block is x + LocalIntegration(x),
+    # x + CATM(BN(x)), x + MLP(BN(x)); BN everywhere; distillation head averaged at inference
+    def make(i: int, j: int) -> Block:
+        if j % 2 == 0:
+            return block(
+                op("local_integration", ratio=1.0, kernel=3, act="gelu"), op("none"), norm="none"
+            )
+        return block(op("additive_attention", kernel=3), op("mlp", ratio=4.0), norm="batchnorm")
+
+    return pyramid(
+        op("conv_stem", num_convs=2, kernel=3, norm="batchnorm", act="relu"),
+        (6, 6, 12, 6),
+        (64, 96, 192, 384),
+        op("conv", kernel=3, norm="batchnorm"),
+        make,
+        op("classifier", norm="batchnorm", norm_position="pre_pool", distill=True),
+    )
+
+
+@add(
+    "vcmamba_b",
+    paper=VCMAMBA,
+    families=("M19", "M15"),
+    macro=("MA2", "MA4"),
+    published=paper(None, None, "VCMamba abstract gives top-1 only"),
+    notes=(
+        "the multi-directional PlainMamba layers are bidirectional selective scans (state 16) "
+        "over the row-major grid; the conv blocks are 1x1-BN-3x3dw-GELU-1x1 local integration "
+        "blocks with layer scale 1e-5"
+    ),
+)
+def vcmamba_b() -> ArchSpec:
+    # Wertyuui345/VCMamba mambacnn.py (VCMamba_EfficientFormer_B): EfficientFormer-L3 shape,
+    # the last 4 blocks of stage 4 are Mamba layers
+    depths = (4, 4, 12, 6)
+
+    def make(i: int, j: int) -> Block:
+        if i == 3 and j >= depths[3] - 4:
+            return block(op("selective_ssm", state=16, expand=2, bidirectional=True), op("none"))
+        return block(
+            op("local_integration", ratio=4.0, kernel=3, act="gelu"),
+            op("none"),
+            norm="none",
+            layer_scale=1e-5,
+        )
+
+    return pyramid(
+        op("conv_stem", num_convs=2, kernel=3, norm="batchnorm", act="relu"),
+        depths,
+        (64, 128, 320, 512),
+        op("conv", kernel=3, norm="batchnorm"),
+        make,
+        op("classifier", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "spectformer_h_s",
+    paper=SPECTFORMER,
+    families=("M10", "M01"),
+    macro=("MA2", "MA4"),
+    published=paper(22.2, 3.9, "SpectFormers hierarchical_architecture README (SpectFormer-H-S)"),
+    notes=(
+        "the stem's two stride-1 3x3 convs are conv downsamplers (BN, no ReLU) of two "
+        "pass-through stages; the class-attention post block is one attention block over the "
+        "7x7 tokens (same parameters, more MACs); the token-labelling head is the distillation "
+        "classifier on the pooled tokens"
+    ),
+)
+def spectformer_h_s() -> ArchSpec:
+    # badripatro/SpectFormers hierarchical spectformer.py (spectformer_s): spectral gating in
+    # stages 1-2, attention (head_dim 32) in 3-4, PVTv2 conv FFN, 3x3/s2 conv + LN downsampling
+    depths, widths, ratios = (3, 4, 6, 3), (64, 128, 320, 448), (8.0, 8.0, 4.0, 4.0)
+    stages = [_extra_conv(32, "batchnorm"), _extra_conv(32, "batchnorm")]
+    for i, (d, w, r) in enumerate(zip(depths, widths, ratios, strict=True)):
+        mixer = op("global_filter") if i < 2 else op("attention", head_dim=32)
+        stages.append(
+            stage(
+                w,
+                op("conv", kernel=3, norm="layernorm"),
+                [block(mixer, op("conv_ffn", ratio=r, kernel=3))] * d,
+            )
+        )
+    post = block(op("attention", head_dim=32), op("mlp", ratio=4.0))
+    stages.append(stage(448, op("none"), [post]))
+    return spec(
+        op("conv_stem", num_convs=1, kernel=7, norm="batchnorm", act="relu", bias=False),
+        stages,
+        op("classifier", norm_position="pre_pool", distill=True),
+    )
