@@ -11,7 +11,8 @@ Metrics (milliseconds per forward pass of one batch):
     ``latency_ms`` and ``latency_ms@<device>`` (the median; the second name is the one space
     constraints and search objectives use), ``latency_iqr_ms``, ``latency_min_ms``,
     ``latency_rel_iqr``, ``latency_noisy`` (1.0 when the spread stayed above ``max_rel_iqr``
-    after every re-measurement), ``latency_attempts``. Timings: ``build``, ``measure`` seconds.
+    after every re-measurement), ``latency_attempts``. Timings: ``measure`` seconds (build and
+    timing).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from typing import ClassVar
 
 from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
-from predictors.timing import TimingOptions, time_module
+from predictors.timing import TimingOptions, measure_spec
 from search_space.errors import SpaceError
 from search_space.spec import ArchSpec
 
@@ -93,23 +94,11 @@ class LatencyEvaluator(Evaluator):
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         import torch
 
-        from predictors.quantize import float_dtype, prepare_model
-        from search_space import build_model, example_input
-
         device = context.device
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise SpaceError("context.device", "CUDA is not available here", value=device)
-        opts = self.options
         start = time.perf_counter()
-        model = build_model(spec, seed=context.seed).eval()
-        # int8 dynamic quantization has CPU kernels only
-        dtype = opts.dtype if device == "cpu" or opts.dtype not in ("int8", "auto") else "fp32"
-        model = prepare_model(model, spec, dtype).to(device)
-        x = example_input(spec, opts.batch_size, seed=context.seed).to(device)
-        if x.is_floating_point():
-            x = x.to(float_dtype(dtype))
-        built = time.perf_counter() - start
-        timing = time_module(model, x, opts, device=device)
+        timing = measure_spec(spec, self.options, torch_device=device, seed=context.seed)
         name = self.device_name or device_name(device)
         metrics = {
             "latency_ms": timing.median_ms,
@@ -120,5 +109,4 @@ class LatencyEvaluator(Evaluator):
             "latency_noisy": float(timing.noisy),
             "latency_attempts": float(timing.attempts),
         }
-        measured = time.perf_counter() - start - built
-        return EvalResult(OK, metrics, {"build": built, "measure": measured})
+        return EvalResult(OK, metrics, {"measure": time.perf_counter() - start})

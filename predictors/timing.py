@@ -180,3 +180,25 @@ def time_module(module: Any, inputs: Any, options: TimingOptions, *, device: str
             return module(inputs)
 
     return time_call(call, options, device=device)
+
+
+def measure_spec(
+    spec: Any, options: TimingOptions, *, torch_device: str = "cpu", seed: int = 0
+) -> Timing:
+    """Builds ``spec``'s model in the precision ``options.dtype`` asks for and times it.
+
+    The ``latency`` evaluator and the latency resolver's calibration both measure through here.
+    """
+    from predictors.quantize import float_dtype, prepare_model
+    from search_space import build_model, example_input
+
+    model = build_model(spec, seed=seed).eval()
+    # int8 dynamic quantization has CPU kernels only
+    dtype = options.dtype
+    if torch_device != "cpu" and dtype in ("int8", "auto"):
+        dtype = "fp32"
+    model = prepare_model(model, spec, dtype).to(torch_device)
+    x = example_input(spec, options.batch_size, seed=seed).to(torch_device)
+    if x.is_floating_point():
+        x = x.to(float_dtype(dtype))
+    return time_module(model, x, options, device=torch_device)
