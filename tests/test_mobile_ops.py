@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from evaluators.counting import count_macs
 from search_space.nn.mixers.additive import AdditiveTokenMixer, LocalIntegration
 from search_space.nn.mixers.mbconv import MBConv, SqueezeExcite
+from search_space.nn.mixers.mhca import MultiHeadConvAttention
 from search_space.nn.mobile_downsample import MBConvDownsample
 from search_space.ops import DOWNSAMPLERS, TOKEN_MIXERS, OpContext
 from search_space.ops.token_mixers.mbconv import make_divisible
@@ -143,3 +144,32 @@ def test_counted_macs_equal_the_formula_exactly(name: str, grid: tuple[int, ...]
     ctx = OpContext(dim=16, grid=grid)
     module = op.module_class()(16, grid=grid, **params)
     assert count_macs(module, _randn(1, 16, *grid)) == op.cost(ctx, params).macs
+
+
+# -- Next-ViT MHCA and UniFormer's local MHRA ----------------------------------------------------
+
+
+def test_mhca_heads_mix_only_their_own_channels_before_the_projection() -> None:
+    mixer = MultiHeadConvAttention(8, grid=(5, 5), head_dim=4, kernel=3).eval()
+    with torch.no_grad():
+        mixer.projection.weight.copy_(torch.eye(8)[:, :, None, None])
+    x = _randn(1, 8, 5, 5)
+    bumped = x.clone()
+    bumped[:, 1] += 1.0  # a channel of head 0
+    delta = (mixer(bumped) - mixer(x)).abs().sum((0, 2, 3))
+    assert delta[:4].sum() > 0 and delta[4:].sum() == 0
+
+
+def test_mhca_parameters_follow_next_vit() -> None:
+    op = TOKEN_MIXERS.get("mhca")
+    cost = op.cost(OpContext(dim=96, grid=(56, 56)), op.complete({}, "m"))
+    # grouped 3x3 (3 heads of 32 channels), BN, 1x1 projection; no biases
+    assert cost.params == 96 * 32 * 9 + 2 * 96 + 96 * 96
+
+
+def test_uniformer_local_mhra_is_a_linear_sepconv() -> None:
+    # UniFormer's CBlock: conv1 1x1, depthwise 5x5, conv2 1x1, all with bias, nothing in between
+    op = TOKEN_MIXERS.get("sepconv")
+    params = op.complete({"expansion": 1.0, "act": "identity", "kernel": 5, "bias": True}, "m")
+    d = 64
+    assert op.cost(OpContext(dim=d, grid=(56, 56)), params).params == 2 * (d * d + d) + 26 * d
