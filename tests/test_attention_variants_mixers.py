@@ -56,7 +56,7 @@ def test_focusing_keeps_the_norm_and_sharpens_towards_the_largest_channel() -> N
 def test_focused_linear_attention_matches_the_quadratic_form_per_window(
     grid: tuple[int, ...], window: int
 ) -> None:
-    """Per window, y_i = sum_j a_ij v_j / (sum_j a_ij + eps) + dwconv(V)_i with
+    """Per window, y_i = sum_j a_ij v_j / (sum_j a_ij + n eps) + dwconv(V)_i with
     a_ij = phi(q_i).phi(k_j), over the window's real tokens only (padding neither attended nor
     normalised over)."""
     module = _focused(grid, window)
@@ -82,10 +82,9 @@ def test_focused_linear_attention_matches_the_quadratic_form_per_window(
             fk = focus((F.relu(k) + 1e-6) / scale, 3.0).view(2, -1, HEADS, HEAD_DIM)
             vh = v.view(2, -1, HEADS, HEAD_DIM)
             a = torch.einsum("bihc,bjhc->bhij", fq, fk)
-            y = (
-                torch.einsum("bhij,bjhc->bihc", a, vh)
-                / (a.sum(-1) + 1e-6).transpose(1, 2)[..., None]
-            )
+            # FLatten: means over the window's n real keys, eps on the mean
+            norm = (a.sum(-1) + len(idx) * 1e-6).transpose(1, 2)[..., None]
+            y = torch.einsum("bhij,bjhc->bihc", a, vh) / norm
             # dwconv on the window's V map, zeros at padding, weights shared by the heads
             vmap = torch.zeros(2, HEADS, HEAD_DIM, math.prod(wins), dtype=torch.float64)
             vmap[..., idx] = vh.permute(0, 2, 3, 1)

@@ -26,8 +26,9 @@ class FocusedLinearAttention(nn.Module):
 
     Queries and keys go through ReLU (plus a small constant), a learned softplus scale per
     channel and the focusing map ``phi_p``; each head then computes
-    ``phi(q_i) (sum_j phi(k_j)^T v_j) / (phi(q_i) . sum_j phi(k_j))``, K^T V first so the cost is
-    linear in the tokens. A depthwise conv on V (shared by the heads) restores the rank of the
+    ``phi(q_i) (sum_j phi(k_j)^T v_j) / (phi(q_i) . sum_j phi(k_j) + n eps)`` over the n keys of
+    its window (FLatten divides both by n, eps on the mean), K^T V first so the cost is linear in
+    the tokens. A depthwise conv on V (shared by the heads) restores the rank of the
     attention map. It runs within Swin windows, as in FLatten-Swin (whose stages 1-2 use a window
     covering the whole map); a learned positional encoding per window position is added to K.
 
@@ -43,6 +44,7 @@ class FocusedLinearAttention(nn.Module):
     """
 
     key_pad: torch.Tensor | None
+    norm_eps: torch.Tensor
 
     def __init__(
         self,
@@ -68,12 +70,14 @@ class FocusedLinearAttention(nn.Module):
         self.scale = nn.Parameter(torch.zeros(1, 1, dim))
         self.positional_encoding = nn.Parameter(torch.zeros(1, geo.tokens, dim))
         nn.init.trunc_normal_(self.positional_encoding, std=0.02)
-        pad = None
-        if self.padded != self.grid:
-            pad = torch.ones(self.padded, dtype=torch.bool)
-            pad[tuple(slice(0, g) for g in self.grid)] = False
-            pad = window_partition(pad[None, ..., None], self.windows)[0]  # (windows, T, 1)
-        self.register_buffer("key_pad", pad, persistent=False)
+        pad = torch.ones(self.padded, dtype=torch.bool)
+        pad[tuple(slice(0, g) for g in self.grid)] = False
+        pad = window_partition(pad[None, ..., None], self.windows)[0]  # (windows, T, 1)
+        self.register_buffer("key_pad", pad if pad.any() else None, persistent=False)
+        # FLatten normalises with means over the window's n keys, eps added to the mean:
+        # q K^T V / (q . sum(K) + n eps); n counts real keys only
+        real = (~pad).sum(dim=(1, 2)).float() * _EPS
+        self.register_buffer("norm_eps", real.view(-1, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[0], x.shape[-1]
@@ -92,8 +96,8 @@ class FocusedLinearAttention(nn.Module):
         q, k, v = (
             z.reshape(b, nw, t, self.heads, self.head_dim).transpose(2, 3) for z in (q, k, v)
         )
-        # (B, windows, heads, T, head_dim); normaliser 1 / (q . sum_j k_j)
-        z = 1.0 / (q @ k.sum(dim=-2, keepdim=True).transpose(-1, -2) + _EPS)
+        # (B, windows, heads, T, head_dim); normaliser 1 / (q . sum_j k_j + n eps)
+        z = 1.0 / (q @ k.sum(dim=-2, keepdim=True).transpose(-1, -2) + self.norm_eps)
         y = (q @ (k.transpose(-1, -2) @ v)) * z
         v_maps = (
             v.reshape(-1, t, self.head_dim)
