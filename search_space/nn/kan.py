@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,16 @@ from torch import nn
 
 from search_space.ops.channel_mixers import hidden_width
 
-_TARGETS = {"gelu": F.gelu, "swish": F.silu, "identity": lambda x: x}
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+_TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "swish": F.silu,
+    "identity": _identity,
+}
 
 
 def rational(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:

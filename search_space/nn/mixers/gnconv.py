@@ -68,7 +68,7 @@ class GnConv(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, rest = torch.split(self.proj_in(x), (self.dims[0], sum(self.dims)), dim=1)
+        first, rest = torch.split(self.proj_in(x), [self.dims[0], sum(self.dims)], dim=1)
         gates = torch.split(self.dwconv(rest) * self.scale, self.dims, dim=1)
         y = first * gates[0]
         for pw, gate in zip(self.pws, gates[1:], strict=True):
