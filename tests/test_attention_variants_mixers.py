@@ -276,3 +276,29 @@ def test_levit_attention_adds_one_learned_bias_per_absolute_offset(
         y = (attn @ v).transpose(1, 2).reshape(2, n, heads * val_dim)
         activation = {"hardswish": F.hardswish, "relu": F.relu, "identity": lambda t: t}[act]
         torch.testing.assert_close(module(x), module.proj(activation(y)))
+
+
+# -- bad parameters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("hilo_attention", {"alpha": 1.5}, "alpha=1.5 must lie in"),
+        ("neighborhood_attention", {"kernel": 4}, "kernel=4 must be odd"),
+        ("routing_attention", {"lepe_kernel": 2}, "lepe_kernel=2 must be 0"),
+        ("outlook_attention", {"kernel": 2}, "kernel=2 must be odd"),
+        ("conv_attention", {"kernel": 2}, "kernel=2 must be odd"),
+        ("levit_attention", {"attn_ratio": 0.01}, "no value channels"),
+        ("grid_attention", {"head_dim": 48}, "head_dim=48 does not divide"),
+    ],
+)
+def test_bad_parameters_name_the_op_and_the_value(name: str, params: dict, message: str) -> None:
+    from search_space.errors import SpaceError
+    from search_space.ops import TOKEN_MIXERS, OpContext
+
+    op = TOKEN_MIXERS.get(name)
+    full = op.complete(params, "mixer")
+    with pytest.raises(SpaceError, match=message) as err:
+        op.check_rules(OpContext(dim=64, grid=(8, 8)), full, "stages[0].blocks[0].token_mixer")
+    assert name in str(err.value) and "stages[0].blocks[0].token_mixer" in str(err.value)
