@@ -56,11 +56,43 @@ def load_space(path: str | Path) -> SearchSpace:
     if not p.exists() and builtin_path(str(path)) is not None:
         p = builtin_path(str(path))  # type: ignore[assignment]
     data = read_declaration(p)
+    if isinstance(data, dict) and "around" in data:
+        return _around(data, str(path))
     return (
         SearchSpace.from_dict(data, source=str(path))
         if isinstance(data, dict)
         else (_not_a_mapping(str(path), data))
     )
+
+
+def _around(data: dict[str, object], source: str) -> SearchSpace:
+    """``around: {zoo: NAME, depth: 1, width: [0.75, 1, 1.25], mixers: {...}}``: a space
+    centred on a zoo model (see `search_space.zoo.space_around`)."""
+    from search_space import zoo
+    from search_space.errors import RegistryError
+    from search_space.zoo.around import AROUND_KEYS
+
+    extra = sorted(set(data) - {"around"})
+    if extra:
+        raise SpaceError(
+            extra[0], "a space declared 'around' a model has no other keys", source=source
+        )
+    spec = data["around"]
+    if not isinstance(spec, dict) or "zoo" not in spec:
+        raise SpaceError("around.zoo", "is required (a zoo model name)", source=source)
+    unknown = sorted(set(spec) - AROUND_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(AROUND_KEYS))
+        raise SpaceError(f"around.{unknown[0]}", f"unknown key; allowed: {allowed}", source=source)
+    try:
+        zoo.info(str(spec["zoo"]))
+    except RegistryError as err:
+        raise SpaceError("around.zoo", str(err), source=source) from None
+    kwargs = {k: v for k, v in spec.items() if k != "zoo"}
+    try:
+        return zoo.space_around(str(spec["zoo"]), **kwargs)  # type: ignore[arg-type]
+    except SpaceError as err:
+        raise err.with_source(source) from None
 
 
 def _not_a_mapping(source: str, data: object) -> SearchSpace:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from search_space.spec import ArchSpec, Block
 from search_space.zoo._build import block, op, spec, stage
 from search_space.zoo.pyramids import pyramid
-from search_space.zoo.registry import add, paper, timm
+from search_space.zoo.registry import add, paper, timm, unpublished
 
 DINAT = "Dilated Neighborhood Attention Transformer"
 HORNET = "HorNet: Efficient High-Order Spatial Interactions with Recursive Gated Convolutions"
@@ -256,7 +256,7 @@ def casvit_m() -> ArchSpec:
     paper=VCMAMBA,
     families=("M19", "M15"),
     macro=("MA2", "MA4"),
-    published=paper(None, None, "VCMamba abstract gives top-1 only"),
+    published=unpublished(why="the VCMamba abstract gives top-1 only; params not checked"),
     notes=(
         "the multi-directional PlainMamba layers are bidirectional selective scans (state 16) "
         "over the row-major grid; the conv blocks are 1x1-BN-3x3dw-GELU-1x1 local integration "
@@ -294,6 +294,10 @@ def vcmamba_b() -> ArchSpec:
     families=("M10", "M01"),
     macro=("MA2", "MA4"),
     published=paper(22.2, 3.9, "SpectFormers hierarchical_architecture README (SpectFormer-H-S)"),
+    deviation=(
+        "MACs +7%: the class-attention post block is a full attention block over 49 tokens "
+        "(a class-attention mixer would cost ~0.1 G less)"
+    ),
     notes=(
         "the stem's two stride-1 3x3 convs are conv downsamplers (BN, no ReLU) of two "
         "pass-through stages; the class-attention post block is one attention block over the "

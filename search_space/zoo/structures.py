@@ -24,6 +24,10 @@ _NLL = Block(op("identity"), op("mlp", ratio=2.0), norm="none", residual=False)
     families=("M01",),
     macro=("MA3", "MA9"),
     published=paper(20.9, 4.2, "SReT README / paper Table (SReT-S)"),
+    deviation=(
+        "MACs +12%: sliced group attention (8/4 groups in stage 1, 4/1 in stage 2) needs a "
+        "grouped-attention option the attention op lacks"
+    ),
     notes=(
         "each unique block runs twice (the second application shares its weights) with a "
         "non-shared x + MLP(x) projection after each; sliced group attention is global attention "
@@ -62,7 +66,7 @@ def sret_s() -> ArchSpec:
     paper=MATFORMER,
     families=("M01",),
     macro=("MA1", "MA10"),
-    published=paper(None, None, "the MatFormer abstract reports MatLM sizes, not MatViT's"),
+    published=unpublished(why="the MatFormer abstract reports MatLM sizes, not MatViT's"),
     notes="MatViT-B/16 at granularity S (hidden 384 of 3072 stored); siblings M/L/XL nest",
 )
 def matvit_b16() -> ArchSpec:
@@ -80,7 +84,7 @@ def matvit_b16() -> ArchSpec:
     paper=FIT,
     families=("M02", "M20"),
     macro=("MA8", "MA11"),
-    published=unpublished(why="template: the paper's abstract gives structure, not sizes"),
+    published=unpublished(256, "template: the paper's abstract gives structure, not sizes"),
     notes="pattern (2)4(2): 2 local (window) layers, 4 global latent layers, 2 local layers",
 )
 def fit_template() -> ArchSpec:
@@ -104,7 +108,7 @@ def fit_template() -> ArchSpec:
     paper=UNET,
     families=("M15", "M01", "M23"),
     macro=("MA7",),
-    published=unpublished(why="template: seed abstracts give structure, not sizes"),
+    published=unpublished(256, "template: seed abstracts give structure, not sizes"),
     notes=(
         "4-level encoder (64-512) with a 1024-wide MHSA bottleneck, decoder with 2x2 "
         "up-convolutions and concatenated skips; blocks are residual MBConv (depthwise, SE "
