@@ -7,9 +7,9 @@ detail exactly, the model's ``notes`` say how the spec departs from it.
 
 from __future__ import annotations
 
-from search_space.spec import ArchSpec, Block
+from search_space.spec import ArchSpec, Block, Op
 from search_space.zoo._build import block, op, spec, stage
-from search_space.zoo.pyramids import pyramid
+from search_space.zoo.pyramids import pyramid, swin_like
 from search_space.zoo.registry import add, paper, timm, unpublished
 
 DINAT = "Dilated Neighborhood Attention Transformer"
@@ -325,4 +325,93 @@ def spectformer_h_s() -> ArchSpec:
         op("conv_stem", num_convs=1, kernel=7, norm="batchnorm", act="relu", bias=False),
         stages,
         op("classifier", norm_position="pre_pool", distill=True),
+    )
+
+
+INTERNIMAGE = (
+    "InternImage: Exploring Large-Scale Vision Foundation Models with Deformable Convolutions"
+)
+FLATTEN = "FLatten Transformer: Vision Transformer using Focused Linear Attention"
+LITV2 = "Fast Vision Transformers with HiLo Attention"
+
+
+@add(
+    "internimage_t",
+    paper=INTERNIMAGE,
+    families=("M18",),
+    macro=("MA2",),
+    published=paper(30, 5.0, "InternImage paper / README (InternImage-T)"),
+    notes="the 1x1 conv head (to 1.5x width, before pooling) is a pre-logits layer after pooling",
+)
+def internimage_t() -> ArchSpec:
+    # OpenGVLab/InternImage internimage_t_1k_224.yaml: DCNv3 groups [4, 8, 16, 32], MLP 4x,
+    # offset_scale 1.0, conv stem 3 -> 32 -> 64 (LN, GELU), 3x3/s2 conv + LN downsampling
+    groups = (4, 8, 16, 32)
+    return pyramid(
+        op("conv_stem", num_convs=2, kernel=3, norm="layernorm", act="gelu", final_act=False),
+        (4, 4, 18, 4),
+        (64, 128, 256, 512),
+        op("conv", kernel=3, norm="layernorm"),
+        lambda i, j: block(
+            op("deformable_conv", groups=groups[i], kernel=3, offset_scale=1.0),
+            op("mlp", ratio=4.0),
+        ),
+        op("classifier", norm_position="pre_pool", hidden=768, hidden_act="gelu"),
+    )
+
+
+@add(
+    "flatten_swin_t",
+    paper=FLATTEN,
+    families=("M07", "M02"),
+    macro=("MA2", "MA4"),
+    published=paper(29, 4.5, "FLatten Transformer paper, Table (FLatten-Swin-T)"),
+)
+def flatten_swin_t() -> ArchSpec:
+    # LeapLabTHU/FLatten-Transformer flatten_swin_t: focused linear attention (window 56 = the
+    # whole 56x56 / 28x28 map, focusing factor 3, 5x5 dwconv on V) in stages 1-2, shifted-window
+    # softmax attention in 3-4
+    def mixer(i: int, j: int) -> Op:
+        if i < 2:
+            return op(
+                "focused_linear_attention", window=56, head_dim=32, focusing_factor=3.0, kernel=5
+            )
+        return op("window_attention", window=7, shift=j % 2 == 1)
+
+    return swin_like(mixer)
+
+
+@add(
+    "litv2_s",
+    paper=LITV2,
+    families=("M09", "M05", "M12"),
+    macro=("MA2", "MA4"),
+    published=paper(28, 3.7, "LITv2 paper, Table (LITv2-S)"),
+    notes=(
+        "stages 1-2 have no token mixer: their ConvFFN is written as a local-integration mixer "
+        "(fc1, 3x3 dwconv, GELU, fc2); deformable token merging is patch merging"
+    ),
+)
+def litv2_s() -> ArchSpec:
+    # ziplab/LITv2 (litv2_s): ConvFFN-only blocks early, HiLo attention (alpha 0.9, local window
+    # 2 in stage 3, 1 in stage 4) + ConvFFN late, head_dim 32, MLP 4x
+    windows = (0, 0, 2, 1)
+
+    def make(i: int, j: int) -> Block:
+        if i < 2:
+            return block(
+                op("local_integration", ratio=4.0, kernel=3, act="gelu", norm="none"), op("none")
+            )
+        return block(
+            op("hilo_attention", head_dim=32, alpha=0.9, window=windows[i]),
+            op("conv_ffn", ratio=4.0, kernel=3),
+        )
+
+    return pyramid(
+        op("patch_embed", patch_size=4, norm="layernorm"),
+        (2, 2, 6, 2),
+        (96, 192, 384, 768),
+        op("patch_merging"),
+        make,
+        op("classifier", norm_position="pre_pool"),
     )

@@ -1,0 +1,216 @@
+"""Latency-oriented and convolution-embedded models: EfficientFormer (Li et al. 2022), LeViT
+(Graham et al. 2021), CvT (Wu et al. 2021), UniFormer (Li et al. 2022), T2T-ViT (Yuan et al.
+2021), KAT (Yang & Wang 2024)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from search_space.spec import ArchSpec, Block
+from search_space.zoo._build import block, op, spec, stage
+from search_space.zoo.hybrids import _cpe
+from search_space.zoo.isotropic import vit
+from search_space.zoo.pyramids import pyramid
+from search_space.zoo.registry import add, paper, timm
+
+EFFICIENTFORMER = "EfficientFormer: Vision Transformers at MobileNet Speed"
+LEVIT = "LeViT: a Vision Transformer in ConvNet's Clothing for Faster Inference"
+CVT = "CvT: Introducing Convolutions to Vision Transformers"
+UNIFORMER = "UniFormer: Unifying Convolution and Self-attention for Visual Recognition"
+T2T = "Tokens-to-Token ViT: Training Vision Transformers from Scratch on ImageNet"
+KAT = "Kolmogorov-Arnold Transformer"
+
+_EF_NOTES = (
+    "the 4D blocks' conv MLP has no BatchNorms (timm: BN after fc1 and fc2); the distillation "
+    "head is the classifier's second head"
+)
+
+
+def efficientformer(depths: Sequence[int], widths: Sequence[int], num_vit: int) -> ArchSpec:
+    """timm efficientformer.py: conv stem 3 -> w/2 -> w (BN, ReLU), 3x3/s2 conv + BN
+    downsampling, MetaBlock4D (pool - x, conv MLP 4x, layer scale 1e-5) and, for the last
+    ``num_vit`` blocks, MetaBlock3D (LN, MHSA key_dim 32 x 8 heads, attn_ratio 4 with attention
+    biases, LN, MLP 4x)."""
+    meta4d = block(op("pooling", pool_size=3), op("mlp", ratio=4.0), norm="none", layer_scale=1e-5)
+    meta3d = block(
+        op("levit_attention", key_dim=32, heads=8, attn_ratio=4.0, norm="none", act="identity"),
+        op("mlp", ratio=4.0),
+        layer_scale=1e-5,
+    )
+    last = len(depths) - 1
+
+    def make(i: int, j: int) -> Block:
+        return meta3d if i == last and j >= depths[i] - num_vit else meta4d
+
+    return pyramid(
+        op("conv_stem", num_convs=2, kernel=3, norm="batchnorm", act="relu"),
+        depths,
+        widths,
+        op("conv", kernel=3, norm="batchnorm"),
+        make,
+        op("classifier", norm_position="pre_pool", distill=True),
+    )
+
+
+@add(
+    "efficientformer_l1",
+    paper=EFFICIENTFORMER,
+    families=("M11", "M01"),
+    macro=("MA2", "MA4", "MA12"),
+    published=timm("efficientformer_l1", 12.29, 1.3),
+    notes=_EF_NOTES,
+)
+def efficientformer_l1() -> ArchSpec:
+    return efficientformer((3, 2, 6, 4), (48, 96, 224, 448), 1)
+
+
+@add(
+    "efficientformer_l3",
+    paper=EFFICIENTFORMER,
+    families=("M11", "M01"),
+    macro=("MA2", "MA4", "MA12"),
+    published=timm("efficientformer_l3", 31.41, 3.93),
+    notes=_EF_NOTES,
+)
+def efficientformer_l3() -> ArchSpec:
+    return efficientformer((4, 4, 12, 6), (64, 128, 320, 512), 4)
+
+
+@add(
+    "levit_128",
+    paper=LEVIT,
+    families=("M01",),
+    macro=("MA3",),
+    published=timm("levit_128", 9.19, 0.41),
+    deviation=(
+        "params +2%, MACs -7%: LeViT's shrink-attention subsampling (queries on the strided "
+        "grid, keys on the full grid) needs a downsampler the registry lacks; a 3x3/s2 conv "
+        "stands in for it"
+    ),
+    notes=(
+        "the shrink-attention subsampling between stages is a 3x3/s2 conv + BN followed by a "
+        "residual MLP block; MLPs lack LeViT's BatchNorms"
+    ),
+)
+def levit_128() -> ArchSpec:
+    # timm levit.py (levit_128): 4 stride-2 convs to 1/16 with hardswish, stages (128, 256, 384)
+    # of depth 4, key_dim 16, heads (4, 8, 12), attn_ratio 2, MLP 2x, BN + linear (+ dist) head
+    widths, heads = (128, 256, 384), (4, 8, 12)
+    stages = []
+    for i, (w, h) in enumerate(zip(widths, heads, strict=True)):
+        attn = block(
+            op("levit_attention", key_dim=16, heads=h, attn_ratio=2.0),
+            op("mlp", ratio=2.0, act="hardswish"),
+            norm="none",
+        )
+        blocks = [attn] * 4
+        if i:  # the residual MLP that follows LeViT's subsampling attention
+            residual_mlp = Block(
+                op("identity"), op("mlp", ratio=2.0, act="hardswish"), norm="none", residual=False
+            )
+            blocks = [residual_mlp, *blocks]
+        down = op("none") if i == 0 else op("conv", kernel=3, norm="batchnorm")
+        stages.append(stage(w, down, blocks))
+    return spec(
+        op(
+            "conv_stack",
+            widths=[16, 32, 64],
+            strides=[2, 2, 2, 2],
+            kernels=[3, 3, 3, 3],
+            act="hardswish",
+            final_act=False,
+        ),
+        stages,
+        op("classifier", norm="batchnorm", distill=True),
+    )
+
+
+@add(
+    "cvt_13",
+    paper=CVT,
+    families=("M01", "M15"),
+    macro=("MA3",),
+    published=paper(20, 4.5, "CvT paper, Table 2 (CvT-13)"),
+    notes="the class token CvT adds in stage 3 is left out (global average pooling instead)",
+)
+def cvt_13() -> ArchSpec:
+    # microsoft/CvT cvt-13-224x224.yaml: conv token embeddings 7/4, 3/2, 3/2 with LN, depths
+    # [1, 2, 10], widths [64, 192, 384], heads [1, 3, 6] (head_dim 64), MLP 4x, depthwise
+    # 3x3 conv projections with stride-2 keys and values
+    depths, widths = (1, 2, 10), (64, 192, 384)
+    layer = block(op("conv_attention", kernel=3, stride_kv=2, head_dim=64), op("mlp", ratio=4.0))
+    stages = [
+        stage(w, op("none") if i == 0 else op("conv", kernel=3, norm="layernorm"), [layer] * d)
+        for i, (d, w) in enumerate(zip(depths, widths, strict=True))
+    ]
+    return spec(
+        op("patch_embed", patch_size=7, stride=4, padding=2, norm="layernorm"),
+        stages,
+        op("classifier"),
+    )
+
+
+@add(
+    "uniformer_s",
+    paper=UNIFORMER,
+    families=("M15", "M01"),
+    macro=("MA2", "MA4"),
+    published=paper(22, 3.6, "UniFormer paper, Table (UniFormer-S)"),
+    notes="the dynamic position embedding (3x3 dwconv) is its own residual block before each block",
+)
+def uniformer_s() -> ArchSpec:
+    # Sense-X/UniFormer uniformer.py (uniformer_small): local MHRA (5x5 depthwise affinity between
+    # 1x1 convs, BN) in stages 1-2, global MHSA (head_dim 64, LN) in 3-4, MLP 4x, patch-embedding
+    # downsampling (conv + LN), BN before pooling
+    local = block(
+        op("sepconv", expansion=1.0, act="identity", kernel=5, bias=True),
+        op("mlp", ratio=4.0),
+        norm="batchnorm",
+    )
+    glob = block(op("attention", head_dim=64), op("mlp", ratio=4.0))
+
+    def make(i: int, j: int) -> Block:
+        return _cpe() if j % 2 == 0 else (local if i < 2 else glob)
+
+    return pyramid(
+        op("patch_embed", patch_size=4, norm="layernorm"),
+        (6, 8, 16, 6),
+        (64, 128, 320, 512),
+        op("conv", kernel=2, norm="layernorm"),
+        make,
+        op("classifier", norm="batchnorm", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "t2t_vit_14",
+    paper=T2T,
+    families=("M01", "M07"),
+    macro=("MA1",),
+    published=paper(21.5, 4.8, "T2T-ViT paper Table / README (T2T-ViT-14)"),
+)
+def t2t_vit_14() -> ArchSpec:
+    # yitu-opensource/T2T-ViT t2t_vit_14: soft split 7/4, 3/2, 3/2 with performer T2T layers
+    # (token_dim 64), backbone depth 14, width 384, 6 heads, MLP 3x, class token, sinusoid PE
+    layer = block(op("attention", head_dim=64), op("mlp", ratio=3.0))
+    return spec(
+        op("soft_split", token_dim=64, mixer="performer", cls_token=True, pos_embed="sinusoidal"),
+        [stage(384, op("none"), [layer] * 14)],
+        op("classifier", pool="cls", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "kat_s",
+    paper=KAT,
+    families=("M01", "M22"),
+    macro=("MA1",),
+    published=paper(22.1, None, "KAT README (KAT-S 22.1M); MACs not published there"),
+)
+def kat_s() -> ArchSpec:
+    # Adamdad/kat katransformer.py: ViT-S/16 with GR-KAN feed-forward layers (8 rational groups,
+    # orders 5/4, first rational identity-initialised, second swish-initialised)
+    base = vit(384, 6)
+    kan = op("kan", ratio=4.0, groups=8, num_order=5, den_order=4, init="swish")
+    layer = block(base.blocks[0].token_mixer, kan)
+    return base.replace(stages=(stage(384, op("none"), [layer] * 12),))
