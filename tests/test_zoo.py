@@ -254,3 +254,17 @@ def test_cli_unknown_name_exits_2_with_close_matches(capsys: pytest.CaptureFixtu
     assert main(["zoo", "show", "convnext_tt"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "convnext_t" in err
+
+
+def test_zoo_table_is_current() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    spec = importlib.util.spec_from_file_location("make_zoo_table", docs / "make_zoo_table.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (docs / "zoo.md").read_text() == module.render(), (
+        "docs/zoo.md is stale: run .venv/bin/python docs/make_zoo_table.py"
+    )

@@ -56,7 +56,7 @@ def efficientformer(depths: Sequence[int], widths: Sequence[int], num_vit: int) 
     "efficientformer_l1",
     paper=EFFICIENTFORMER,
     families=("M11", "M01"),
-    macro=("MA2", "MA4", "MA12"),
+    macro=("MA2", "MA4"),
     published=timm("efficientformer_l1", 12.29, 1.3),
     notes=_EF_NOTES,
 )
@@ -68,7 +68,7 @@ def efficientformer_l1() -> ArchSpec:
     "efficientformer_l3",
     paper=EFFICIENTFORMER,
     families=("M11", "M01"),
-    macro=("MA2", "MA4", "MA12"),
+    macro=("MA2", "MA4"),
     published=timm("efficientformer_l3", 31.41, 3.93),
     notes=_EF_NOTES,
 )
@@ -186,7 +186,7 @@ def uniformer_s() -> ArchSpec:
     "t2t_vit_14",
     paper=T2T,
     families=("M01", "M07"),
-    macro=("MA1",),
+    macro=("MA1", "MA12"),
     published=paper(21.5, 4.8, "T2T-ViT paper Table / README (T2T-ViT-14)"),
 )
 def t2t_vit_14() -> ArchSpec:

@@ -385,7 +385,7 @@ def flatten_swin_t() -> ArchSpec:
     "litv2_s",
     paper=LITV2,
     families=("M09", "M05", "M12"),
-    macro=("MA2", "MA4"),
+    macro=("MA2", "MA4", "MA6"),
     published=paper(28, 3.7, "LITv2 paper, Table (LITv2-S)"),
     notes=(
         "stages 1-2 have no token mixer: their ConvFFN is written as a local-integration mixer "

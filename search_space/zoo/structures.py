@@ -83,7 +83,7 @@ def matvit_b16() -> ArchSpec:
     "fit_template",
     paper=FIT,
     families=("M02", "M20"),
-    macro=("MA8", "MA11"),
+    macro=("MA8",),
     published=unpublished(256, "template: the paper's abstract gives structure, not sizes"),
     notes="pattern (2)4(2): 2 local (window) layers, 4 global latent layers, 2 local layers",
 )
