@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from evaluators import EvalContext, create
 from evaluators.proxies import PROXIES, compute, compute_detailed
@@ -97,3 +100,106 @@ def test_proxy_evaluator_reports_metrics_and_timings() -> None:
         from_arch_str("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", dataset="ImageNet16-120")
     )
     assert failed.status == "failed" and "jacov" in failed.error
+
+
+# -- grasp: exact Hessian-vector product -----------------------------------------------------------
+
+
+def _grasp_reference(spec: ArchSpec, data: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """GraSP by plain double backward (Wang et al. 2020), on the ops' twice-differentiable paths."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from search_space import build_model
+
+    model = build_model(spec, seed=0).train()
+    ws = [p for p in model.parameters() if p.dim() >= 2]
+    x, y = data
+    with sdpa_kernel(SDPBackend.MATH):
+        g = torch.autograd.grad(F.cross_entropy(model(x), y), ws, allow_unused=True)
+        gf = torch.autograd.grad(F.cross_entropy(model(x), y), ws, create_graph=True)
+        z = sum((a.detach() * b).sum() for a, b in zip(g, gf, strict=True))
+        hg = torch.autograd.grad(z, ws)
+    return float(
+        sum(-(w.detach().double() * h.double()).sum() for w, h in zip(ws, hg, strict=True))
+    )
+
+
+@pytest.mark.parametrize("mixer", ["pooling", "attention"])
+def test_grasp_is_the_exact_double_backward_value(mixer: str) -> None:
+    from evaluators.proxies import default_batch
+
+    spec = _net(32, 1, mixer)
+    data = default_batch(spec, 6, seed=2)
+    ours = compute(spec, ["grasp"], data=data, seed=0)["grasp"]
+    assert ours == pytest.approx(_grasp_reference(spec, data), rel=1e-4)
+
+
+def test_grasp_takes_the_exact_path_through_the_scan(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="evaluators.proxies.gradient")
+    score = compute_detailed(_net(16, 1, "selective_ssm"), ["grasp"], batch_size=4)["grasp"]
+    assert score.ok, score.error
+    assert "finite difference" not in caplog.text
+
+
+# -- dss, ntk_cond, linear_regions ----------------------------------------------------------------
+
+
+def test_dss_counts_attention_weights_by_nuclear_norm() -> None:
+    from evaluators.proxies.families import attention_classes
+    from evaluators.proxies.transformer import _attention_weights
+    from search_space import build_model
+    from search_space.nn.mixers.attention import Attention
+    from search_space.nn.mixers.conv import DwConv
+
+    classes = attention_classes()
+    assert Attention in classes and DwConv not in classes
+    model = build_model(_net(32, 1, "attention"))
+    mixer = next(m for m in model.modules() if isinstance(m, Attention))
+    chosen = _attention_weights(model)
+    assert chosen == {id(p) for p in mixer.parameters() if p.dim() >= 2}
+    assert not _attention_weights(build_model(_net(16, 1, "dwconv")))
+
+
+def test_dss_is_data_free_and_grows_with_the_network() -> None:
+    from evaluators.proxies import default_batch
+
+    spec = _net(32, 1, "attention")
+    a = compute(spec, ["dss"], data=default_batch(spec, 4, seed=1))["dss"]
+    b = compute(spec, ["dss"], data=default_batch(spec, 4, seed=2))["dss"]
+    assert a == b
+    assert compute(_net(64, 3, "attention"), ["dss"], batch_size=4)["dss"] > a
+
+
+def test_ntk_cond_is_minus_a_log_condition_number() -> None:
+    from evaluators.proxies import default_batch
+
+    spec = _net(16, 1)
+    x, y = default_batch(spec, 4, seed=0)
+    varied = compute(spec, ["ntk_cond"], data=(x, y))["ntk_cond"]
+    assert math.isfinite(varied) and varied < 0  # a condition number is >= 1
+    # identical samples: a rank-one kernel, scored at the floor (condition number 1e12)
+    same = compute(spec, ["ntk_cond"], data=(x[:1].expand_as(x).clone(), y))["ntk_cond"]
+    assert same == pytest.approx(-math.log(1e12), rel=1e-6)
+    assert varied > same
+
+
+def test_linear_regions_counts_crossings_along_segments() -> None:
+    from evaluators.proxies import default_batch
+
+    small, large = _net(16, 1), _net(64, 4)
+    x, y = default_batch(small, 4, seed=0)
+    # segments of zero length cross no boundary: one region each, log 1 = 0
+    still = compute(small, ["linear_regions"], data=(x[:1].expand_as(x).clone(), y))
+    assert still["linear_regions"] == 0.0
+    few = compute(small, ["linear_regions"], data=(x, y))["linear_regions"]
+    many = compute(large, ["linear_regions"], data=(x, y))["linear_regions"]
+    assert 0.0 < few < many
+
+
+def test_dominant_group_follows_the_majority_of_blocks() -> None:
+    from evaluators.proxies.families import dominant_group, mixer_group
+
+    assert mixer_group("window_attention") == "attention"
+    assert mixer_group("lka") == "conv"
+    assert dominant_group(_net(32, 3, "attention")) == "attention"
+    assert dominant_group(_net(16, 2, "global_filter")) == "spectral"

@@ -7,7 +7,9 @@ in `PROXIES` by family modules:
 - `static`: ``params``, ``macs`` (analytic, from `spec_cost`), ``l2_norm``;
 - `gradient`: ``snip``, ``grasp``, ``grad_norm``, ``plain``, ``fisher``;
 - `activation`: ``jacov``, ``nwot``, ``epe_nas``;
-- `data_free`: ``synflow`` (returned as a log), ``zen``.
+- `data_free`: ``synflow`` (returned as a log), ``zen``;
+- `transformer`: ``dss`` (TF-TAS, returned as a log);
+- `theory`: ``ntk_cond`` (minus the log NTK condition number), ``linear_regions`` (TE-NAS).
 
 A new proxy is a function ``(model, inputs, targets, *, spec) -> float`` decorated with
 ``@proxy("name")`` in a module imported below.
@@ -24,7 +26,14 @@ from dataclasses import dataclass
 
 import torch
 
-from evaluators.proxies import activation, data_free, gradient, static  # noqa: F401 (registers)
+from evaluators.proxies import (  # noqa: F401 (registers)
+    activation,
+    data_free,
+    gradient,
+    static,
+    theory,
+    transformer,
+)
 from evaluators.proxies.registry import PROXIES, ProxyError, ProxyFn, proxy
 from search_space.spec import ArchSpec
 

@@ -20,7 +20,8 @@ class _Overflow(ProxyError):
     """The forward pass overflowed in this precision; a wider one may not."""
 
 
-def _ones_like_input(inputs: torch.Tensor, dtype: torch.dtype, spec: ArchSpec) -> torch.Tensor:
+def ones_like_input(inputs: torch.Tensor, dtype: torch.dtype, spec: ArchSpec) -> torch.Tensor:
+    """SynFlow's input: one all-ones sample of the batch's shape (shared with `transformer.dss`)."""
     if inputs.is_floating_point():
         return torch.ones((1, *inputs.shape[1:]), dtype=dtype)
     # token ids: every position holds id 1 (id 0 when the vocabulary has a single token)
@@ -36,7 +37,7 @@ def _synflow_log(
         for p in model.parameters():  # the linearised network of the paper: |theta|
             p.abs_()
     model.zero_grad(set_to_none=True)
-    out = model(_ones_like_input(inputs, dtype, spec))
+    out = model(ones_like_input(inputs, dtype, spec))
     total = out.double().sum()
     scale = float(total.abs().detach())
     if not math.isfinite(scale):
