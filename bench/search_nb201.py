@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.nb201_table import Table, load
-from bench.svgplot import line_chart
+from mixnas.report.svg import line_chart
 
 MIXNAS = ("random", "evolution", "nsga2", "local_search", "surrogate")
 OPTUNA = ("optuna-tpe", "optuna-tpe-mv", "optuna-nsga2")

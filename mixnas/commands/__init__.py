@@ -7,5 +7,7 @@ handler ``(args) -> exit status``. `mixnas.cli` discovers the modules listed in 
 COMMANDS = (
     "mixnas.commands.space",
     "mixnas.commands.build",
+    "mixnas.commands.search",
+    "mixnas.commands.runs",
     "mixnas.commands.zoo",
 )

@@ -1,0 +1,99 @@
+"""``mixnas search [CONFIG.yaml]``: run a search job into a run folder, then report and export.
+
+With no config, runs the embedded default job (`mixnas/default_search.yaml`). ``--resume
+RUN_DIR`` continues a run that was stopped or killed. When the budget is spent, the run folder
+gets ``report.html``, ``pareto.csv``, ``trials.csv`` and the exported specs of the config's pick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mixnas.commands.common import positive_int
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mixnas.config import load_config
+    from mixnas.driver import resume_config
+
+    overrides = {
+        "trials": args.budget,
+        "seconds": args.seconds,
+        "seed": args.seed,
+    }
+    if args.resume:
+        if args.config is not None:
+            print("mixnas: error: give a config or --resume RUN_DIR, not both", file=sys.stderr)
+            return 2
+        config = resume_config(Path(args.resume), **overrides)
+    else:
+        config = load_config(args.config).with_overrides(
+            name=args.name, runs_dir=args.runs_dir, **overrides
+        )
+    config = _backend_overrides(config, args)
+    return run_and_finish(config, resume=bool(args.resume), quiet=args.quiet)
+
+
+def _backend_overrides(config: Any, args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    backend = config.backend
+    if args.backend is not None:
+        backend = replace(backend, name=args.backend)
+    if args.workers is not None:
+        backend = replace(backend, workers=args.workers)
+    if args.ray_address is not None:
+        backend = replace(backend, name="ray", address=args.ray_address)
+    return replace(config, backend=backend)
+
+
+def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
+    from mixnas.export import export_run
+    from mixnas.report import write_report
+
+    if config.backend.name == "ray":
+        from mixnas.ray_backend import run_search_ray as run
+    else:
+        from mixnas.driver import run_search as run
+    summary = run(config, resume=resume, quiet=quiet)
+    report = write_report(summary.run_dir)
+    exported: list[Path] = []
+    if config.export_pick is not None and summary.front:
+        exported = export_run(
+            summary.run_dir, pick=config.export_pick, out=summary.run_dir / config.export_dir
+        )
+    print(
+        f"run {summary.run_dir}: {summary.finished} trials this session "
+        f"({summary.ok} ok, {summary.failed} failed, {summary.pruned} pruned"
+        f"{f', {summary.reused} reused from before the stop' if summary.reused else ''}) "
+        f"in {summary.seconds:.1f} s, stopped by {summary.stopped_by}"
+    )
+    print(f"  front: {len(summary.front)} trial(s) {summary.front}")
+    print(f"  report: {report}")
+    if exported:
+        print(f"  exported {len(exported)} spec(s) to {exported[0].parent}")
+    return 0
+
+
+def add_to(sub: Any) -> None:
+    search = sub.add_parser(
+        "search",
+        help="run a search job (the default job without a config)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    search.add_argument("config", nargs="?", help="search config (.yaml/.json)")
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    search.add_argument("--name", help="run name: the folder runs_dir/NAME")
+    search.add_argument("--runs-dir", help="folder of run folders (default: runs)")
+    search.add_argument("--budget", type=positive_int, help="number of trials (overrides config)")
+    search.add_argument("--seconds", type=float, help="wall-time budget in seconds")
+    search.add_argument("--seed", type=int)
+    search.add_argument("--backend", choices=["local", "ray"])
+    search.add_argument("--workers", type=int, help="parallel trials (local: processes)")
+    search.add_argument("--ray-address", help="join an existing Ray cluster (implies ray)")
+    search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    search.set_defaults(func=cmd_search)

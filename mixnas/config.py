@@ -1,0 +1,448 @@
+"""The search job's configuration: what a ``mixnas search CONFIG.yaml`` file may say, and its
+checks.
+
+A config is checked completely before any work starts: every field is read here, and a wrong one
+raises `ConfigError` with the file, the field path, the value and what is allowed. Checks that need
+the registries (strategy, evaluator and metric names, option names) are done by `mixnas.job`, which
+constructs the real objects from the config; this module checks shapes, types and ranges.
+
+Example (every top-level field; all but ``objectives`` have defaults)::
+
+    name: my-run                 # run folder: <runs_dir>/<name>
+    seed: 0
+    space: hybrid                # built-in name, a file, an inline declaration, or
+                                 # {from: NAME_OR_FILE, constraints: {...}, input: {...}}
+    objectives:
+      - {metric: top1, direction: maximize}
+      - {metric: latency_ms@host, direction: minimize}
+    constraints: {params: {max: 2.0e6}}
+    evaluators:                  # run in order for every trial; 'cost' always runs first
+      - {name: proxy, options: {names: [nwot, synflow]}}
+      - {name: train, budget: {steps: 60}, data: digits,
+         promote: {metric: "proxy:nwot", top: 0.5, warmup: 4}}
+    strategy: {name: nsga2, options: {population: 12}}
+    budget: {trials: 40, seconds: 1800}
+    backend: {name: local, workers: 1}
+    trial_timeout: 300           # seconds per trial; a trial past it fails, the run goes on
+    runs_dir: runs
+    export: {pick: front, dir: export}   # written inside the run folder at the end
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import MixnasError
+
+DIRECTIONS = ("maximize", "minimize")
+BACKENDS = ("local", "ray")
+PICKS = ("front", "best")
+TOP_LEVEL_FIELDS = (
+    "name", "seed", "space", "objectives", "constraints", "evaluators", "strategy", "budget",
+    "backend", "trial_timeout", "runs_dir", "export", "description",
+)  # fmt: skip
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEFAULT_CONFIG = Path(__file__).with_name("default_search.yaml")
+
+
+class ConfigError(MixnasError, ValueError):
+    """A run configuration is invalid; the message is one line naming source, field and value."""
+
+    def __init__(self, field: str, message: str, *, source: str | None = None, value: Any = ...):
+        self.field, self.message, self.source, self.value = field, message, source, value
+        where = f"{source}: " if source else ""
+        shown = "" if value is ... else f" (got {value!r})"
+        super().__init__(f"{where}{field}: {message}{shown}")
+
+
+@dataclass(frozen=True)
+class PromoteRule:
+    """Multi-fidelity screening: an evaluator with a rule runs only for candidates whose
+    ``metric`` (from an earlier evaluator) is within the best ``top`` fraction of the trials
+    finished before the candidate was asked; the first ``warmup`` trials always run it. A
+    candidate not promoted is recorded with status ``pruned`` and its cheap metrics."""
+
+    metric: str
+    top: float = 0.5
+    direction: str = "maximize"
+    warmup: int = 4
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    budget: Mapping[str, float] = field(default_factory=dict)
+    data: Any = None
+    promote: PromoteRule | None = None
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    metric: str
+    direction: str = "maximize"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str = "local"
+    workers: int = 1
+    address: str | None = None  # Ray: an existing cluster's address; None starts a local one
+    cpus_per_trial: float = 1.0
+    threads_per_worker: int = 0  # torch threads in each worker; 0: cores / workers
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str
+    objectives: tuple[ObjectiveConfig, ...]
+    space: Any = "hybrid"
+    seed: int = 0
+    constraints: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    evaluators: tuple[EvaluatorConfig, ...] = ()
+    strategy: str = "nsga2"
+    strategy_options: Mapping[str, Any] = field(default_factory=dict)
+    trials: int | None = 20
+    seconds: float | None = None
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    trial_timeout: float | None = 600.0
+    runs_dir: str = "runs"
+    export_pick: str | None = "front"
+    export_dir: str = "export"
+    source: str | None = None  # the file the config came from
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def with_overrides(self, **changes: Any) -> SearchConfig:
+        """A copy with fields replaced (CLI flags), checked like the file was."""
+        out = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        _check_budget(out.trials, out.seconds, out.source)
+        _check_name(out.name, out.source)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (round-trips through `parse_config`)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "space": self.space,
+            "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
+            "constraints": {k: dict(v) for k, v in self.constraints.items()},
+            "evaluators": [evaluator_to_dict(e) for e in self.evaluators],
+            "strategy": {"name": self.strategy, "options": dict(self.strategy_options)},
+            "budget": {"trials": self.trials, "seconds": self.seconds},
+            "backend": {
+                "name": self.backend.name,
+                "workers": self.backend.workers,
+                "address": self.backend.address,
+                "cpus_per_trial": self.backend.cpus_per_trial,
+                "threads_per_worker": self.backend.threads_per_worker,
+            },
+            "trial_timeout": self.trial_timeout,
+            "runs_dir": self.runs_dir,
+            "export": {"pick": self.export_pick, "dir": self.export_dir},
+        }
+
+
+def evaluator_to_dict(e: EvaluatorConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": e.name, "options": dict(e.options), "budget": dict(e.budget)}
+    if e.data is not None:
+        out["data"] = e.data
+    if e.promote is not None:
+        p = e.promote
+        out["promote"] = {
+            "metric": p.metric,
+            "top": p.top,
+            "direction": p.direction,
+            "warmup": p.warmup,
+        }
+    return out
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def load_config(path: str | Path | None) -> SearchConfig:
+    """Reads and checks a config file; None reads the embedded default job."""
+    from search_space.declare.loader import read_declaration
+    from search_space.errors import SpaceError
+
+    source = str(path) if path is not None else "<default config>"
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    if not file.is_file():
+        raise ConfigError("<file>", "no such config file", source=source)
+    try:
+        data = read_declaration(file)
+    except SpaceError as err:  # a syntax error: same one line, as a config error
+        raise ConfigError(err.field, err.message, source=source) from None
+    return parse_config(data, source=source, base_dir=file.parent)
+
+
+def parse_config(
+    data: Any, *, source: str | None = None, base_dir: Path | None = None
+) -> SearchConfig:
+    """Checks plain data (a parsed YAML/JSON mapping) and returns the config it describes."""
+    r = _Reader(source)
+    top = r.mapping(data, "<root>")
+    r.known(top, list(TOP_LEVEL_FIELDS), "<root>")
+    if "objectives" not in top:
+        raise ConfigError("objectives", "is required: a list of {metric, direction}", source=source)
+    name = top.get("name", "search")
+    _check_name(name, source)
+    space = _space(top.get("space", "hybrid"), r, base_dir)
+    listed = r.sequence(top["objectives"], "objectives", min_len=1)
+    objectives = tuple(_objective(o, f"objectives[{i}]", r) for i, o in enumerate(listed))
+    metrics = [o.metric for o in objectives]
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError("objectives", "names a metric twice", source=source, value=metrics)
+    constraints = _constraints(top.get("constraints", {}), r)
+    evaluators = tuple(
+        _evaluator(e, f"evaluators[{i}]", r)
+        for i, e in enumerate(r.sequence(top.get("evaluators", []), "evaluators"))
+    )
+    strategy, strategy_options = _strategy(top.get("strategy", "nsga2"), r)
+    trials, seconds = _budget(top.get("budget", {"trials": 20}), r)
+    backend = _backend(top.get("backend", "local"), r)
+    timeout = top.get("trial_timeout", 600.0)
+    if timeout is not None:
+        timeout = r.number(timeout, "trial_timeout", minimum=0.001)
+    runs_dir = top.get("runs_dir", "runs")
+    if not isinstance(runs_dir, str) or not runs_dir:
+        raise ConfigError("runs_dir", "must be a folder path", source=source, value=runs_dir)
+    export_pick, export_dir = _export(top.get("export", {}), r)
+    return SearchConfig(
+        name=name,
+        objectives=objectives,
+        space=space,
+        seed=int(r.integer(top.get("seed", 0), "seed")),
+        constraints=constraints,
+        evaluators=evaluators,
+        strategy=strategy,
+        strategy_options=strategy_options,
+        trials=trials,
+        seconds=seconds,
+        backend=backend,
+        trial_timeout=timeout,
+        runs_dir=runs_dir,
+        export_pick=export_pick,
+        export_dir=export_dir,
+        source=source,
+    )
+
+
+class _Reader:
+    """Type checks that raise `ConfigError` with the config's source."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def fail(self, field: str, message: str, value: Any = ...) -> ConfigError:
+        return ConfigError(field, message, source=self.source, value=value)
+
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(field, "must be a mapping", type(value).__name__)
+        return value
+
+    def sequence(self, value: Any, field: str, *, min_len: int = 0) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(field, "must be a list", type(value).__name__)
+        if len(value) < min_len:
+            raise self.fail(field, f"needs at least {min_len} item(s)")
+        return value
+
+    def known(self, value: Mapping[str, Any], allowed: list[str], field: str) -> None:
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    f"{field}.{key}" if field != "<root>" else str(key),
+                    f"unknown field; allowed: {', '.join(allowed)}",
+                )
+
+    def integer(self, value: Any, field: str, *, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, "must be an integer", value)
+        if minimum is not None and value < minimum:
+            raise self.fail(field, f"must be >= {minimum}", value)
+        return value
+
+    def number(self, value: Any, field: str, *, minimum: float | None = None) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self.fail(field, "must be a finite number", value)
+        if minimum is not None and value < minimum:
+            raise self.fail(field, f"must be >= {minimum}", value)
+        return float(value)
+
+    def choice(self, value: Any, field: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.fail(field, f"must be one of {', '.join(allowed)}", value)
+        return str(value)
+
+
+def _check_name(name: Any, source: str | None) -> None:
+    # the run folder is <runs_dir>/<name>: a name with a separator or '..' would write elsewhere
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ConfigError(
+            "name",
+            "must be 1-100 letters, digits, '.', '_' or '-' (it names the run folder, which "
+            "must stay inside runs_dir)",
+            source=source,
+            value=name,
+        )
+
+
+def _space(value: Any, r: _Reader, base_dir: Path | None) -> Any:
+    if isinstance(value, str):
+        return _relative_file(value, base_dir)
+    space = r.mapping(value, "space")
+    if "from" in space:
+        base = space["from"]
+        if not isinstance(base, str):
+            raise r.fail("space.from", "must be a built-in space name or a file", base)
+        r.known(space, ["from", "constraints", "input", "name"], "space")
+        return {**space, "from": _relative_file(base, base_dir)}
+    return dict(space)  # an inline declaration, checked by the space language
+
+
+def _relative_file(value: str, base_dir: Path | None) -> str:
+    # a relative space file in a config is relative to the config file, like an include
+    if base_dir is not None and not Path(value).is_absolute() and (base_dir / value).exists():
+        return str(base_dir / value)
+    return value
+
+
+def _objective(value: Any, field: str, r: _Reader) -> ObjectiveConfig:
+    if isinstance(value, str):
+        return ObjectiveConfig(value)
+    o = r.mapping(value, field)
+    r.known(o, ["metric", "direction"], field)
+    metric = o.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise r.fail(f"{field}.metric", "must name a metric, e.g. top1, params, macs", metric)
+    return ObjectiveConfig(
+        metric, r.choice(o.get("direction", "maximize"), f"{field}.direction", DIRECTIONS)
+    )
+
+
+def _constraints(value: Any, r: _Reader) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for metric, bound in r.mapping(value, "constraints").items():
+        field = f"constraints.{metric}"
+        b = r.mapping(bound, field)
+        r.known(b, ["min", "max"], field)
+        if not b:
+            raise r.fail(field, "needs min and/or max")
+        out[str(metric)] = {k: r.number(v, f"{field}.{k}") for k, v in b.items()}
+    return out
+
+
+def _evaluator(value: Any, field: str, r: _Reader) -> EvaluatorConfig:
+    if isinstance(value, str):
+        return EvaluatorConfig(value)
+    e = r.mapping(value, field)
+    r.known(e, ["name", "options", "budget", "data", "promote"], field)
+    name = e.get("name")
+    if not isinstance(name, str):
+        raise r.fail(f"{field}.name", "must name an evaluator", name)
+    budget = {
+        k: r.number(v, f"{field}.budget.{k}", minimum=0)
+        for k, v in r.mapping(e.get("budget", {}), f"{field}.budget").items()
+    }
+    promote = None
+    if e.get("promote") is not None:
+        p = r.mapping(e["promote"], f"{field}.promote")
+        r.known(p, ["metric", "top", "direction", "warmup"], f"{field}.promote")
+        if not isinstance(p.get("metric"), str):
+            raise r.fail(f"{field}.promote.metric", "must name a metric", p.get("metric"))
+        top = r.number(p.get("top", 0.5), f"{field}.promote.top", minimum=0.0)
+        if not 0 < top <= 1:
+            raise r.fail(f"{field}.promote.top", "must be in (0, 1]", top)
+        promote = PromoteRule(
+            metric=p["metric"],
+            top=top,
+            direction=r.choice(
+                p.get("direction", "maximize"), f"{field}.promote.direction", DIRECTIONS
+            ),
+            warmup=r.integer(p.get("warmup", 4), f"{field}.promote.warmup", minimum=0),
+        )
+    return EvaluatorConfig(
+        name=name,
+        options=dict(r.mapping(e.get("options", {}), f"{field}.options")),
+        budget=budget,
+        data=e.get("data"),
+        promote=promote,
+    )
+
+
+def _strategy(value: Any, r: _Reader) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, str):
+        return value, {}
+    s = r.mapping(value, "strategy")
+    r.known(s, ["name", "options"], "strategy")
+    if not isinstance(s.get("name"), str):
+        raise r.fail("strategy.name", "must name a strategy", s.get("name"))
+    return s["name"], dict(r.mapping(s.get("options", {}), "strategy.options"))
+
+
+def _budget(value: Any, r: _Reader) -> tuple[int | None, float | None]:
+    b = r.mapping(value, "budget")
+    r.known(b, ["trials", "seconds"], "budget")
+    trials = b.get("trials")
+    seconds = b.get("seconds")
+    if trials is not None:
+        trials = r.integer(trials, "budget.trials", minimum=1)
+    if seconds is not None:
+        seconds = r.number(seconds, "budget.seconds", minimum=0.001)
+    _check_budget(trials, seconds, r.source)
+    return trials, seconds
+
+
+def _check_budget(trials: Any, seconds: Any, source: str | None) -> None:
+    if trials is None and seconds is None:
+        raise ConfigError("budget", "needs trials and/or seconds", source=source)
+    if trials is not None and (isinstance(trials, bool) or int(trials) < 1):
+        raise ConfigError("budget.trials", "must be >= 1", source=source, value=trials)
+
+
+def _backend(value: Any, r: _Reader) -> BackendConfig:
+    if isinstance(value, str):
+        value = {"name": value}
+    b = r.mapping(value, "backend")
+    r.known(b, ["name", "workers", "address", "cpus_per_trial", "threads_per_worker"], "backend")
+    address = b.get("address")
+    if address is not None and not isinstance(address, str):
+        raise r.fail("backend.address", "must be a Ray address like 'auto' or 'host:6379'", address)
+    return BackendConfig(
+        name=r.choice(b.get("name", "local"), "backend.name", BACKENDS),
+        workers=r.integer(b.get("workers", 1), "backend.workers", minimum=0),
+        address=address,
+        cpus_per_trial=r.number(b.get("cpus_per_trial", 1.0), "backend.cpus_per_trial", minimum=0),
+        threads_per_worker=r.integer(
+            b.get("threads_per_worker", 0), "backend.threads_per_worker", minimum=0
+        ),
+    )
+
+
+def _export(value: Any, r: _Reader) -> tuple[str | None, str]:
+    if value is None:
+        return None, "export"
+    e = r.mapping(value, "export")
+    r.known(e, ["pick", "dir"], "export")
+    pick = e.get("pick", "front")
+    if pick is not None:
+        pick = r.choice(pick, "export.pick", PICKS)
+    folder = e.get("dir", "export")
+    if not isinstance(folder, str) or Path(folder).is_absolute() or ".." in Path(folder).parts:
+        raise r.fail(
+            "export.dir", "must be a relative folder inside the run folder (no '..')", folder
+        )
+    return pick, folder

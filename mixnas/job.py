@@ -1,0 +1,205 @@
+"""From a checked config to the objects a run needs: the space, the strategy, the evaluators.
+
+Everything that can be wrong with a config is found here, before any trial runs: an unknown
+strategy, evaluator or option, an objective or constraint no evaluator reports, a screening metric
+that no earlier evaluator produces. Each raises `ConfigError` (one line; the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixnas.config import ConfigError, SearchConfig
+from mixnas.pipeline import create_evaluators, produced_metrics, with_cost
+from search_space.declare.schema import Constraint
+from search_space.errors import MixnasError, RegistryError, SpaceError
+
+
+@dataclass
+class Job:
+    """A config made concrete (see the module docstring)."""
+
+    config: SearchConfig
+    space: Any  # search_space.SearchSpace
+    declaration: Mapping[str, Any]
+    metrics: tuple[str, ...]  # every metric the evaluators report
+
+    @property
+    def space_hash(self) -> str:
+        text = json.dumps(self.declaration, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def objectives(self) -> list[Any]:
+        from strategies import Objective
+
+        return [Objective(o.metric, o.direction) for o in self.config.objectives]
+
+    def constraints(self) -> list[Constraint]:
+        return [
+            Constraint(metric, bound.get("min"), bound.get("max"))
+            for metric, bound in self.config.constraints.items()
+        ]
+
+    def strategy(self) -> Any:
+        import strategies
+
+        return strategies.create(
+            self.config.strategy,
+            self.space,
+            self.objectives(),
+            seed=self.config.seed,
+            constraints=self.constraints(),
+            **dict(self.config.strategy_options),
+        )
+
+
+def prepare(config: SearchConfig) -> Job:
+    """Checks the config against the registries and builds the space (see module docstring)."""
+    source = config.source
+    declaration = _declaration(config.space, source)
+    space = _space(declaration, source)
+    metrics = _check_evaluators(config)
+    for i, o in enumerate(config.objectives):
+        _known_metric(o.metric, metrics, f"objectives[{i}].metric", source)
+    for metric in config.constraints:
+        _known_metric(metric, metrics, f"constraints.{metric}", source)
+    job = Job(config, space, declaration, metrics)
+    _check_strategy(job)
+    return job
+
+
+def _declaration(space: Any, source: str | None) -> dict[str, Any]:
+    """The space declaration as plain data: a built-in or file's content, with overrides."""
+    from search_space.declare.loader import read_declaration
+    from search_space.spaces import builtin_path
+
+    def read(ref: str) -> dict[str, Any]:
+        path = Path(ref)
+        if not path.exists() and builtin_path(ref) is not None:
+            path = builtin_path(ref)  # type: ignore[assignment]
+        if not path.exists():
+            raise ConfigError(
+                "space", "is neither a built-in space nor a file", source=source, value=ref
+            )
+        data = read_declaration(path)
+        if not isinstance(data, dict):
+            raise ConfigError("space", "the space file must hold a mapping", source=str(path))
+        return data
+
+    if isinstance(space, str):
+        return read(space)
+    if "from" in space:
+        base = read(space["from"])
+        overrides = {k: v for k, v in space.items() if k != "from"}
+        return {**base, **overrides}
+    return dict(space)
+
+
+def _space(declaration: Mapping[str, Any], source: str | None) -> Any:
+    from search_space.declare.space import SearchSpace
+
+    try:
+        return SearchSpace.from_dict(declaration, source=f"{source or '<config>'} (space)")
+    except SpaceError:
+        raise
+    except MixnasError as err:
+        raise ConfigError("space", str(err), source=source) from None
+
+
+def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
+    import evaluators
+
+    known = evaluators.names()
+    configs = with_cost(config.evaluators)
+    for i, cfg in enumerate(config.evaluators):
+        if ":" in cfg.name:
+            _check_reference(cfg.name, f"evaluators[{i}].name", config.source)
+        elif cfg.name not in known:
+            raise ConfigError(
+                f"evaluators[{i}].name",
+                f"unknown evaluator; known: {', '.join(known)}, or package.module:Class",
+                source=config.source,
+                value=cfg.name,
+            )
+    try:
+        instances = create_evaluators(configs)
+    except (TypeError, ValueError, RegistryError, MixnasError) as err:
+        raise ConfigError("evaluators", f"cannot be built: {err}", source=config.source) from None
+    produced: list[str] = []
+    offset = len(configs) - len(config.evaluators)  # 'cost' added in front
+    for index, (cfg, evaluator) in enumerate(zip(configs, instances, strict=True)):
+        if cfg.promote is not None and cfg.promote.metric not in produced:
+            raise ConfigError(
+                f"evaluators[{index - offset}].promote.metric",
+                "must be reported by an earlier evaluator; earlier ones report: "
+                + ", ".join(produced),
+                source=config.source,
+                value=cfg.promote.metric,
+            )
+        produced.extend(produced_metrics(evaluator))
+    return tuple(dict.fromkeys(produced))
+
+
+def _check_reference(reference: str, field: str, source: str | None) -> None:
+    from mixnas.pipeline import evaluator_class
+
+    try:
+        evaluator_class(reference)
+    except (ImportError, ValueError) as err:
+        raise ConfigError(
+            field, f"cannot import the evaluator class: {err}", source=source, value=reference
+        ) from None
+
+
+def _known_metric(metric: str, metrics: tuple[str, ...], field: str, source: str | None) -> None:
+    if metric not in metrics:
+        raise ConfigError(
+            field,
+            f"no configured evaluator reports this metric; reported: {', '.join(metrics)}",
+            source=source,
+            value=metric,
+        )
+
+
+def _check_strategy(job: Job) -> None:
+    import strategies
+
+    config = job.config
+    known = strategies.names()
+    if config.strategy not in known:
+        raise ConfigError(
+            "strategy.name",
+            f"unknown strategy; known: {', '.join(known)}",
+            source=config.source,
+            value=config.strategy,
+        )
+    cls = strategies.STRATEGIES.get(config.strategy)
+    accepted = _keyword_names(cls)
+    for key in config.strategy_options:
+        if accepted is not None and key not in accepted:
+            raise ConfigError(
+                f"strategy.options.{key}",
+                f"unknown option of {config.strategy}; allowed: {', '.join(sorted(accepted))}",
+                source=config.source,
+            )
+    try:
+        job.strategy()
+    except (TypeError, ValueError, MixnasError) as err:
+        raise ConfigError(
+            "strategy.options", f"{config.strategy}: {err}", source=config.source
+        ) from None
+
+
+def _keyword_names(cls: type) -> set[str] | None:
+    """The keyword options a strategy's constructor accepts (None when it takes **kwargs)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    fixed = {"self", "space", "objectives", "seed", "constraints"}
+    return {p.name for p in params if p.name not in fixed}

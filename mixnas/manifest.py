@@ -1,0 +1,93 @@
+"""The run folder's manifest and strategy checkpoint, both written atomically.
+
+The manifest says what produced a run: the config, the space's hash, the versions of mixnas, torch
+and the other libraries whose behaviour shapes results, the host and the device. The checkpoint is
+the strategy's `state_dict` after the last `tell`; together with the trial records it lets
+``mixnas search --resume`` continue exactly (see `mixnas.driver`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+CHECKPOINT = "strategy.json"
+CONFIG = "config.json"
+_LIBRARIES = ("mixnas", "torch", "numpy", "pandas", "optuna", "ray", "fvcore", "scikit-learn")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Writes JSON so that a reader (or a resumed run) sees the old file or the new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for lib in _LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    out["python"] = platform.python_version()
+    return out
+
+
+def host() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python_executable": sys.executable,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def device() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"kind": "cpu", "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info.update(kind="cuda", name=torch.cuda.get_device_name(0))
+    return info
+
+
+def manifest(config: dict[str, Any], space_hash: str, *, backend: str) -> dict[str, Any]:
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config,
+        "space_hash": space_hash,
+        "backend": backend,
+        "versions": versions(),
+        "host": host(),
+        "device": device(),
+        "command": sys.argv,
+    }

@@ -1,0 +1,156 @@
+"""One trial's evaluation: the configured evaluators in order, with multi-fidelity screening.
+
+A `TrialPipeline` runs in whatever process evaluates trials (a local worker, a Ray worker, or the
+driver itself with ``workers: 0``). It always runs the analytic ``cost`` evaluator first (cheap,
+and it gives every trial params, MACs, bytes and bit-operations), then each configured evaluator.
+An evaluator with a promotion rule runs only when the candidate's screening metric reaches the
+threshold the driver computed from earlier trials (`promotion_threshold`); otherwise the trial
+ends ``pruned`` with the cheap metrics it has. The first evaluator that fails ends the trial
+``failed`` with that evaluator's error; metrics gathered before it are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mixnas.config import EvaluatorConfig, PromoteRule
+from mixnas.records import FAILED, OK, PRUNED
+from search_space.spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What evaluating one candidate produced (JSON-ready through `to_dict`)."""
+
+    status: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+    stages: tuple[str, ...] = ()
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["stages"] = list(self.stages)
+        return out
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> TrialOutcome:
+        return TrialOutcome(
+            status=data["status"],
+            metrics=dict(data.get("metrics", {})),
+            timings=dict(data.get("timings", {})),
+            stages=tuple(data.get("stages", ())),
+            error=data.get("error", ""),
+        )
+
+
+def with_cost(configs: Sequence[EvaluatorConfig]) -> tuple[EvaluatorConfig, ...]:
+    """The evaluator list with ``cost`` first (added when the config does not name it)."""
+    if any(c.name == "cost" for c in configs):
+        return tuple(configs)
+    return (EvaluatorConfig("cost"), *configs)
+
+
+def create_evaluators(configs: Sequence[EvaluatorConfig]) -> list[Any]:
+    """Instantiates the configured evaluators (raises on unknown names or options).
+
+    A name is a registered evaluator (``proxy``, ``train``, ...) or ``package.module:Class``, a
+    user's own `evaluators.Evaluator` subclass, imported in every process that evaluates trials
+    (so it works with worker processes and Ray without registering anything).
+    """
+    import evaluators
+
+    return [
+        evaluator_class(c.name)(**dict(c.options))
+        if ":" in c.name
+        else evaluators.create(c.name, **dict(c.options))
+        for c in configs
+    ]
+
+
+def evaluator_class(reference: str) -> type:
+    """The class a ``package.module:Class`` reference names."""
+    import importlib
+
+    module_name, _, class_name = reference.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"{module_name} has no class {class_name!r}")
+    return cls
+
+
+def produced_metrics(evaluator: Any) -> tuple[str, ...]:
+    """The metric names an evaluator instance reports (instance attribute, else class)."""
+    return tuple(getattr(evaluator, "metrics", ()))
+
+
+class TrialPipeline:
+    """Evaluates specs with a fixed list of evaluators (see the module docstring)."""
+
+    def __init__(
+        self, configs: Sequence[EvaluatorConfig], *, seed: int, device: str = "cpu"
+    ) -> None:
+        self.configs = with_cost(configs)
+        self.evaluators = create_evaluators(self.configs)
+        self.seed = seed
+        self.device = device
+
+    def run(self, spec: ArchSpec, thresholds: Mapping[int, float | None]) -> TrialOutcome:
+        """Runs the evaluators on ``spec``; ``thresholds[i]`` is the screening threshold of
+        evaluator ``i`` (None: promote unconditionally, e.g. during warm-up)."""
+        from evaluators import EvalContext
+
+        metrics: dict[str, float] = {}
+        timings: dict[str, float] = {}
+        stages: list[str] = []
+        for index, (cfg, evaluator) in enumerate(zip(self.configs, self.evaluators, strict=True)):
+            if cfg.promote is not None and not _promoted(
+                metrics.get(cfg.promote.metric), cfg.promote, thresholds.get(index)
+            ):
+                return TrialOutcome(PRUNED, metrics, timings, tuple(stages))
+            context = EvalContext(
+                seed=self.seed, budget=dict(cfg.budget), data=cfg.data, device=self.device
+            )
+            start = time.perf_counter()
+            result = evaluator.evaluate(spec, context)
+            timings[cfg.name] = time.perf_counter() - start
+            stages.append(cfg.name)
+            metrics.update({k: float(v) for k, v in result.metrics.items()})
+            if result.status != OK:
+                # an evaluator's own pruning (a rung rule) ends the trial like screening does
+                status = PRUNED if result.status == PRUNED else FAILED
+                error = f"{cfg.name}: {result.error}" if result.error else ""
+                return TrialOutcome(status, metrics, timings, tuple(stages), error)
+        return TrialOutcome(OK, metrics, timings, tuple(stages))
+
+
+def _promoted(value: float | None, rule: PromoteRule, threshold: float | None) -> bool:
+    if threshold is None:
+        return True
+    if value is None or not math.isfinite(value):
+        return False
+    return value >= threshold if rule.direction == "maximize" else value <= threshold
+
+
+def promotion_threshold(rule: PromoteRule, earlier: Sequence[Mapping[str, float]]) -> float | None:
+    """The value a candidate's ``rule.metric`` must reach to be promoted, given the metrics of
+    the trials finished before it was asked; None while fewer than ``rule.warmup`` have it."""
+    values = np.array(
+        [m[rule.metric] for m in earlier if math.isfinite(m.get(rule.metric, math.nan))]
+    )
+    if len(values) < max(rule.warmup, 1):
+        return None
+    if rule.direction == "maximize":
+        return float(np.quantile(values, 1.0 - rule.top))
+    return float(np.quantile(values, rule.top))
+
+
+def failed(error: str, stages: Sequence[str] = ()) -> TrialOutcome:
+    return TrialOutcome(FAILED, {}, {}, tuple(stages), error)

@@ -1,0 +1,266 @@
+"""``--backend ray``: the same search, with trials run as Ray Tune trials.
+
+A `StrategySearcher` (a Ray Tune `Searcher`) wraps the mixnas strategy: Tune asks it for a
+config, it asks the strategy for a candidate; Tune reports a trial's end, it records the trial and
+tells the strategy. The searcher lives in the driver, so the driver stays the only writer of the
+records and the checkpoint, exactly as with the local backend (same files, same format, same
+resume). Trials run anywhere in the cluster (`ray.init(address=...)` joins an existing one; without
+an address a local Ray starts), each with the resources the config asks for.
+
+A trial's evaluation runs in a thread of the Ray worker; past the time limit, the trial reports a
+failed outcome and raises, so Ray tears the worker down (and the stuck computation with it). A
+trial that crashes or whose node is lost is recorded as failed; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mixnas.config import SearchConfig, evaluator_to_dict
+from mixnas.driver import LocalDriver, RunSummary, finite, open_run
+from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
+from mixnas.progress import EventLog, Progress
+from mixnas.records import OK, RunStore, TrialRecord
+from search_space.spec import ArchSpec
+from strategies import Candidate, Observation
+
+_PIPELINES: dict[str, TrialPipeline] = {}  # per Ray worker process, when actors are reused
+
+
+def _pipeline(configs: list[dict[str, Any]], seed: int) -> TrialPipeline:
+    from mixnas.config import parse_config
+
+    key = json.dumps([configs, seed], sort_keys=True, default=str)
+    if key not in _PIPELINES:
+        # rebuild EvaluatorConfig objects through the config parser (one checked path)
+        parsed = parse_config({"objectives": ["params"], "evaluators": configs})
+        _PIPELINES[key] = TrialPipeline(parsed.evaluators, seed=seed)
+    return _PIPELINES[key]
+
+
+def evaluate_trial(config: dict[str, Any]) -> None:
+    """The Ray Tune trainable: evaluates one candidate and reports its outcome as JSON."""
+    from ray import tune
+
+    threads = int(config.get("threads", 1))
+    from mixnas.workers import set_threads
+
+    set_threads(threads)
+    box: dict[str, TrialOutcome] = {}
+
+    def work() -> None:
+        try:
+            pipeline = _pipeline(config["evaluators"], int(config["seed"]))
+            thresholds = {int(k): v for k, v in config["thresholds"].items()}
+            box["outcome"] = pipeline.run(ArchSpec.from_dict(config["spec"]), thresholds)
+        except Exception as exc:
+            box["outcome"] = failed(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    timeout = config.get("timeout")
+    thread.join(None if timeout is None else float(timeout))
+    if thread.is_alive():
+        outcome = failed(f"timed out after {float(timeout):g} s")
+        tune.report({"outcome": json.dumps(outcome.to_dict()), "node": _node()})
+        raise TimeoutError(outcome.error)  # Ray stops this worker, and the stuck thread with it
+    tune.report({"outcome": json.dumps(box["outcome"].to_dict()), "node": _node()})
+
+
+def _node() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _searcher_class() -> type:
+    from ray.tune.search import Searcher
+
+    class StrategySearcher(Searcher):
+        """Ray Tune's view of a mixnas strategy (see the module docstring)."""
+
+        def __init__(self, driver: RayDriver) -> None:
+            super().__init__(metric=None, mode=None)
+            self.driver = driver
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            return self.driver.suggest(trial_id)
+
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            self.driver.remember(trial_id, result)
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
+            self.driver.complete(trial_id, result, error)
+
+    return StrategySearcher
+
+
+class RayDriver(LocalDriver):
+    """The local driver's bookkeeping, fed by Ray Tune's searcher callbacks."""
+
+    def __init__(self, job: Any, run_dir: Path, store: RunStore, *, quiet: bool) -> None:
+        super().__init__(job, run_dir, store, quiet=quiet)
+        self.in_flight: dict[str, tuple[Candidate, float]] = {}
+        self.last_result: dict[str, dict[str, Any]] = {}
+        self.summary = RunSummary(run_dir)
+        self.events: EventLog | None = None
+        self.progress: Progress | None = None
+        self.start = time.monotonic()
+        # plain data for Ray, rebuilt into a pipeline in each Ray worker
+        self.evaluator_dicts = [evaluator_to_dict(c) for c in self.config.evaluators]
+
+    # -- searcher callbacks ----------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        from ray.tune.search import Searcher
+
+        while True:
+            told_or_flying = len(self.strategy.history) + len(self.in_flight)
+            cfg = self.config
+            if cfg.trials is not None and told_or_flying >= cfg.trials:
+                self.summary.stopped_by = "trial budget"
+                return Searcher.FINISHED if not self.in_flight else None
+            if self._stop_reason(self.start):
+                self.summary.stopped_by = "time budget"
+                return Searcher.FINISHED if not self.in_flight else None
+            batch = self.strategy.ask(1)
+            if not batch:
+                self.summary.stopped_by = "space exhausted"
+                return Searcher.FINISHED if not self.in_flight else None
+            cand = batch[0]
+            done = self.store.get(cand.number)
+            if done is not None and done.done and done.spec_id == cand.spec.id:
+                self.summary.reused += 1  # finished before a kill: tell it, ask again
+                self._tell(cand, done)
+                continue
+            self.store.start(cand.number, cand.spec.id, cand.origin, cand.spec.to_dict())
+            self.in_flight[trial_id] = (cand, time.time())
+            return {
+                "trial_number": cand.number,
+                "spec": cand.spec.to_dict(),
+                "thresholds": {str(k): v for k, v in self.thresholds().items()},
+                "evaluators": self.evaluator_dicts,
+                "seed": cfg.seed,
+                "timeout": cfg.trial_timeout,
+                "threads": max(1, int(cfg.backend.cpus_per_trial)),
+            }
+
+    def remember(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.last_result[trial_id] = result
+
+    def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        if trial_id not in self.in_flight:
+            return
+        cand, started = self.in_flight.pop(trial_id)
+        result = result or self.last_result.pop(trial_id, None)
+        if result is not None and "outcome" in result:
+            outcome = TrialOutcome.from_dict(json.loads(result["outcome"]))
+            worker = str(result.get("node", "ray"))
+        else:
+            reason = "the trial errored (a crash or a lost node); Ray's trial log has the details"
+            outcome = failed(reason)
+            worker = "ray"
+        record = TrialRecord(
+            trial_id=cand.number,
+            spec_id=cand.spec.id,
+            origin=cand.origin,
+            status=outcome.status,
+            spec=cand.spec.to_dict(),
+            metrics=outcome.metrics,
+            timings=outcome.timings,
+            stages=outcome.stages,
+            error=outcome.error,
+            started=started,
+            worker=worker,
+        )
+        self.store.finish(record)
+        if self.events is not None:
+            self.events.emit(
+                "trial",
+                trial_id=cand.number,
+                spec_id=cand.spec.id,
+                status=outcome.status,
+                error=outcome.error,
+                metrics=finite(outcome.metrics),
+                worker=worker,
+            )
+        self._tell(cand, self.store.get(cand.number) or record)
+        self._checkpoint(self.start)
+
+    def _tell(self, cand: Candidate, record: TrialRecord) -> None:
+        self.strategy.tell([Observation(cand, finite(record.metrics), record.status)])
+        s = self.summary
+        s.finished += 1
+        s.ok += record.status == OK
+        s.failed += record.status == "failed"
+        s.pruned += record.status == "pruned"
+        if self.progress is not None:
+            from mixnas.front import front
+
+            size = len(front(self.store.records(), self.config.objectives, self.config.constraints))
+            self.progress.update(record, size)
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        import ray
+        from ray import tune
+
+        cfg = self.config
+        self.events = EventLog(self.run_dir)
+        self.progress = Progress(
+            cfg.trials, cfg.objectives, quiet=self.quiet, initial=len(self.strategy.history)
+        )
+        self.events.emit("start", backend="ray", address=cfg.backend.address)
+        started_ray = not ray.is_initialized()
+        if started_ray:
+            ray.init(
+                address=cfg.backend.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        try:
+            remaining = None if cfg.trials is None else cfg.trials - len(self.strategy.history)
+            trainable = tune.with_resources(evaluate_trial, {"cpu": cfg.backend.cpus_per_trial})
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=_searcher_class()(self),
+                    num_samples=-1 if remaining is None else max(remaining, 1),
+                    max_concurrent_trials=max(1, cfg.backend.workers),
+                ),
+                run_config=tune.RunConfig(
+                    name="tune",
+                    storage_path=str((self.run_dir / "ray").resolve()),
+                    verbose=0,
+                ),
+            )
+            if remaining is None or remaining > 0:
+                tuner.fit()
+        finally:
+            self.progress.close()
+            self.summary.seconds = time.monotonic() - self.start
+            self.events.emit("stop", reason=self.summary.stopped_by)
+            self.events.close()
+            if started_ray:
+                ray.shutdown()
+        if not self.summary.stopped_by:
+            self.summary.stopped_by = "trial budget"
+        from mixnas.front import front
+
+        records = self.store.records()
+        self.summary.front = [r.trial_id for r in front(records, cfg.objectives, cfg.constraints)]
+        return self.summary
+
+
+def run_search_ray(config: SearchConfig, *, resume: bool = False, quiet: bool = True) -> RunSummary:
+    """Runs (or resumes) a search with Ray Tune executing the trials."""
+    job, run_dir = open_run(config, resume=resume)
+    with RunStore(run_dir) as store:
+        return RayDriver(job, run_dir, store, quiet=quiet).run()
