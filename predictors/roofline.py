@@ -189,8 +189,13 @@ class RooflinePredictor(Predictor):
                         f"predictor.roofline.{field_name}", "must be a number > 0", value=value
                     )
             self.hardware = Device(
-                device, float(peak_gflops), float(bandwidth_gbs), "custom", "user"
-            )  # type: ignore[arg-type]
+                device,
+                float(peak_gflops),  # type: ignore[arg-type]
+                float(bandwidth_gbs),  # type: ignore[arg-type]
+                "custom",
+                "given by the user",
+                "given by the user",
+            )
         elif device in DEVICES:
             self.hardware = DEVICES[device]
         else:
