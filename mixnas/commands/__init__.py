@@ -10,4 +10,5 @@ COMMANDS = (
     "mixnas.commands.search",
     "mixnas.commands.runs",
     "mixnas.commands.zoo",
+    "mixnas.commands.latency",
 )
