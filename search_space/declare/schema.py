@@ -8,12 +8,13 @@ divides the width" is reported, never silently repaired.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search_space.declare.options import as_choices, expand_list, expand_menu, select
+from search_space.declare.options import as_choices, expand_list, expand_menu, lookup, select
 from search_space.declare.patterns import Pattern
 from search_space.errors import SpaceError
 from search_space.ops import (
@@ -320,6 +321,20 @@ def _layer_scales(value: Any) -> list[Any]:
     return choices
 
 
+def _complete_block(block: Block, path: str) -> Block:
+    """The block with every op parameter written out, as declared spaces write ops."""
+    refs = []
+    for registry, ref, key in (
+        (TOKEN_MIXERS, block.token_mixer, "token_mixer"),
+        (CHANNEL_MIXERS, block.channel_mixer, "channel_mixer"),
+    ):
+        op = lookup(registry, ref.name, f"{path}.{key}.name")
+        refs.append(Op.of(ref.name, op.complete(ref.kwargs, f"{path}.{key}.params")))
+    if block.norm not in NORMS:
+        raise SpaceError(f"{path}.norm", f"unknown norm; known: {', '.join(NORMS.names())}")
+    return dataclasses.replace(block, token_mixer=refs[0], channel_mixer=refs[1])
+
+
 def _fixed_stage(d: dict[str, Any], path: str) -> StageDecl:
     """A stage whose blocks are given verbatim: heterogeneous blocks (per-block norms, channel
     mixers, layer scales) and structural fields (repeat, share, nested_ratio, scope), with an
@@ -330,7 +345,10 @@ def _fixed_stage(d: dict[str, Any], path: str) -> StageDecl:
     blocks_data = d["blocks"]
     if not isinstance(blocks_data, list) or not blocks_data:
         raise SpaceError(f"{path}.blocks", "must be a non-empty list of blocks", value=blocks_data)
-    blocks = tuple(parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks_data))
+    blocks = tuple(
+        _complete_block(parse_block(b, f"{path}.blocks[{j}]"), f"{path}.blocks[{j}]")
+        for j, b in enumerate(blocks_data)
+    )
     mixers = tuple(dict.fromkeys(b.token_mixer for b in blocks))
     return StageDecl(
         depths=(len(blocks),),
