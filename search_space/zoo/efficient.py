@@ -77,6 +77,18 @@ def efficientformer_l3() -> ArchSpec:
 
 
 @add(
+    "efficientformer_l7",
+    paper=EFFICIENTFORMER,
+    families=("M11", "M01"),
+    macro=("MA2", "MA4"),
+    published=timm("efficientformer_l7", 82.23, 10.17),
+    notes=_EF_NOTES,
+)
+def efficientformer_l7() -> ArchSpec:
+    return efficientformer((6, 6, 18, 8), (96, 192, 384, 768), 8)
+
+
+@add(
     "levit_128",
     paper=LEVIT,
     families=("M01",),

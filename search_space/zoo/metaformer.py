@@ -20,6 +20,8 @@ RIFORMER = "RIFormer: Keep Your Vision Backbone Effective While Removing Token M
 S12 = ((2, 2, 6, 2), (64, 128, 320, 512))
 S18 = ((3, 3, 9, 3), (64, 128, 320, 512))
 S24 = ((4, 4, 12, 4), (64, 128, 320, 512))
+S36 = ((6, 6, 18, 6), (64, 128, 320, 512))
+S36_V2 = ((3, 12, 18, 3), (64, 128, 320, 512))
 M36 = ((6, 6, 18, 6), (96, 192, 384, 768))
 
 
@@ -66,6 +68,7 @@ def _poolformer(name: str, cfg: tuple[tuple[int, ...], tuple[int, ...]], pub: tu
 
 _poolformer("poolformer_s12", S12, ("poolformer_s12", 11.92, 1.82))
 _poolformer("poolformer_s24", S24, ("poolformer_s24", 21.39, 3.41))
+_poolformer("poolformer_s36", S36, ("poolformer_s36", 30.86, 5.0))
 _poolformer("poolformer_m36", M36, ("poolformer_m36", 56.17, 8.8))
 
 
@@ -107,3 +110,27 @@ def convformer_s18() -> ArchSpec:
 )
 def caformer_s18() -> ArchSpec:
     return metaformer_v2(*S18, [_SEPCONV, _SEPCONV, _ATTN32, _ATTN32])
+
+
+@add(
+    "convformer_s36",
+    paper=METAFORMER2,
+    families=("M15",),
+    macro=("MA2",),
+    published=timm("convformer_s36", 40.01, 7.67),
+    notes="LayerNorms keep their bias (timm: bias-free); no residual scale",
+)
+def convformer_s36() -> ArchSpec:
+    return metaformer_v2(*S36_V2, [_SEPCONV] * 4)
+
+
+@add(
+    "caformer_s36",
+    paper=METAFORMER2,
+    families=("M15", "M01"),
+    macro=("MA2", "MA4"),
+    published=timm("caformer_s36", 39.3, 8.0),
+    notes="LayerNorms keep their bias (timm: bias-free); no residual scale in stages 3-4",
+)
+def caformer_s36() -> ArchSpec:
+    return metaformer_v2(*S36_V2, [_SEPCONV, _SEPCONV, _ATTN32, _ATTN32])

@@ -35,13 +35,17 @@ def pyramid(
     return spec(stem, stages, head)
 
 
-def swin_like(mixer: Callable[[int, int], Op], channel: Op | None = None) -> ArchSpec:
-    """The Swin-T macro with a per-block token mixer: 4x4 patch embedding with LN, patch
-    merging, LN before global average pooling."""
+def swin_like(
+    mixer: Callable[[int, int], Op],
+    channel: Op | None = None,
+    cfg: tuple[tuple[int, ...], tuple[int, ...]] = SWIN_T,
+) -> ArchSpec:
+    """The Swin macro (Swin-T by default) with a per-block token mixer: 4x4 patch embedding
+    with LN, patch merging, LN before global average pooling."""
     ffn = channel or op("mlp", ratio=4.0)
     return pyramid(
         op("patch_embed", patch_size=4, norm="layernorm"),
-        *SWIN_T,
+        *cfg,
         op("patch_merging"),
         lambda i, j: block(mixer(i, j), ffn),
         op("classifier", norm_position="pre_pool"),
@@ -68,11 +72,42 @@ def swin_t() -> ArchSpec:
     published=timm("convnext_tiny", 28.59, 4.47),
 )
 def convnext_t() -> ArchSpec:
+    return convnext((3, 3, 9, 3))
+
+
+@add(
+    "convnext_s",
+    paper=CONVNEXT,
+    families=("M15",),
+    macro=("MA2",),
+    published=timm("convnext_small", 50.22, 8.71),
+)
+def convnext_s() -> ArchSpec:
+    return convnext((3, 3, 27, 3))
+
+
+@add(
+    "swin_s",
+    paper=SWIN,
+    families=("M02",),
+    macro=("MA2", "MA8"),
+    published=timm("swin_small_patch4_window7_224", 49.61, 8.77),
+)
+def swin_s() -> ArchSpec:
+    return swin_like(
+        lambda i, j: op("window_attention", window=7, shift=j % 2 == 1),
+        cfg=((2, 2, 18, 2), (96, 192, 384, 768)),
+    )
+
+
+def convnext(depths: tuple[int, ...], widths: tuple[int, ...] = (96, 192, 384, 768)) -> ArchSpec:
+    """timm convnext.py: 4x4/s4 stem + LN, blocks 7x7 dwconv -> LN -> MLP 4x with layer scale
+    1e-6, LN + 2x2/s2 conv downsampling, GAP + LN head."""
     layer = block(op("dwconv", kernel=7), op("mlp", ratio=4.0), layer_scale=1e-6)
     return pyramid(
         op("patch_embed", patch_size=4, norm="layernorm"),
-        (3, 3, 9, 3),
-        (96, 192, 384, 768),
+        depths,
+        widths,
         op("conv", kernel=2, norm="layernorm", norm_position="pre"),
         lambda i, j: layer,
         op("classifier"),
@@ -101,4 +136,39 @@ def shiftvit_t() -> ArchSpec:
         op("patch_merging", norm="groupnorm"),
         lambda i, j: layer,
         op("classifier", norm="groupnorm", norm_position="pre_pool"),
+    )
+
+
+DAVIT = "DaViT: Dual Attention Vision Transformers"
+
+
+@add(
+    "davit_t",
+    paper=DAVIT,
+    families=("M02", "M23"),
+    macro=("MA2", "MA8"),
+    published=timm("davit_tiny", 28.36, 4.54),
+    notes=(
+        "each DaViT block's two 3x3 conditional position encodings are residual dwconv blocks "
+        "placed together before the attention + MLP block (DaViT puts the second one between "
+        "attention and MLP)"
+    ),
+)
+def davit_t() -> ArchSpec:
+    # timm davit.py (davit_tiny): 7x7/s4 stem + LN, depths (1, 1, 3, 1) of (spatial window,
+    # channel group) block pairs, heads (3, 6, 12, 24) = head_dim 32, window 7, MLP 4x,
+    # LN + 2x2/s2 conv downsampling, GAP + LN head
+    cpe = block(op("dwconv", kernel=3), op("none"), norm="none")
+    spatial = block(
+        op("window_attention", window=7, head_dim=32, rel_pos_bias=False), op("mlp", ratio=4.0)
+    )
+    channel = block(op("channel_attention", head_dim=32, style="davit"), op("mlp", ratio=4.0))
+    pair = [cpe, cpe, spatial, cpe, cpe, channel]
+    return pyramid(
+        op("patch_embed", patch_size=7, stride=4, padding=3, norm="layernorm"),
+        (6, 6, 18, 6),
+        (96, 192, 384, 768),
+        op("conv", kernel=2, norm="layernorm", norm_position="pre"),
+        lambda i, j: pair[j % 6],
+        op("classifier"),
     )
