@@ -7,7 +7,7 @@ detail exactly, the model's ``notes`` say how the spec departs from it.
 
 from __future__ import annotations
 
-from search_space.spec import ArchSpec, Block, Op
+from search_space.spec import ArchSpec, Block, Op, Stage
 from search_space.zoo._build import block, op, spec, stage
 from search_space.zoo.pyramids import pyramid, swin_like
 from search_space.zoo.registry import add, paper, timm, unpublished
@@ -33,7 +33,7 @@ VCMAMBA = (
 PASS = Block(op("identity"), op("none"), norm="none", residual=False)
 
 
-def _extra_conv(width: int, norm: str) -> object:
+def _extra_conv(width: int, norm: str) -> Stage:
     """A stride-1 3x3 convolution (with a norm after it) as a stage of its own."""
     return stage(width, op("conv", kernel=3, stride=1, norm=norm), [PASS])
 
