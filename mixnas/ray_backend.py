@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ray.tune.search import Searcher
+
 from mixnas.config import SearchConfig, evaluator_to_dict
 from mixnas.driver import LocalDriver, RunSummary, finite, open_run
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
@@ -30,6 +32,9 @@ from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
 
 _PIPELINES: dict[str, TrialPipeline] = {}  # per Ray worker process, when actors are reused
+# Tune pickles its search algorithm with the experiment state; the searcher therefore holds a
+# key into this table of the driver process's live drivers, not the driver (records, strategy).
+_LIVE_DRIVERS: dict[int, RayDriver] = {}
 
 
 def _pipeline(configs: list[dict[str, Any]], seed: int) -> TrialPipeline:
@@ -73,33 +78,37 @@ def evaluate_trial(config: dict[str, Any]) -> None:
 
 
 def _node() -> str:
+    """Where the trial ran: Ray node id (short), host and process."""
     import socket
 
-    return f"{socket.gethostname()}:{os.getpid()}"
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return f"ray-node-{node}@{socket.gethostname()}:{os.getpid()}"
 
 
-def _searcher_class() -> type:
-    from ray.tune.search import Searcher
+class StrategySearcher(Searcher):
+    """Ray Tune's view of a mixnas strategy (see the module docstring)."""
 
-    class StrategySearcher(Searcher):
-        """Ray Tune's view of a mixnas strategy (see the module docstring)."""
+    def __init__(self, driver: RayDriver) -> None:
+        super().__init__(metric=None, mode=None)
+        self.key = id(driver)
+        _LIVE_DRIVERS[self.key] = driver
 
-        def __init__(self, driver: RayDriver) -> None:
-            super().__init__(metric=None, mode=None)
-            self.driver = driver
+    @property
+    def driver(self) -> RayDriver:
+        return _LIVE_DRIVERS[self.key]
 
-        def suggest(self, trial_id: str) -> dict[str, Any] | None:
-            return self.driver.suggest(trial_id)
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.driver.suggest(trial_id)
 
-        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-            self.driver.remember(trial_id, result)
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.driver.remember(trial_id, result)
 
-        def on_trial_complete(
-            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
-        ) -> None:
-            self.driver.complete(trial_id, result, error)
-
-    return StrategySearcher
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        self.driver.complete(trial_id, result, error)
 
 
 class RayDriver(LocalDriver):
@@ -118,8 +127,6 @@ class RayDriver(LocalDriver):
 
     # -- searcher callbacks ----------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        from ray.tune.search import Searcher
-
         while True:
             told_or_flying = len(self.strategy.history) + len(self.in_flight)
             cfg = self.config
@@ -231,7 +238,7 @@ class RayDriver(LocalDriver):
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    search_alg=_searcher_class()(self),
+                    search_alg=StrategySearcher(self),
                     num_samples=-1 if remaining is None else max(remaining, 1),
                     max_concurrent_trials=max(1, cfg.backend.workers),
                 ),
@@ -244,6 +251,7 @@ class RayDriver(LocalDriver):
             if remaining is None or remaining > 0:
                 tuner.fit()
         finally:
+            _LIVE_DRIVERS.pop(id(self), None)
             self.progress.close()
             self.summary.seconds = time.monotonic() - self.start
             self.events.emit("stop", reason=self.summary.stopped_by)
