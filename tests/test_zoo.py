@@ -268,3 +268,10 @@ def test_zoo_table_is_current() -> None:
     assert (docs / "zoo.md").read_text() == module.render(), (
         "docs/zoo.md is stale: run .venv/bin/python docs/make_zoo_table.py"
     )
+
+
+def test_seeds_can_adapt_imagenet_models_to_the_space_input() -> None:
+    centre = _resized(zoo.get("poolformer_s12"), 64)
+    space = zoo.space_around(centre, depth=0, width=(1.0,))
+    assert zoo.seeds(space, ["poolformer_s12", "riformer_s12"]) == []
+    assert zoo.seeds(space, ["poolformer_s12", "riformer_s12"], adapt_input=True) == [centre]

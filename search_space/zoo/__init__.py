@@ -56,7 +56,9 @@ def get(name: str) -> ArchSpec:
     return validate_spec(complete_ops(info(name).factory()))
 
 
-def seeds(space: DecisionSpace, names_: list[str] | None = None) -> list[ArchSpec]:
+def seeds(
+    space: DecisionSpace, names_: list[str] | None = None, *, adapt_input: bool = False
+) -> list[ArchSpec]:
     """The zoo specs ``space`` contains, in name order, to seed a search population.
 
     A spec is a seed only when ``space.contains(spec)`` holds: same input, every choice among the
@@ -65,11 +67,17 @@ def seeds(space: DecisionSpace, names_: list[str] | None = None) -> list[ArchSpe
     Args:
         space: any space with ``contains`` (a declared `SearchSpace`, NAS-Bench-201, ...).
         names_: the models to try; every zoo model when None. Unknown names raise.
+        adapt_input: first give each spec the space's input (resolution, classes), so that
+            ImageNet models can seed a search on another dataset; specs that are invalid at
+            that input (a grid that vanishes, a window that no longer fits) are left out.
     """
+    target = getattr(getattr(space, "decl", None), "input", None)
     chosen = names() if names_ is None else list(names_)
     out = []
     for name in chosen:
         spec = get(name)
+        if adapt_input and target is not None:
+            spec = spec.replace(input=target)
         try:
             inside = space.contains(spec)
         except SpaceError:
