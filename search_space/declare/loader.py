@@ -55,13 +55,17 @@ def load_space(path: str | Path) -> SearchSpace:
     p = Path(path)
     if not p.exists() and builtin_path(str(path)) is not None:
         p = builtin_path(str(path))  # type: ignore[assignment]
-    data = read_declaration(p)
+    return space_from_declaration(read_declaration(p), str(path))
+
+
+def space_from_declaration(data: object, source: str) -> SearchSpace:
+    """The space a parsed declaration describes: an ordinary one, or one ``around`` a model."""
     if isinstance(data, dict) and "around" in data:
-        return _around(data, str(path))
+        return _around(data, source)
     return (
-        SearchSpace.from_dict(data, source=str(path))
+        SearchSpace.from_dict(data, source=source)
         if isinstance(data, dict)
-        else (_not_a_mapping(str(path), data))
+        else (_not_a_mapping(source, data))
     )
 
 
