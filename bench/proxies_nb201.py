@@ -39,21 +39,23 @@ ZEN = DATA / "naslib_zc_proxies" / "nb201_zen_valacc_full.csv"
 # mixnas proxy name -> NASLib's key for the same quantity
 NASLIB_NAME = {"macs": "flops"}
 # Spearman with val accuracy on this subset, from the data folder's README (NAS-Bench-Suite-Zero)
+_PUBLISHED_ROWS = {  # proxy: (cifar10, cifar100, ImageNet16-120)
+    "nwot": (0.787, 0.814, 0.795),
+    "jacov": (0.766, 0.725, 0.727),
+    "synflow": (0.736, 0.762, 0.759),
+    "params": (0.738, 0.744, 0.715),
+    "macs": (0.711, 0.722, 0.694),
+    "snip": (0.608, 0.658, 0.612),
+    "grad_norm": (0.607, 0.648, 0.615),
+    "fisher": (0.509, 0.555, 0.524),
+    "grasp": (0.538, 0.552, 0.514),
+    "epe_nas": (0.666, 0.420, 0.103),
+    "plain": (-0.258, -0.268, -0.256),
+    "zen": (0.355, 0.361, 0.400),
+}
 PUBLISHED = {
-    "cifar10": {
-        "nwot": 0.787,
-        "jacov": 0.766,
-        "synflow": 0.736,
-        "params": 0.738,
-        "macs": 0.711,
-        "snip": 0.608,
-        "grad_norm": 0.607,
-        "fisher": 0.509,
-        "grasp": 0.538,
-        "epe_nas": 0.666,
-        "plain": -0.258,
-        "zen": 0.355,
-    },
+    dataset: {name: row[i] for name, row in _PUBLISHED_ROWS.items()}
+    for i, dataset in enumerate(("cifar10", "cifar100", "ImageNet16-120"))
 }
 VOTE = ("nwot", "synflow", "jacov", "params")
 
@@ -119,7 +121,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def main() -> int:
     from evaluators.proxies import names as proxy_names
-    from evaluators.proxies.aggregate import LearnedCombination, rank_vote
+    from evaluators.proxies.aggregate import LearnedCombination, rank_vote, reliability
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="cifar10", choices=list(ACC_COLUMNS))
@@ -129,7 +131,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="markdown file whose section to replace")
+    parser.add_argument("--json", type=Path, help="write every cell's scores and the summary")
+    parser.add_argument("--title", default="", help="suffix of the section title (one per run)")
     args = parser.parse_args()
     names = [n for n in args.proxies.split(",") if n]
     cells = _cells(args.dataset, args.cells)
@@ -140,8 +144,9 @@ def main() -> int:
     elapsed = time.perf_counter() - start
     acc = cells.test_accuracy.to_numpy(float)
     scores = {n: np.array([results[a][n][0] for a in cells.arch], dtype=float) for n in names}
+    verdict = reliability(scores, acc) if "params" in scores else {}
     lines = [
-        "## Training-free proxies on NAS-Bench-201 (`bench/proxies_nb201.py`)",
+        "## Training-free proxies on NAS-Bench-201 (`bench/proxies_nb201.py`)" + args.title,
         "",
         f"```\npython bench/proxies_nb201.py {' '.join(sys.argv[1:])}\n```",
         "",
@@ -149,34 +154,50 @@ def main() -> int:
         f"proxies see `{args.data}` (batch {args.batch_size}, seed {args.seed}), not CIFAR; "
         f"{platform.platform()}, {args.workers} workers, {elapsed / 60:.1f} minutes. Test "
         "accuracy: NATS-Bench (200 epochs, mean of seeds), joined by architecture string. "
-        "NS-Zero: the published Spearman with validation accuracy on this subset.",
+        "NS-Zero: the published Spearman with validation accuracy on this subset. Beats params: "
+        "the reliability check (`aggregate.reliability`), whether the proxy's Spearman with test "
+        "accuracy on these cells exceeds that of the parameter count.",
         "",
         "| proxy | Spearman vs test acc | Kendall vs test acc | NS-Zero Spearman | "
-        "Spearman vs NASLib's score | failed cells | median s/cell |",
-        "|---|---|---|---|---|---|---|",
+        "Spearman vs NASLib's score | beats params | failed cells | median s/cell |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    summary: dict[str, dict[str, Any]] = {}
     for n in names:
         rho, tau = _corr(scores[n], acc)
         ref_col = f"naslib:{NASLIB_NAME.get(n, n)}"
         own = _corr(scores[n], cells[ref_col].to_numpy(float))[0] if ref_col in cells else None
-        secs = np.median([results[a][n][1] for a in cells.arch])
+        secs = float(np.median([results[a][n][1] for a in cells.arch]))
         failed = int(np.sum(~np.isfinite(scores[n])))
         pub = PUBLISHED.get(args.dataset, {}).get(n)
+        beats = "-" if n == "params" or n not in verdict else _yes(verdict[n]["beats_baseline"])
+        summary[n] = {
+            "spearman": rho,
+            "kendall": tau,
+            "published": pub,
+            "naslib": own,
+            "beats_params": beats,
+            "failed": failed,
+            "median_seconds": secs,
+        }
         lines.append(
             f"| {n} | {rho:.3f} | {tau:.3f} | {pub if pub is not None else '-'} | "
-            f"{own:.3f} | {failed} | {secs:.3f} |"
-            if own is not None
-            else f"| {n} | {rho:.3f} | {tau:.3f} | {pub if pub is not None else '-'} | - | "
-            f"{failed} | {secs:.3f} |"
+            f"{'-' if own is None else f'{own:.3f}'} | {beats} | {failed} | {secs:.3f} |"
         )
     vote_names = [n for n in VOTE if n in scores]
     if vote_names:
         rho, tau = _corr(rank_vote(scores, vote_names), acc)
+        base = verdict.get("params", {}).get("spearman", float("nan"))
+        summary["rank vote"] = {"proxies": vote_names, "spearman": rho, "kendall": tau}
         lines.append(
-            f"| rank vote ({', '.join(vote_names)}) | {rho:.3f} | {tau:.3f} | - | - | - | - |"
+            f"| rank vote ({', '.join(vote_names)}) | {rho:.3f} | {tau:.3f} | - | - | "
+            f"{_yes(rho > base)} | - | - |"
         )
         rho, tau = _corr(rank_vote(scores), acc)
-        lines.append(f"| rank vote (all) | {rho:.3f} | {tau:.3f} | - | - | - | - |")
+        summary["rank vote (all)"] = {"spearman": rho, "kendall": tau}
+        lines.append(
+            f"| rank vote (all) | {rho:.3f} | {tau:.3f} | - | - | {_yes(rho > base)} | - | - |"
+        )
         rng = np.random.default_rng(args.seed)
         rhos = []
         k = min(20, len(cells) // 2)
@@ -185,15 +206,28 @@ def main() -> int:
             model = LearnedCombination(names).fit(scores, train, acc[train])
             rest = np.setdiff1d(np.arange(len(cells)), train)
             rhos.append(_corr(model.predict(scores)[rest], acc[rest])[0])
+        learned = float(np.median(rhos))
+        summary["learned combination"] = {"trained": k, "spearman": learned}
         lines.append(
             f"| learned combination ({k} trained cells, median of 20 draws) | "
-            f"{np.median(rhos):.3f} | - | - | - | - | - |"
+            f"{learned:.3f} | - | - | - | {_yes(learned > base)} | - | - |"
         )
     section = "\n".join(lines) + "\n"
     print(section)
     if args.out:
         write_section(args.out, section)
+    if args.json:
+        cells_out = [
+            {"arch": a, "test_accuracy": float(t), **{n: results[a][n][0] for n in names}}
+            for a, t in zip(cells.arch, acc, strict=True)
+        ]
+        payload = {"command": " ".join(sys.argv), "summary": summary, "cells": cells_out}
+        args.json.write_text(json.dumps(payload, indent=1, default=float))
     return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ from search_space.spec import ArchSpec
 # The smallest eigenvalue is floored at this fraction of the largest: a singular NTK (samples the
 # network cannot tell apart) gets the worst finite score instead of an infinite condition number.
 _EIG_FLOOR = 1e-12
+# Cost caps: the NTK takes one backward pass per sample, the region count ``steps`` forward
+# samples per segment; beyond these the ranking changes little and the CPU time a lot.
+NTK_SAMPLES = 8
+SEGMENTS = 4
 
 
 @proxy("ntk_cond")
@@ -31,14 +35,16 @@ def ntk_cond(
     """Minus the log condition number ``log(lambda_max / lambda_min)`` of the empirical NTK
     ``Theta = J J^T`` on the batch (TE-NAS, Eq. 3; As-ViT's kappa). Negated so that higher is
     better, like every registered proxy; the log keeps singular kernels finite (floor 1e-12).
+    The kernel is taken on the first `NTK_SAMPLES` (8) samples of the batch.
 
     ``J`` holds, per sample, the gradient of the sum of its logits with respect to every trainable
     parameter (TE-NAS takes the parameters named ``weight``; here all of them, which adds norm
     scales and biases alike for every mixer), as in TE-NAS's reference: one forward pass of the
     batch in train mode, one backward pass per sample. Complex filters enter by their real and
-    imaginary parts. Cost: batch-size backward passes, so keep the batch small (8-16).
+    imaginary parts. Cost: one backward pass per sample.
     """
     model.train()
+    inputs = inputs[:NTK_SAMPLES]
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ProxyError("ntk_cond: the model has no trainable parameters")
@@ -106,16 +112,17 @@ def linear_regions(
     any two images differ on some), so that count saturates at the batch size and ranks nothing.
     Here the count is taken along straight lines instead (Hanin and Rolnick 2019, "Complexity of
     Linear Regions in Deep Networks"): on the segment between consecutive pairs of the batch's
-    samples, the network is piecewise linear and its pieces end where some unit's pre-activation
-    changes sign. With ``steps`` evenly spaced points per segment, the regions crossed are
-    ``1 + sum over consecutive points of the number of units whose sign differs`` (a unit that
-    flips twice between two points is missed, so this is a lower bound that tightens with
-    ``steps``).
+    samples (the first `SEGMENTS` pairs, 4), the network is piecewise linear and its pieces end
+    where some unit's pre-activation changes sign. With ``steps`` evenly spaced points per
+    segment, the regions crossed are ``1 + sum over consecutive points of the number of units
+    whose sign differs`` (a unit that flips twice between two points is missed, so this is a
+    lower bound that tightens with ``steps``).
 
     The pattern is the sign of the input of every activation module: the ReLU pattern itself, and
     for GELU, SiLU, StarReLU and the other smooth activations the sign of the pre-activation, which
-    is where their curvature concentrates (As-ViT counts regions of GELU ViTs the same way). Softmax
-    and LayerNorm are not counted. The model runs in eval mode (batch norm with its initial running
+    is where their curvature concentrates. As-ViT applies TE-NAS's measures to GELU ViTs; this
+    sign rule is mixnas's generalisation for them, not a formula from either paper. Softmax and
+    LayerNorm are not counted. The model runs in eval mode (batch norm with its initial running
     statistics) so that each point's pattern does not depend on the other points. Token ids cannot
     be interpolated: for them the segments join the token embeddings (the stem's output).
 
@@ -123,6 +130,7 @@ def linear_regions(
     pattern to count: it cannot be scored, and says so.
     """
     model.eval()
+    inputs = inputs[: 2 * SEGMENTS]
     if len(inputs) < 2:
         raise ProxyError("linear_regions: needs a batch of at least 2 samples")
     if inputs.is_floating_point():
