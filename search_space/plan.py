@@ -267,13 +267,29 @@ def _plan_block(
     ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
     q, where = block.quant, {"stage": stage, "block": index}
     norm = Op(block.norm)
-    out = [
-        _planned(NORMS, norm, f"{path}.norm", "norm1", ctx, q, **where),
-        _planned(
-            TOKEN_MIXERS, block.token_mixer, f"{path}.token_mixer", "token_mixer", ctx, q, **where
-        ),
-    ]
-    if block.layer_scale is not None:
+    # token mixer 'none': the block has no token branch (no norm, mixer or layer scale)
+    token_branch = block.token_mixer.name != "none"
+    if not token_branch and block.channel_mixer.name == "none":
+        raise SpaceError(
+            f"{path}.token_mixer", "a block needs a token mixer or a channel mixer", value="none"
+        )
+    out = []
+    if token_branch:
+        out = [
+            _planned(NORMS, norm, f"{path}.norm", "norm1", ctx, q, **where),
+            _planned(
+                TOKEN_MIXERS,
+                block.token_mixer,
+                f"{path}.token_mixer",
+                "token_mixer",
+                ctx,
+                q,
+                **where,
+            ),
+        ]
+    else:  # still checks the name and that no parameters were given
+        _planned(TOKEN_MIXERS, block.token_mixer, f"{path}.token_mixer", "token_mixer", ctx, q)
+    if block.layer_scale is not None and token_branch:
         out.append(
             PlannedOp(
                 f"{path}.layer_scale",

@@ -216,3 +216,15 @@ def test_fixed_stage_errors_name_the_field() -> None:
     }
     with pytest.raises(SpaceError, match=r"stages\[0\]\.blocks\[0\]\.channel_mixer"):
         SearchSpace.from_dict(decl)
+
+
+def test_token_mixer_none_leaves_only_the_channel_branch() -> None:
+    from search_space import plan
+
+    only_mlp = _spec([Stage(32, Op.of("none"), (Block(Op.of("none"), MLP, layer_scale=0.1),))])
+    roles = [item.role for item in plan(only_mlp) if item.block == 0]
+    assert roles == ["norm2", "channel_mixer", "layer_scale2"]
+    _built_matches_analytic(only_mlp)
+    empty = _spec([Stage(32, Op.of("none"), (Block(Op.of("none"), Op.of("none")),))])
+    with pytest.raises(SpaceError, match="token mixer or a channel mixer"):
+        validate_spec(empty)

@@ -134,7 +134,7 @@ class StructuredStage(nn.Module):
         return x
 
 
-def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> MixerBlock:
+def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> nn.Module:
     def branch(role: str, residual: bool = True) -> Branch:
         item = roles[role]
         assert item.op is not None
@@ -152,6 +152,9 @@ def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> Mixer
         )
 
     channel = branch("channel_mixer") if "norm2" in roles else None
+    if "token_mixer" not in roles:  # token mixer 'none': the channel branch is the block
+        assert channel is not None
+        return channel
     return MixerBlock(branch("token_mixer", block.residual), channel)
 
 

@@ -166,3 +166,15 @@ class Repeated(nn.Module):
         for _ in range(self.times):
             x = self.block(x)
         return x
+
+
+class NoTokenMixer(nn.Module):
+    """The ``none`` token mixer. The planner drops a block's token branch (norm, mixer, layer
+    scale) when it names ``none``, so a built model never calls this; on its own it contributes
+    nothing (a zero update). Layout: tokens. Cost: 0."""
+
+    def __init__(self, dim: int, *, grid: tuple[int, ...]) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0

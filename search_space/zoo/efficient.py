@@ -117,9 +117,7 @@ def levit_128() -> ArchSpec:
         )
         blocks = [attn] * 4
         if i:  # the residual MLP that follows LeViT's subsampling attention
-            residual_mlp = Block(
-                op("identity"), op("mlp", ratio=2.0, act="hardswish"), norm="none", residual=False
-            )
+            residual_mlp = block(op("none"), op("mlp", ratio=2.0, act="hardswish"), norm="none")
             blocks = [residual_mlp, *blocks]
         down = op("none") if i == 0 else op("conv", kernel=3, norm="batchnorm")
         stages.append(stage(w, down, blocks))

@@ -387,10 +387,7 @@ def flatten_swin_t() -> ArchSpec:
     families=("M09", "M05", "M12"),
     macro=("MA2", "MA4", "MA6"),
     published=paper(28, 3.7, "LITv2 paper, Table (LITv2-S)"),
-    notes=(
-        "stages 1-2 have no token mixer: their ConvFFN is written as a local-integration mixer "
-        "(fc1, 3x3 dwconv, GELU, fc2); deformable token merging is patch merging"
-    ),
+    notes="deformable token merging (DTM) is patch merging",
 )
 def litv2_s() -> ArchSpec:
     # ziplab/LITv2 (litv2_s): ConvFFN-only blocks early, HiLo attention (alpha 0.9, local window
@@ -398,10 +395,8 @@ def litv2_s() -> ArchSpec:
     windows = (0, 0, 2, 1)
 
     def make(i: int, j: int) -> Block:
-        if i < 2:
-            return block(
-                op("local_integration", ratio=4.0, kernel=3, act="gelu", norm="none"), op("none")
-            )
+        if i < 2:  # ConvFFN-only blocks: no token mixer
+            return block(op("none"), op("conv_ffn", ratio=4.0, kernel=3))
         return block(
             op("hilo_attention", head_dim=32, alpha=0.9, window=windows[i]),
             op("conv_ffn", ratio=4.0, kernel=3),

@@ -149,9 +149,8 @@ DAVIT = "DaViT: Dual Attention Vision Transformers"
     macro=("MA2", "MA8"),
     published=timm("davit_tiny", 28.36, 4.54),
     notes=(
-        "each DaViT block's two 3x3 conditional position encodings are residual dwconv blocks "
-        "placed together before the attention + MLP block (DaViT puts the second one between "
-        "attention and MLP)"
+        "each DaViT block is four spec blocks: 3x3 position encoding (x + dwconv(x)), attention, "
+        "position encoding, MLP"
     ),
 )
 def davit_t() -> ArchSpec:
@@ -159,16 +158,15 @@ def davit_t() -> ArchSpec:
     # channel group) block pairs, heads (3, 6, 12, 24) = head_dim 32, window 7, MLP 4x,
     # LN + 2x2/s2 conv downsampling, GAP + LN head
     cpe = block(op("dwconv", kernel=3), op("none"), norm="none")
-    spatial = block(
-        op("window_attention", window=7, head_dim=32, rel_pos_bias=False), op("mlp", ratio=4.0)
-    )
-    channel = block(op("channel_attention", head_dim=32, style="davit"), op("mlp", ratio=4.0))
-    pair = [cpe, cpe, spatial, cpe, cpe, channel]
+    ffn = block(op("none"), op("mlp", ratio=4.0))
+    spatial = block(op("window_attention", window=7, head_dim=32, rel_pos_bias=False), op("none"))
+    channel = block(op("channel_attention", head_dim=32, style="davit"), op("none"))
+    pair = [cpe, spatial, cpe, ffn, cpe, channel, cpe, ffn]
     return pyramid(
         op("patch_embed", patch_size=7, stride=4, padding=3, norm="layernorm"),
-        (6, 6, 18, 6),
+        (8, 8, 24, 8),
         (96, 192, 384, 768),
         op("conv", kernel=2, norm="layernorm", norm_position="pre"),
-        lambda i, j: pair[j % 6],
+        lambda i, j: pair[j % 8],
         op("classifier"),
     )

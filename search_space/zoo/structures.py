@@ -14,8 +14,8 @@ MATFORMER = "MatFormer: Nested Transformer for Elastic Inference"
 FIT = "FIT: Far-reaching Interleaved Transformers"
 UNET = "Attention U-Net: Learning Where to Look for the Pancreas"
 
-# x + MLP(x): SReT's non-shared projection layer between recursions (its LayerNorm left out)
-_NLL = Block(op("identity"), op("mlp", ratio=2.0), norm="none", residual=False)
+# x + MLP(LN(x)): SReT's non-shared projection layer between recursions
+_NLL = Block(op("none"), op("mlp", ratio=2.0))
 
 
 @add(
@@ -30,8 +30,9 @@ _NLL = Block(op("identity"), op("mlp", ratio=2.0), norm="none", residual=False)
     ),
     notes=(
         "each unique block runs twice (the second application shares its weights) with a "
-        "non-shared x + MLP(x) projection after each; sliced group attention is global attention "
-        "(no group option in the registry), which overcounts MACs; the stem's third conv is the "
+        "non-shared x + MLP(LN(x)) projection after each; sliced group attention is global "
+        "attention (no group option in the registry), which overcounts MACs; the stem's third "
+        "conv is the "
         "first stage's conv downsampler; the depthwise conv head pooling is 2x2 average pooling "
         "plus a pointwise projection; no position embedding"
     ),

@@ -1,0 +1,20 @@
+"""The absent token mixer: a block whose only branch is its channel mixer (catalog M12)."""
+
+from __future__ import annotations
+
+from search_space.ops.base import LAYOUT_TOKENS, Cost, OpDef
+from search_space.ops.registries import register
+
+register(
+    OpDef(
+        name="none",
+        kind="token_mixer",
+        module="search_space.nn.structure:NoTokenMixer",
+        family="M12",
+        layout=LAYOUT_TOKENS,
+        complexity="O(1)",
+        params=(),
+        cost=lambda ctx, params: Cost(),
+        doc="no token branch: the block is x + channel_mixer(norm(x)) only (LITv2 early stages)",
+    )
+)
