@@ -26,12 +26,12 @@ def _op_entry(ref: Op) -> dict[str, Any]:
 
 
 def _stage_contexts(spec: ArchSpec) -> list[tuple[tuple[int, ...], int]]:
-    """(grid, prefix tokens) each stage's blocks see."""
-    seen: dict[int, tuple[tuple[int, ...], int]] = {}
+    """(grid, prefix tokens) each stage's blocks see: what its downsampler produces."""
+    out = []
     for item in plan(spec):
-        if item.role == "token_mixer" and item.stage not in seen:
-            seen[item.stage] = (item.ctx.grid, item.ctx.prefix)
-    return [seen[i] for i in range(len(spec.stages))]
+        if item.role == "downsample" and item.op is not None:
+            out.append((item.op.out_grid(item.ctx, item.params), item.ctx.prefix))
+    return out
 
 
 def _widths(
