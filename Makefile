@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SEARCH_SPACE ?= search_space/spaces/hybrid.yaml
+SEARCH_CONFIG ?=
+RUN_NAME ?= default-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: search test lint bench clean
 
@@ -19,9 +20,10 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'a CUDA torch was installed')"
 	touch $(STAMP)
 
+# the default job (mixnas/default_search.yaml) unless SEARCH_CONFIG names another; the run
+# folder runs/$(RUN_NAME) gets the records, report.html, pareto.csv and the exported front
 search: $(STAMP)
-	$(PY) -m mixnas space describe $(SEARCH_SPACE)
-	$(PY) -m mixnas space sample $(SEARCH_SPACE) -n 8 --seed 0 --build
+	$(PY) -m mixnas search $(SEARCH_CONFIG) --name $(RUN_NAME)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -26,6 +26,7 @@ Example (every top-level field; all but ``objectives`` have defaults)::
     trial_timeout: 300           # seconds per trial; a trial past it fails, the run goes on
     runs_dir: runs
     export: {pick: front, dir: export}   # written inside the run folder at the end
+    initial: [convnext_t, my_spec.json]  # zoo models or spec files that seed the population
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ BACKENDS = ("local", "ray")
 PICKS = ("front", "best")
 TOP_LEVEL_FIELDS = (
     "name", "seed", "space", "objectives", "constraints", "evaluators", "strategy", "budget",
-    "backend", "trial_timeout", "runs_dir", "export", "description",
+    "backend", "trial_timeout", "runs_dir", "export", "description", "initial",
 )  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_CONFIG = Path(__file__).with_name("default_search.yaml")
@@ -114,6 +115,7 @@ class SearchConfig:
     runs_dir: str = "runs"
     export_pick: str | None = "front"
     export_dir: str = "export"
+    initial: tuple[str, ...] = ()  # zoo names or spec files proposed first
     source: str | None = None  # the file the config came from
 
     @property
@@ -148,6 +150,7 @@ class SearchConfig:
             "trial_timeout": self.trial_timeout,
             "runs_dir": self.runs_dir,
             "export": {"pick": self.export_pick, "dir": self.export_dir},
+            "initial": list(self.initial),
         }
 
 
@@ -215,6 +218,11 @@ def parse_config(
     if not isinstance(runs_dir, str) or not runs_dir:
         raise ConfigError("runs_dir", "must be a folder path", source=source, value=runs_dir)
     export_pick, export_dir = _export(top.get("export", {}), r)
+    initial = []
+    for i, item in enumerate(r.sequence(top.get("initial", []), "initial")):
+        if not isinstance(item, str):
+            raise r.fail(f"initial[{i}]", "must be a zoo model name or a spec file", item)
+        initial.append(_relative_file(item, base_dir))
     return SearchConfig(
         name=name,
         objectives=objectives,
@@ -231,6 +239,7 @@ def parse_config(
         runs_dir=runs_dir,
         export_pick=export_pick,
         export_dir=export_dir,
+        initial=tuple(initial),
         source=source,
     )
 

@@ -97,4 +97,4 @@ def hypervolume_curve(
             rows.append(done[r.trial_id])
         trials.append(r.trial_id)
         values.append(hypervolume(scaled[rows], ref) if rows else 0.0)
-    return trials, values, list(ref)
+    return trials, values, [float(v) for v in ref]

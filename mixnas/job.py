@@ -29,6 +29,7 @@ class Job:
     space: Any  # search_space.SearchSpace
     declaration: Mapping[str, Any]
     metrics: tuple[str, ...]  # every metric the evaluators report
+    initial: tuple[Any, ...] = ()  # ArchSpecs proposed before the strategy's own
 
     @property
     def space_hash(self) -> str:
@@ -55,6 +56,7 @@ class Job:
             self.objectives(),
             seed=self.config.seed,
             constraints=self.constraints(),
+            initial=self.initial,
             **dict(self.config.strategy_options),
         )
 
@@ -69,7 +71,7 @@ def prepare(config: SearchConfig) -> Job:
         _known_metric(o.metric, metrics, f"objectives[{i}].metric", source)
     for metric in config.constraints:
         _known_metric(metric, metrics, f"constraints.{metric}", source)
-    job = Job(config, space, declaration, metrics)
+    job = Job(config, space, declaration, metrics, _initial(config, space))
     _check_strategy(job)
     return job
 
@@ -102,10 +104,10 @@ def _declaration(space: Any, source: str | None) -> dict[str, Any]:
 
 
 def _space(declaration: Mapping[str, Any], source: str | None) -> Any:
-    from search_space.declare.space import SearchSpace
+    from search_space.declare.loader import space_from_declaration
 
     try:
-        return SearchSpace.from_dict(declaration, source=f"{source or '<config>'} (space)")
+        return space_from_declaration(dict(declaration), f"{source or '<config>'} (space)")
     except SpaceError:
         raise
     except MixnasError as err:
@@ -144,6 +146,43 @@ def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
             )
         produced.extend(produced_metrics(evaluator))
     return tuple(dict.fromkeys(produced))
+
+
+def _initial(config: SearchConfig, space: Any) -> tuple[Any, ...]:
+    """The seed specs: zoo models (given the space's input) or spec files, each of which must
+    be a point of the space."""
+    from search_space.spec import ArchSpec
+
+    out = []
+    for i, ref in enumerate(config.initial):
+        field = f"initial[{i}]"
+        if Path(ref).is_file():
+            text = Path(ref).read_text(encoding="utf-8")
+            data = json.loads(text)
+            spec = ArchSpec.from_dict(data.get("spec", data))
+        else:
+            from search_space import zoo
+
+            if ref not in zoo.names():
+                raise ConfigError(
+                    field, "is neither a spec file nor a zoo model", source=config.source, value=ref
+                )
+            found = zoo.seeds(space, [ref], adapt_input=True)
+            if not found:
+                raise ConfigError(
+                    field,
+                    "this zoo model (at the space's input) is not a point of the space; declare "
+                    "the space around it (around: {zoo: NAME}) or widen the space",
+                    source=config.source,
+                    value=ref,
+                )
+            spec = found[0]
+        if not space.contains(spec, check_constraints=False):
+            raise ConfigError(
+                field, "this spec is not a point of the space", source=config.source, value=ref
+            )
+        out.append(spec)
+    return tuple(out)
 
 
 def _check_reference(reference: str, field: str, source: str | None) -> None:

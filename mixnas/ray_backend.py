@@ -110,6 +110,14 @@ class StrategySearcher(Searcher):
     ) -> None:
         self.driver.complete(trial_id, result, error)
 
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save here: the driver checkpoints the strategy after every tell, next to
+        the records, and ``mixnas search --resume`` restores from there (not from Tune's
+        experiment state)."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """See `save`."""
+
 
 class RayDriver(LocalDriver):
     """The local driver's bookkeeping, fed by Ray Tune's searcher callbacks."""
@@ -224,6 +232,9 @@ class RayDriver(LocalDriver):
             cfg.trials, cfg.objectives, quiet=self.quiet, initial=len(self.strategy.history)
         )
         self.events.emit("start", backend="ray", address=cfg.backend.address)
+        if self.quiet:
+            # Tune's console layout prints a configuration table even at verbose=0
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         started_ray = not ray.is_initialized()
         if started_ray:
             ray.init(
@@ -241,6 +252,8 @@ class RayDriver(LocalDriver):
                     search_alg=StrategySearcher(self),
                     num_samples=-1 if remaining is None else max(remaining, 1),
                     max_concurrent_trials=max(1, cfg.backend.workers),
+                    # keep a worker (and its imported torch, built evaluators) across trials
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
                     name="tune",

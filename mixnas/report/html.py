@@ -159,7 +159,7 @@ def _hypervolume_chart(run: RunData) -> str:
         return "<p>No eligible trial yet.</p>"
     note = (
         "<p>Objectives scaled to [0, 1] over this run's eligible trials (losses: maximised "
-        f"objectives negated); reference point {ref}.</p>"
+        f"objectives negated); reference point ({', '.join(f'{v:g}' for v in ref)}).</p>"
     )
     chart = line_chart(
         {"hypervolume": ([float(t) for t in trials], values)},
