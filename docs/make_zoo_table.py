@@ -67,9 +67,6 @@ MISSING = {
 
 # models the issue or the catalog names that the zoo does not emit yet, and why
 NOT_EMITTED = {
-    "Next-ViT-S": "its NTB splits the width 3:1 between E-MHSA and MHCA and concatenates; the "
-    "spec language has no split/concat (parallel-branch) block, and writing the NTB at full "
-    "width misses timm's size by +18% params",
     "VOLO-D1": "`outlook_attention` exists, but VOLO's class-attention post blocks and token-"
     "labelling head have no op",
 }

@@ -264,6 +264,13 @@ def _plan_block(
     block: Any, path: str, dim: int, grid: tuple[int, ...], prefix: int, stage: int, index: int
 ) -> list[PlannedOp]:
     _check_quant(block.quant, f"{path}.quant")
+    if block.channels is not None:  # the block's ops see only its channel slice
+        start, end = block.channels
+        if end > dim:
+            raise SpaceError(
+                f"{path}.channels", f"the slice ends past the width {dim}", value=[start, end]
+            )
+        dim = end - start
     ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
     q, where = block.quant, {"stage": stage, "block": index}
     norm = Op(block.norm)

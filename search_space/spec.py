@@ -162,7 +162,9 @@ class Block:
     that the mixer's own ``ratio`` names (MatFormer:
     Devvrit et al., "MatFormer: Nested Transformer for Elastic Inference", 2023). ``scope``
     ``latent`` applies the block to the stage's latent tokens instead of the data tokens (FIT:
-    Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023; see `Latents`).
+    Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023; see `Latents`). ``channels``
+    = [start, end] applies the block to that channel slice only, the other channels passing
+    through (partial-channel branches: Next-ViT's NTB, FasterNet, SHViT).
     """
 
     token_mixer: Op
@@ -175,6 +177,7 @@ class Block:
     nested_ratio: float | None = None
     scope: str = SCOPE_DATA
     share: int | None = None
+    channels: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -193,6 +196,8 @@ class Block:
             out["scope"] = self.scope
         if self.share is not None:
             out["share"] = self.share
+        if self.channels is not None:
+            out["channels"] = list(self.channels)
         return out
 
 
@@ -436,7 +441,7 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
 
 def parse_block(data: Any, path: str) -> Block:
     keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
-    keys |= {"repeat", "nested_ratio", "scope", "share"}
+    keys |= {"repeat", "nested_ratio", "scope", "share", "channels"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
     nested = d.get("nested_ratio")
     if nested is not None and (
@@ -463,7 +468,19 @@ def parse_block(data: Any, path: str) -> Block:
         nested_ratio=None if nested is None else float(nested),
         scope=scope,
         share=None if d.get("share") is None else _int(d["share"], f"{path}.share", 0),
+        channels=_channels(d.get("channels"), f"{path}.channels"),
     )
+
+
+def _channels(value: Any, path: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise SpaceError(path, "must be [start, end] (a channel slice)", value=value)
+    start, end = _int(value[0], path, 0), _int(value[1], path, 1)
+    if start >= end:
+        raise SpaceError(path, "start must be below end", value=list(value))
+    return start, end
 
 
 def parse_skip(data: Any, path: str) -> Skip | None:

@@ -228,3 +228,30 @@ def test_token_mixer_none_leaves_only_the_channel_branch() -> None:
     empty = _spec([Stage(32, Op.of("none"), (Block(Op.of("none"), Op.of("none")),))])
     with pytest.raises(SpaceError, match="token mixer or a channel mixer"):
         validate_spec(empty)
+
+
+def test_channel_slices_and_grow_express_a_split_and_concat_branch() -> None:
+    # Next-ViT's NTB: attention on 24 channels, 8 more projected from them (grow), a mixer on
+    # the new 8 only, then an MLP over all 32
+    attn = Block(Op.of("attention", {"head_dim": 8}), Op.of("none"))
+    tail = Block(Op.of("dwconv", {"kernel": 3}), Op.of("none"), norm="none", channels=(24, 32))
+    stages = [
+        Stage(24, Op.of("none"), (attn,)),
+        Stage(32, Op.of("grow"), (tail, Block(Op.of("none"), MLP))),
+    ]
+    spec = _spec(stages, patch=4, cls=True)
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    mixer = next(
+        i
+        for i in __import__("search_space").plan(spec)
+        if i.path.endswith("[0].token_mixer") and i.stage == 1
+    )
+    assert mixer.ctx.dim == 8
+    _built_matches_analytic(spec)
+    wide = dataclasses.replace(tail, channels=(24, 40))
+    bad = spec.replace(stages=(stages[0], dataclasses.replace(stages[1], blocks=(wide,))))
+    with pytest.raises(SpaceError, match="channels"):
+        validate_spec(bad)
+    shrink = spec.replace(stages=(stages[0], Stage(16, Op.of("grow"), (attn,))))
+    with pytest.raises(SpaceError, match="grow"):
+        validate_spec(shrink)

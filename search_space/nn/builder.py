@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from search_space.nn.block import Branch, MixerBlock
-from search_space.nn.structure import Repeated
+from search_space.nn.structure import ChannelSlice, Repeated
 from search_space.plan import PlannedOp, plan
 from search_space.spec import SCOPE_DATA, ArchSpec, Block, Stage
 
@@ -64,7 +64,11 @@ class MixNet(nn.Module):
                     index += 1
                     continue
                 built: nn.Module = _block(by_block[(i, j)], block, rate)
-                blocks.append(Repeated(built, block.repeat) if block.repeat != 1 else built)
+                if block.repeat != 1:
+                    built = Repeated(built, block.repeat)
+                if block.channels is not None:
+                    built = ChannelSlice(built, *block.channels)
+                blocks.append(built)
                 index += 1
             extras = by_stage[i]
             if stage.skip is None and stage.latents is None:

@@ -178,3 +178,15 @@ class NoTokenMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 0
+
+
+class ChannelSlice(nn.Module):
+    """Applies ``block`` to channels [start, end) of the tokens; the others pass through."""
+
+    def __init__(self, block: nn.Module, start: int, end: int) -> None:
+        super().__init__()
+        self.block, self.start, self.end = block, start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        part = self.block(x[..., self.start : self.end])
+        return torch.cat([x[..., : self.start], part, x[..., self.end :]], dim=-1)

@@ -137,6 +137,15 @@ def declaration_around(
                 "patterns": ["free" if varied else "uniform"],
             }
         )
+    # a 'grow' downsampler appends channels: every width choice must exceed the previous
+    # stage's (the centre's own widths always do)
+    for i, st in enumerate(centre.stages):
+        if i and st.downsample.name == "none":  # keeps the width: both stages keep theirs
+            stages[i - 1]["width"] = stages[i]["width"] = [st.width]
+        if i and st.downsample.name == "grow":
+            before, here = stages[i - 1], stages[i]
+            before["width"] = [w for w in before["width"] if w < st.width]
+            here["width"] = [w for w in here["width"] if w > max(before["width"])]
     if not menu:  # every stage fixed: the menu still needs one entry
         note(centre.blocks[0].token_mixer)
     decl: dict[str, Any] = {

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from search_space.spec import ArchSpec, Block
+from search_space.spec import ArchSpec, Block, Stage
 from search_space.zoo._build import block, op, spec, stage
-from search_space.zoo.hybrids import _cpe
+from search_space.zoo.hybrids import PASS, _cpe
 from search_space.zoo.isotropic import vit
 from search_space.zoo.pyramids import pyramid
 from search_space.zoo.registry import add, paper, timm
@@ -224,3 +225,55 @@ def kat_s() -> ArchSpec:
     kan = op("kan", ratio=4.0, groups=8, num_order=5, den_order=4, init="swish")
     layer = block(base.blocks[0].token_mixer, kan)
     return base.replace(stages=(stage(384, op("none"), [layer] * 12),))
+
+
+NEXTVIT = (
+    "Next-ViT: Next Generation Vision Transformer for Efficient Deployment in Realistic "
+    "Industrial Scenarios"
+)
+
+
+@add(
+    "nextvit_s",
+    paper=NEXTVIT,
+    families=("M15", "M05", "M01"),
+    macro=("MA2", "MA4", "MA6"),
+    published=timm("nextvit_small", 31.74, 5.8),
+    notes=(
+        "a width change inside a stage starts a spec stage (1x1 conv + BN, or 2x2 average "
+        "pooling + projection at stride 2); E-MHSA is pooled-KV attention with every head "
+        "Lo-Fi (its BatchNorm after pooling left out); the NTB's MHCA branch is a 'grow' "
+        "downsampler (1x1 projection + BN, concatenated) and an MHCA block on the new channels"
+    ),
+)
+def nextvit_s() -> ArchSpec:
+    # timm nextvit.py (nextvit_small): depths (3, 4, 10, 3); NCB = x + MHCA(x), x + MLP 3x(BN(x));
+    # NTB (every 5th block of stage 3, last of stages 2 and 4) = x + E-MHSA(BN(x)) on 3/4 of
+    # the width, a projected 1/4 with x + MHCA, concatenated, then x + MLP 2x(BN(x));
+    # sr_ratios (8, 4, 2, 1), head_dim 32
+    mhca = block(op("mhca", head_dim=32, kernel=3), op("none"), norm="none")
+    ncb = [mhca, block(op("none"), op("mlp", ratio=3.0, act="relu"), norm="batchnorm")]
+    mlp2 = block(op("none"), op("mlp", ratio=2.0, act="relu"), norm="batchnorm")
+    conv1x1 = op("conv", kernel=1, stride=1, norm="batchnorm")
+
+    def ntb(mhsa: int, out: int, sr: int) -> list[Stage]:
+        attn = op("hilo_attention", head_dim=32, alpha=1.0, window=sr)
+        tail = dataclasses.replace(mhca, channels=(mhsa, out))
+        return [
+            stage(mhsa, op("none"), [block(attn, op("none"), norm="batchnorm")]),
+            stage(out, op("grow"), [tail, mlp2]),
+        ]
+
+    # the stem's 64 channels enter stage 1 through a 1x1 conv + BN (NCB patch embedding)
+    stages = [stage(64, op("none"), [PASS]), stage(96, conv1x1, ncb * 3)]
+    stages += [stage(192, op("pool"), ncb * 3), *ntb(192, 256, 4)]
+    stages += [stage(384, op("pool"), ncb * 4), *ntb(384, 512, 2)]
+    stages += [stage(384, conv1x1, ncb * 4), *ntb(384, 512, 2)]
+    stages += [stage(768, op("pool"), ncb * 2), *ntb(768, 1024, 1)]
+    # ntb() opens with a stage at the E-MHSA width; where that equals the previous width the
+    # stage's downsampler is 'none' (Next-ViT needs no patch embedding there)
+    return spec(
+        op("conv_stack", widths=[64, 32, 64], strides=[2, 1, 1, 2], kernels=[3, 3, 3, 3]),
+        stages,
+        op("classifier", norm="batchnorm", norm_position="pre_pool"),
+    )
