@@ -95,28 +95,30 @@ def _load_help() -> tuple[pd.DataFrame, list[Any], list[str]]:
     return df, [from_arch_str(a) for a in df.arch_str], devices
 
 
-def output_key(arch: str) -> tuple[str, ...]:
-    """The cell with every op that reaches no output replaced by ``none``."""
-    from search_space.ops.token_mixers.nb201 import EDGES, NUM_NODES
+def isomorphic_key(arch: str) -> tuple[Any, ...] | None:
+    """A key shared by the two cells that compute the same graph with nodes 1 and 2 swapped.
+
+    When the edge 2<-1 is ``none``, nodes 1 and 2 both read only the input, so the cell with
+    (1<-0, 3<-1) exchanged for (2<-0, 3<-2) runs exactly the same ops on the same shapes, in
+    another order: every device does the same work, and any difference is measurement noise.
+    Other cells get None.
+    """
     from search_space.spaces.nb201 import parse_arch_str
 
     ops = parse_arch_str(arch)
-    feeds = {NUM_NODES - 1}
-    for (dst, src), op in sorted(zip(EDGES, ops, strict=True), key=lambda e: -e[0][0]):
-        if op != "none" and dst in feeds:
-            feeds.add(src)
-    return tuple(op if dst in feeds else "none" for (dst, _), op in zip(EDGES, ops, strict=True))
+    if ops[2] != "none":
+        return None
+    first, second = (ops[0], ops[4]), (ops[1], ops[5])
+    return (min(first, second), max(first, second), ops[3])
 
 
-def noise_floor(df: pd.DataFrame, device: str) -> dict[str, float]:
-    """Agreement between cells with the same output-reaching ops (pairs: first two of a group)."""
-    keys = df.arch_str.map(output_key)
-    groups = [g for g in df.groupby(keys)[device] if len(g[1]) > 1]
-    a = np.array([g.iloc[0] for _, g in groups])
-    b = np.array([g.iloc[1] for _, g in groups])
-    out = scores(b, a)
-    out["pairs"] = len(groups)
-    return out
+def isomorphic_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the isomorphic pairs (cells whose swap is themselves are left out)."""
+    keys = df.arch_str.map(isomorphic_key)
+    rows = df.index[keys.notna()]
+    groups = pd.Series(rows, index=rows).groupby(keys[rows].astype(str))
+    pairs = [g.to_numpy() for _, g in groups if len(g) == 2]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
 def hardware(device: str) -> tuple[str, int]:
@@ -279,19 +281,20 @@ def _transfer_tables(
 
 
 def _noise_table(df: pd.DataFrame, devices: list[str]) -> list[str]:
+    first, second = isomorphic_pairs(df)
     lines = [
-        "**Noise floor**: pairs of cells whose ops on every path to the output are the same "
-        "(they differ only in ops whose result no output uses). Where the runtime drops dead "
-        "ops (TFLite on phones and the Raspberry Pi) the pair is the same network measured "
-        "twice, so their agreement bounds any predictor; where every op runs (eager GPUs and "
-        "CPUs, the ASIC/FPGA estimators) the pair differs in real work and this is no bound.",
+        f"**Noise floor**: {len(first)} pairs of isomorphic cells (edge 2<-1 is `none`, so "
+        "swapping nodes 1 and 2 gives the same graph: the same ops on the same shapes). The "
+        "second cell of a pair, taken as a prediction of the first, is the best any predictor "
+        "can do on that device; the deterministic estimators (eyeriss, fpga) agree to 0.0% MAPE, "
+        "which checks the pairing.",
         "",
-        "| device | pairs | Spearman / MAPE / +-10% between the pair |",
-        "|---|---|---|",
+        "| device | Spearman / MAPE / +-10% within pairs |",
+        "|---|---|",
     ]
     for device in devices:
-        s = noise_floor(df, device)
-        lines.append(f"| {device} | {s['pairs']:.0f} | {_fmt(s)} |")
+        y = df[device].to_numpy(float)
+        lines.append(f"| {device} | {_fmt(scores(y[second], y[first]))} |")
     return [*lines, ""]
 
 
