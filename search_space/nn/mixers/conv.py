@@ -7,7 +7,9 @@ from torch import nn
 
 from search_space.nn.activations import make_activation
 from search_space.nn.convs import conv_nd
+from search_space.nn.large_kernel import ReparamDwConv
 from search_space.ops.channel_mixers import hidden_width
+from search_space.ops.large_kernel import reparam_branches
 from search_space.ops.token_mixers.conv import lka_decomposition
 
 
@@ -15,12 +17,31 @@ class DwConv(nn.Module):
     """Depthwise k^r convolution (rank-r grid), stride 1, 'same' padding.
 
     Layout: grid ``(B, C, *grid)``. Complexity O(N d k^r).
-    Cost: params d k^r (+ d bias); MACs N d k^r.
+    Cost: params d k^r (+ d bias); MACs N d k^r. With ``reparam`` the training form of RepLKNet
+    or UniRepLKNet (`ReparamDwConv`, mergeable into the plain conv after training).
     """
 
-    def __init__(self, dim: int, *, grid: tuple[int, ...], kernel: int, bias: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        grid: tuple[int, ...],
+        kernel: int,
+        bias: bool,
+        reparam: str = "none",
+        small_kernel: int = 5,
+    ) -> None:
         super().__init__()
-        self.conv = conv_nd(len(grid), dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)
+        self.conv: nn.Module
+        if reparam != "none":  # training form with parallel branches (RepLKNet, UniRepLKNet)
+            branches = reparam_branches(
+                {"reparam": reparam, "kernel": kernel, "small_kernel": small_kernel}
+            )
+            self.conv = ReparamDwConv(len(grid), dim, kernel, branches)
+        else:
+            self.conv = conv_nd(
+                len(grid), dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)

@@ -18,6 +18,7 @@ from search_space.ops.base import (
     linear_cost,
 )
 from search_space.ops.channel_mixers import activation_params, hidden_width, odd
+from search_space.ops.large_kernel import REPARAM_CHOICES, reparam_cost, reparam_rule
 from search_space.ops.registries import ACTIVATIONS, register
 
 _MODULE = "search_space.nn.mixers.conv"
@@ -27,6 +28,8 @@ _MODULE = "search_space.nn.mixers.conv"
 
 
 def _dwconv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    if params["reparam"] != "none":
+        return reparam_cost(ctx, params)
     return conv_cost(
         ctx.grid, ctx.dim, ctx.dim, params["kernel"], groups=ctx.dim, bias=params["bias"]
     )
@@ -43,11 +46,24 @@ register(
         params=(
             ParamDef("kernel", int, 7, minimum=1, doc="kernel size (odd)"),
             ParamDef("bias", bool, True),
+            ParamDef(
+                "reparam",
+                str,
+                "none",
+                choices=REPARAM_CHOICES,
+                doc="training-time branches + BNs: RepLKNet small kernel, UniRepLKNet dilated",
+            ),
+            ParamDef("small_kernel", int, 5, minimum=1, doc="RepLKNet's parallel kernel (small)"),
         ),
-        rules=(odd("kernel"),),
+        rules=(odd("kernel"), reparam_rule),
         cost=_dwconv_cost,
-        examples=({"kernel": 3}, {"kernel": 5, "bias": False}),
-        doc="depthwise k x k convolution (ConvNeXt-style spatial mixing)",
+        examples=(
+            {"kernel": 3},
+            {"kernel": 5, "bias": False},
+            {"kernel": 13, "bias": False, "reparam": "dilated"},
+            {"kernel": 9, "bias": False, "reparam": "small", "small_kernel": 3},
+        ),
+        doc="depthwise k x k conv (ConvNeXt); optional RepLKNet/UniRepLKNet training branches",
     )
 )
 
