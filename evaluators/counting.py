@@ -71,6 +71,16 @@ def _adaptive_avg_pool(inputs: list[Any], outputs: list[Any]) -> float:
     return float(math.prod(_shape(inputs[0])))
 
 
+# MACs per sampled value of aten::grid_sampler by interpolation mode (0 bilinear, 1 nearest,
+# 2 bicubic): the weights of the 2x2, 1 or 4x4 neighbours. fvcore assumes bilinear for every mode.
+_GRID_SAMPLE_RATE = {0: 4, 1: 0, 2: 16}
+
+
+def _grid_sampler(inputs: list[Any], outputs: list[Any]) -> float:
+    mode = inputs[2].toIValue()
+    return float(_GRID_SAMPLE_RATE.get(mode, 4) * math.prod(_shape(outputs[0])))
+
+
 def _rms_norm(inputs: list[Any], outputs: list[Any]) -> float:
     has_affine = len(inputs) > 2 and inputs[2].type().kind() != "NoneType"
     return float(math.prod(_shape(inputs[0])) * (4 if has_affine else 3))
@@ -81,6 +91,7 @@ EXTRA_HANDLES: dict[str, Handle] = {
     "aten::rms_norm": _rms_norm,
     "aten::adaptive_avg_pool1d": _adaptive_avg_pool,
     "aten::adaptive_avg_pool3d": _adaptive_avg_pool,
+    "aten::grid_sampler": _grid_sampler,
     "mixnas::linear_scan": _scan,
     "aten::fft_rfft": _fft_handle(real=True, from_output=False, ndim=1),
     "aten::fft_rfft2": _fft_handle(real=True, from_output=False, ndim=2),

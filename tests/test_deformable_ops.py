@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -102,3 +103,18 @@ def test_counted_macs_equal_internimage_formula() -> None:
     n, d, gk = 36, 16, 4 * 9
     dense = n * (2 * d * d + d * 9 + 5 * d + 3 * d * gk)
     assert counted - dense == 5 * n * 9 * d
+
+
+class _Sampler(torch.nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(x, grid, mode=self.mode, align_corners=False)
+
+
+@pytest.mark.parametrize(("mode", "rate"), [("bilinear", 4), ("nearest", 0), ("bicubic", 16)])
+def test_counter_prices_grid_sampling_by_interpolation_mode(mode: str, rate: int) -> None:
+    x, grid = _randn(1, 3, 5, 5), torch.zeros(1, 4, 6, 2)
+    assert count_macs(_Sampler(mode), (x, grid)) == rate * 3 * 4 * 6
