@@ -83,7 +83,7 @@ register(
         cost=_patch_cost,
         out_grid=_patch_grid,
         rules=(_patch_fits,),
-        doc="one strided convolution (ViT/Swin patchify, PoolFormer 7x7/s4 overlap)",
+        doc="one strided conv (ViT/Swin patchify; PoolFormer 7x7/s4; CvT conv token embedding)",
     )
 )
 
