@@ -10,8 +10,9 @@ from torch import nn
 
 class ChannelAttention(nn.Module):
     """Self-attention across channels instead of tokens, within head groups of ``head_dim``
-    channels: "XCiT: Cross-Covariance Image Transformers" (El-Nouby et al., 2021) and
-    "DaViT: Dual Attention Vision Transformers" (Ding et al., ECCV 2022).
+    channels: "DaViT: Dual Attention Vision Transformers" (Ding et al., ECCV 2022; the seed
+    paper) and XCiT's cross-covariance attention ("XCiT: Cross-Covariance Image Transformers",
+    El-Nouby et al., NeurIPS 2021; not among the seeds).
 
     Per head, a ``head_dim x head_dim`` attention map is computed from two of the projections
     summed over all tokens, and applied to the third: every output channel is a convex mixture

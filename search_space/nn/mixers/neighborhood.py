@@ -58,8 +58,9 @@ def neighborhood_index(
 
 
 class NeighborhoodAttention(nn.Module):
-    """(Dilated) neighbourhood attention: "Neighborhood Attention Transformer" and
-    "Dilated Neighborhood Attention Transformer" (Hassani et al.).
+    """(Dilated) neighbourhood attention: "Dilated Neighborhood Attention Transformer" (Hassani
+    and Shi, the seed paper), building on "Neighborhood Attention Transformer" (Hassani et al.,
+    CVPR 2023; not among the seeds).
 
     Every token attends the ``k^r`` tokens of its neighbourhood: on each axis, the ``k`` nearest
     positions ``dilation`` apart, the window shifted inwards at the borders so that it always
