@@ -1,4 +1,5 @@
-"""Behaviour of HorNet's g^n Conv beyond the contract suite's shapes and costs."""
+"""Behaviour of the gated convolution mixers (HorNet's g^n Conv, MambaOut's Gated CNN) beyond the
+contract suite's shapes and costs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from search_space.errors import SpaceError
+from search_space.nn.mixers.gated_cnn import GatedCnn
 from search_space.nn.mixers.gnconv import GlobalLocalFilter, GnConv
 from search_space.ops import TOKEN_MIXERS, OpContext
 from search_space.ops.token_mixers.gnconv import gnconv_dims
@@ -83,3 +85,40 @@ def test_hornet_t_stage_three_block_parameters() -> None:
     expected += sum(a * b + b for a, b in itertools.pairwise(dims))
     module = GnConv(256, grid=(14, 14), order=4, kernel=7, scale=1 / 3, filter="dwconv")
     assert cost.params == expected == sum(p.numel() for p in module.parameters())
+
+
+# -- MambaOut's Gated CNN --------------------------------------------------------------------------
+
+
+def test_gated_cnn_convolves_only_the_conv_part_inside_the_gate() -> None:
+    module = GatedCnn(6, grid=(5, 5), ratio=2.0, kernel=3, conv_ratio=0.5, act="gelu")
+    x = _randn(2, 5, 5, 6)
+    g, i, c = module.fc1(x).split([12, 9, 3], dim=-1)
+    conv = module.conv
+    c = F.conv2d(c.permute(0, 3, 1, 2), conv.weight, conv.bias, padding=1, groups=3)
+    expected = module.fc2(F.gelu(g) * torch.cat([i, c.permute(0, 2, 3, 1)], dim=-1))
+    torch.testing.assert_close(module(x), expected)
+
+
+def test_gated_cnn_reach_is_the_conv_kernel() -> None:
+    # a token far outside the 3x3 window does not change the output at the origin
+    module = GatedCnn(4, grid=(6, 6), ratio=2.0, kernel=3, conv_ratio=1.0, act="gelu")
+    x = _randn(1, 6, 6, 4)
+    far = x.clone()
+    far[0, 5, 5] += 3.0
+    torch.testing.assert_close(module(far)[0, :3, :3], module(x)[0, :3, :3])
+
+
+def test_mambaout_t_block_parameters() -> None:
+    # timm mambaout_tiny stage 1: width 96, hidden int(8/3 * 96) = 256, 7x7 conv on 96 channels
+    op = TOKEN_MIXERS.get("gated_cnn")
+    cost = op.cost(OpContext(dim=96, grid=(56, 56)), op.complete({}, "m"))
+    assert cost.params == (96 * 512 + 512) + (96 * 49 + 96) + (256 * 96 + 96)
+
+
+def test_gated_cnn_conv_channels_must_fit_the_hidden_width() -> None:
+    op = TOKEN_MIXERS.get("gated_cnn")
+    with pytest.raises(SpaceError, match="conv channels"):
+        op.check_rules(
+            OpContext(dim=8, grid=(4, 4)), op.complete({"ratio": 1.0, "conv_ratio": 1.5}, "m"), "m"
+        )
