@@ -65,6 +65,7 @@ def test_conv_stack_without_final_norm_and_act_ends_in_the_conv() -> None:
         kernels=(3, 1),
         norm="batchnorm",
         act="relu",
+        inner_norm=True,
         final_norm=False,
         final_act=False,
         bias=True,
@@ -126,3 +127,21 @@ def test_performer_features_are_fixed_buffers_not_parameters() -> None:
     layer = TokenPerformer(12, 8, 0.5)
     assert "features" in dict(layer.named_buffers())
     assert all(p.shape != layer.features.shape for p in layer.parameters())
+
+
+def test_dinat_tokenizer_has_only_the_final_layer_norm() -> None:
+    # SHI-Labs ConvTokenizer: 3x3/s2 3 -> 32, 3x3/s2 32 -> 64 (biases), then LayerNorm(64)
+    params, ctx = _stack(
+        64,
+        widths=[32],
+        act="identity",
+        norm="layernorm",
+        inner_norm=False,
+        final_act=False,
+        bias=True,
+    )
+    op = STEMS.get("conv_stack")
+    assert op.cost(ctx, params).params == (27 * 32 + 32) + (288 * 64 + 64) + 128
+    stem = ConvStack(3, 64, grid=(224, 224), **params)
+    kinds = [type(m).__name__ for m in stem.convs]
+    assert kinds == ["Conv2d", "Identity", "Conv2d", "ChannelsFirstNorm"]

@@ -19,7 +19,7 @@ from search_space.ops.tokenizers import SPLITS, split_grids, stack_layers
 
 class ConvStack(_GridStem):
     """Convolutions with per-conv width, stride and kernel (padding k // 2), each followed by a
-    norm and an activation; the last conv's norm and activation are optional.
+    norm (``inner_norm``) and an activation; the last conv's norm and activation are optional.
 
     Cost: sum over convs of c_in c_out k^r (+ c_out bias) params and N_out times that in MACs,
     plus the norms; then class token and position embedding.
@@ -36,6 +36,7 @@ class ConvStack(_GridStem):
         kernels: tuple[int, ...],
         norm: str,
         act: str,
+        inner_norm: bool,
         final_norm: bool,
         final_act: bool,
         bias: bool,
@@ -51,7 +52,7 @@ class ConvStack(_GridStem):
         for i, (c_in, c_out, k, s) in enumerate(layers_spec):
             last = i == len(layers_spec) - 1
             layers.append(conv_nd(rank, c_in, c_out, k, s, k // 2, bias=bias))
-            if not last or final_norm:
+            if final_norm if last else inner_norm:
                 layers.append(ChannelsFirstNorm(norm, c_out))
             if not last or final_act:
                 layers.append(make_activation(act))

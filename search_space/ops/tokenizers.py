@@ -2,7 +2,8 @@
 
 ``conv_stack`` spells out every convolution of a stem (width, stride, kernel): MaxViT's two-conv
 stem (3x3/s2, 3x3/s1), LeViT's four 3x3/s2 Conv-BN with hard-swish between, Next-ViT's
-ConvBNReLU stack (strides 2, 1, 1, 2) plus its first 1x1 patch embedding. ``conv_stem`` stays
+ConvBNReLU stack (strides 2, 1, 1, 2) plus its first 1x1 patch embedding, DiNAT's tokenizer
+(two 3x3/s2 convs, then LayerNorm only). ``conv_stem`` stays
 the short form for equal inner widths and all strides 2. CvT's convolutional token embedding is
 ``patch_embed`` with ``patch_size`` 7, ``stride`` 4, ``padding`` 2 and ``norm`` layernorm.
 
@@ -71,7 +72,7 @@ def _stack_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     for i, (c_in, c_out, k, s) in enumerate(layers):
         grid = tuple(conv_out(g, k, s, k // 2) for g in grid)
         cost += conv_cost(grid, c_in, c_out, k, bias=params["bias"])
-        if i < len(layers) - 1 or params["final_norm"]:
+        if params["inner_norm"] if i < len(layers) - 1 else params["final_norm"]:
             cost += norm_cost(params["norm"], math.prod(grid) * c_out, c_out)
     return cost + _embedding_cost(ctx, params, grid)
 
@@ -87,7 +88,8 @@ register(
             ParamDef("kernels", list, (3, 3), minimum=1, doc="one kernel per conv (padding k//2)"),
             ParamDef("norm", str, "batchnorm", choices=NORM_NAMES, doc="after every conv"),
             ParamDef("act", str, "relu", choices=ACTIVATIONS, doc="after every inner conv"),
-            ParamDef("final_norm", bool, True, doc="norm after the last conv too"),
+            ParamDef("inner_norm", bool, True, doc="norm after the inner convs (DiNAT: none)"),
+            ParamDef("final_norm", bool, True, doc="norm after the last conv"),
             ParamDef("final_act", bool, True, doc="activation after the last conv too"),
             ParamDef("bias", bool, False, doc="conv biases (Conv-BN stacks: none)"),
             *COMMON,
