@@ -22,7 +22,12 @@ from evaluators.base import (
 )
 
 # modules whose import registers more evaluators; loaded lazily (they import torch)
-_BUILTIN_MODULES = ("evaluators.proxy_evaluator", "evaluators.training", "evaluators.latency")
+_BUILTIN_MODULES = (
+    "evaluators.proxy_evaluator",
+    "evaluators.training",
+    "evaluators.latency",
+    "evaluators.predicted_latency",
+)
 
 
 def _load_builtins() -> None:

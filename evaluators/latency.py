@@ -90,6 +90,9 @@ class LatencyEvaluator(Evaluator):
                 "latency.device_name", "must be a non-empty name without '@'", value=device_name
             )
         self.device_name = device_name
+        # what a run config may name: the label is known here only when given (else it is
+        # chosen by the torch device at evaluation time: host on CPU, cuda on a GPU)
+        self.metrics = (*type(self).metrics, f"latency_ms@{device_name or 'host'}")
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         import torch

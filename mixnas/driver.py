@@ -94,7 +94,33 @@ def run_search(config: SearchConfig, *, resume: bool = False, quiet: bool = True
     """Runs (or resumes) a search to its budget with the local backend; see the module doc."""
     job, run_dir = open_run(config, resume=resume)
     with RunStore(run_dir) as store:
-        return LocalDriver(job, run_dir, store, quiet=quiet).run()
+        summary = LocalDriver(job, run_dir, store, quiet=quiet).run()
+    keep_lookup_tables(job, run_dir)
+    return summary
+
+
+def keep_lookup_tables(job: Job, run_dir: Path) -> list[Path]:
+    """Copies the latency lookup tables the run's predictors used into ``lookup_tables/``, so
+    that the run folder says which op timings its predictions came from."""
+    import shutil
+
+    devices = {
+        str(c.options.get("device", "host"))
+        for c in job.config.evaluators
+        if c.name == "predicted_latency"
+    }
+    if not devices:
+        return []
+    from predictors.table import default_cache_dir
+
+    copied = []
+    for device in sorted(devices):
+        for table in sorted(default_cache_dir().glob(f"{device}-*.lut.json")):
+            target = run_dir / "lookup_tables" / table.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(table, target)
+            copied.append(target)
+    return copied
 
 
 def open_run(config: SearchConfig, *, resume: bool) -> tuple[Job, Path]:

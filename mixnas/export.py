@@ -62,13 +62,26 @@ def export_run(
     folder = Path(out) if out is not None else run.run_dir / "export"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    problems = []
     for record in picked(run, pick):
         stem = f"trial-{record.trial_id}-{record.spec_id}"
         path = folder / f"{stem}.json"
         write_json_atomic(path, exported_record(run, record))
-        if torchscript or onnx:
-            write_models(record, folder / stem, torchscript=torchscript, onnx=onnx)
         written.append(path)
+        for fmt, wanted in (("torchscript", torchscript), ("onnx", onnx)):
+            if not wanted:
+                continue
+            try:  # one format failing for one model does not stop the others
+                write_models(
+                    record, folder / stem, torchscript=fmt == "torchscript", onnx=fmt == "onnx"
+                )
+            except ExportError as err:
+                problems.append(str(err))
+    if problems:
+        raise ExportError(
+            f"{len(problems)} model file(s) could not be exported (the spec JSON files were): "
+            + " | ".join(problems)
+        )
     return written
 
 
@@ -149,7 +162,15 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path) -> Path:
             "--onnx needs the onnx, onnxscript and onnxruntime packages: "
             "pip install 'mixnas[export]'"
         ) from None
-    torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"])
+    names = {"input_names": ["input"], "output_names": ["output"]}
+    try:
+        torch.onnx.export(model, (x,), str(path), dynamo=True, **names)
+    except Exception:  # the dynamo exporter lacks some ops (SDPA on 5-D windows): TorchScript's
+        try:
+            torch.onnx.export(model, (x,), str(path), dynamo=False, **names)
+        except Exception as err:  # e.g. complex FFTs (global filter): ONNX has no such op
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{path}: ONNX cannot express this model: {first}") from None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"input": x.numpy()})
     _check("ONNX", expected.numpy(), got, path)

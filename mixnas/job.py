@@ -65,7 +65,7 @@ def prepare(config: SearchConfig) -> Job:
     """Checks the config against the registries and builds the space (see module docstring)."""
     source = config.source
     declaration = _declaration(config.space, source)
-    space = _space(declaration, source)
+    space = _with_predictors(_space(declaration, source), source)
     metrics = _check_evaluators(config)
     for i, o in enumerate(config.objectives):
         _known_metric(o.metric, metrics, f"objectives[{i}].metric", source)
@@ -114,6 +114,19 @@ def _space(declaration: Mapping[str, Any], source: str | None) -> Any:
         raise ConfigError("space", str(err), source=source) from None
 
 
+def _with_predictors(space: Any, source: str | None) -> Any:
+    """The space itself, or, when it declares bounds it cannot check alone (``latency_ms@host
+    <= 20``), the space with latency predictors that enforce them in every draw."""
+    if all(c.analytic for c in space.constraints):
+        return space
+    from predictors.resolve import LatencyResolver
+
+    try:
+        return LatencyResolver().constrain(space)
+    except SpaceError as err:
+        raise ConfigError("space.constraints", str(err), source=source) from None
+
+
 def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
     import evaluators
 
@@ -129,12 +142,18 @@ def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
                 source=config.source,
                 value=cfg.name,
             )
-    try:
-        instances = create_evaluators(configs)
-    except (TypeError, ValueError, RegistryError, MixnasError) as err:
-        raise ConfigError("evaluators", f"cannot be built: {err}", source=config.source) from None
-    produced: list[str] = []
     offset = len(configs) - len(config.evaluators)  # 'cost' added in front
+    instances = []
+    for index, cfg in enumerate(configs):
+        try:
+            instances.extend(create_evaluators([cfg]))
+        except (TypeError, ValueError, RegistryError, MixnasError) as err:
+            raise ConfigError(
+                f"evaluators[{index - offset}]",
+                f"{cfg.name} cannot be built: {err}",
+                source=config.source,
+            ) from None
+    produced: list[str] = []
     for index, (cfg, evaluator) in enumerate(zip(configs, instances, strict=True)):
         if cfg.promote is not None and cfg.promote.metric not in produced:
             raise ConfigError(

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mixnas.config import EvaluatorConfig, PromoteRule
-from mixnas.records import FAILED, OK, PRUNED
+from mixnas.records import FAILED, OK, PRUNED, RUNNING
 from search_space.spec import ArchSpec
 
 
@@ -102,9 +102,16 @@ class TrialPipeline:
         self.seed = seed
         self.device = device
 
-    def run(self, spec: ArchSpec, thresholds: Mapping[int, float | None]) -> TrialOutcome:
+    def run(
+        self,
+        spec: ArchSpec,
+        thresholds: Mapping[int, float | None],
+        on_stage: Callable[[TrialOutcome], None] | None = None,
+    ) -> TrialOutcome:
         """Runs the evaluators on ``spec``; ``thresholds[i]`` is the screening threshold of
-        evaluator ``i`` (None: promote unconditionally, e.g. during warm-up)."""
+        evaluator ``i`` (None: promote unconditionally, e.g. during warm-up). ``on_stage`` gets
+        the partial outcome before each evaluator starts (status ``running``, the evaluator's
+        name last in ``stages``), so a trial killed for its time limit keeps what it had."""
         from evaluators import EvalContext
 
         metrics: dict[str, float] = {}
@@ -118,6 +125,8 @@ class TrialPipeline:
             context = EvalContext(
                 seed=self.seed, budget=dict(cfg.budget), data=cfg.data, device=self.device
             )
+            if on_stage is not None:
+                on_stage(TrialOutcome(RUNNING, dict(metrics), dict(timings), (*stages, cfg.name)))
             start = time.perf_counter()
             result = evaluator.evaluate(spec, context)
             timings[cfg.name] = time.perf_counter() - start
@@ -152,5 +161,13 @@ def promotion_threshold(rule: PromoteRule, earlier: Sequence[Mapping[str, float]
     return float(np.quantile(values, rule.top))
 
 
-def failed(error: str, stages: Sequence[str] = ()) -> TrialOutcome:
-    return TrialOutcome(FAILED, {}, {}, tuple(stages), error)
+def failed(error: str, partial: TrialOutcome | None = None) -> TrialOutcome:
+    """A failed outcome, keeping the metrics of the evaluators that finished before it failed;
+    the error names the evaluator that was running."""
+    if partial is None:
+        return TrialOutcome(FAILED, {}, {}, (), error)
+    running = partial.stages[-1] if partial.stages else ""
+    where = f" during '{running}'" if running else ""
+    return TrialOutcome(
+        FAILED, partial.metrics, partial.timings, partial.stages[:-1], f"{error}{where}"
+    )

@@ -24,7 +24,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from mixnas.config import SearchConfig, evaluator_to_dict
-from mixnas.driver import LocalDriver, RunSummary, finite, open_run
+from mixnas.driver import LocalDriver, RunSummary, finite, keep_lookup_tables, open_run
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from mixnas.progress import EventLog, Progress
 from mixnas.records import OK, RunStore, TrialRecord
@@ -62,7 +62,11 @@ def evaluate_trial(config: dict[str, Any]) -> None:
         try:
             pipeline = _pipeline(config["evaluators"], int(config["seed"]))
             thresholds = {int(k): v for k, v in config["thresholds"].items()}
-            box["outcome"] = pipeline.run(ArchSpec.from_dict(config["spec"]), thresholds)
+            box["outcome"] = pipeline.run(
+                ArchSpec.from_dict(config["spec"]),
+                thresholds,
+                lambda partial: box.__setitem__("partial", partial),
+            )
         except Exception as exc:
             box["outcome"] = failed(f"{type(exc).__name__}: {exc}")
 
@@ -71,7 +75,7 @@ def evaluate_trial(config: dict[str, Any]) -> None:
     timeout = config.get("timeout")
     thread.join(None if timeout is None else float(timeout))
     if thread.is_alive():
-        outcome = failed(f"timed out after {float(timeout):g} s")
+        outcome = failed(f"timed out after {float(timeout):g} s", box.get("partial"))
         tune.report({"outcome": json.dumps(outcome.to_dict()), "node": _node()})
         raise TimeoutError(outcome.error)  # Ray stops this worker, and the stuck thread with it
     tune.report({"outcome": json.dumps(box["outcome"].to_dict()), "node": _node()})
@@ -284,4 +288,6 @@ def run_search_ray(config: SearchConfig, *, resume: bool = False, quiet: bool = 
     """Runs (or resumes) a search with Ray Tune executing the trials."""
     job, run_dir = open_run(config, resume=resume)
     with RunStore(run_dir) as store:
-        return RayDriver(job, run_dir, store, quiet=quiet).run()
+        summary = RayDriver(job, run_dir, store, quiet=quiet).run()
+    keep_lookup_tables(job, run_dir)
+    return summary

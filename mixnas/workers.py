@@ -58,8 +58,12 @@ def _worker_main(
         if message is None:
             return
         trial_id, spec, thresholds = message
+
+        def report(partial: TrialOutcome, trial_id: int = trial_id) -> None:
+            conn.send(("stage", trial_id, partial.to_dict()))
+
         try:
-            outcome = pipeline.run(ArchSpec.from_dict(spec), thresholds)
+            outcome = pipeline.run(ArchSpec.from_dict(spec), thresholds, report)
         except Exception as exc:  # evaluators catch their own errors; this is a last guard
             outcome = failed(f"{type(exc).__name__}: {exc}")
         conn.send(("done", trial_id, outcome.to_dict()))
@@ -79,6 +83,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.task: Task | None = None
+        self.partial: TrialOutcome | None = None  # what the running trial has so far
         self.started = 0.0
         self.ready = False
 
@@ -166,23 +171,27 @@ class WorkerPool:
         task = w.task
         assert task is not None
         name = w.name
-        if w.conn in ready:
+        while w.conn in ready and w.conn.poll():
             try:
                 message = w.conn.recv()
             except EOFError:
-                message = None
-            if message is not None and message[0] == "done":
-                w.task = None
+                break
+            if message[0] == "stage":
+                w.partial = TrialOutcome.from_dict(message[2])
+                continue
+            if message[0] == "done":
+                w.task, w.partial = None, None
                 on_done(task, TrialOutcome.from_dict(message[2]), name)
                 return
         if w.process.sentinel in ready or not w.process.is_alive():
-            code = w.process.exitcode
+            code, partial = w.process.exitcode, w.partial
             self._replace(w)
-            on_done(task, failed(f"worker process died (exit code {code})"), name)
+            on_done(task, failed(f"worker process died (exit code {code})", partial), name)
             return
         if self.timeout is not None and time.monotonic() - w.started >= self.timeout:
+            partial = w.partial
             self._replace(w)
-            on_done(task, failed(f"timed out after {self.timeout:g} s"), name)
+            on_done(task, failed(f"timed out after {self.timeout:g} s", partial), name)
 
     def close(self) -> None:
         for w in self._workers:

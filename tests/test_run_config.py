@@ -42,7 +42,11 @@ def test_config_round_trips_through_to_dict(tmp_path: Path) -> None:
         ({"strategy": {"name": "annealing"}}, "strategy.name", "unknown strategy"),
         ({"strategy": {"name": "nsga2", "options": {"pop": 3}}}, "strategy.options.pop", "allowed"),
         ({"evaluators": [{"name": "oracle"}]}, "evaluators[0].name", "unknown evaluator"),
-        ({"evaluators": [{"name": "train", "options": {"lr_typo": 1}}]}, "evaluators", "lr_typo"),
+        (
+            {"evaluators": [{"name": "train", "options": {"lr_typo": 1}}]},
+            "evaluators[0]",
+            "lr_typo",
+        ),
         ({"budget": {"trials": 0}}, "budget.trials", ">= 1"),
         ({"budget": {"trials": "ten"}}, "budget.trials", "integer"),
         ({"budget": {}}, "budget", "trials and/or seconds"),
@@ -80,11 +84,37 @@ def test_bad_config_fails_before_work_with_one_line(
     assert not (runs / "bad").exists(), "no work (not even a run folder) before the checks pass"
 
 
-def test_unknown_device_in_latency_objective_is_an_error(tmp_path: Path) -> None:
+def test_unknown_device_is_an_error_listing_the_known_ones(tmp_path: Path) -> None:
     data = small_config("dev", str(tmp_path))
+    data["evaluators"].append({"name": "predicted_latency", "options": {"device": "toaster"}})
     data["objectives"].append({"metric": "latency_ms@toaster", "direction": "minimize"})
-    with pytest.raises(ConfigError, match="latency_ms@toaster"):
+    with pytest.raises(ConfigError, match=r"evaluators\[1\].*device.*raspi4.*toaster"):
         prepare(parse_config(data))
+
+
+def test_latency_on_a_named_device_is_an_objective(tmp_path: Path) -> None:
+    from mixnas import load_trials
+    from mixnas.driver import run_search
+
+    data = small_config("pixel", str(tmp_path), budget={"trials": 4})
+    data["evaluators"].append({"name": "predicted_latency", "options": {"device": "pixel3"}})
+    data["objectives"].append({"metric": "latency_ms@pixel3", "direction": "minimize"})
+    data["backend"] = {"name": "local", "workers": 0}
+    frame = load_trials(run_search(parse_config(data), quiet=True).run_dir)
+    assert (frame["latency_ms@pixel3"] > 0).all()
+
+
+def test_space_latency_bound_is_enforced_through_a_predictor(tmp_path: Path) -> None:
+    space = {"from": "hybrid", "constraints": {"latency_ms@raspi4": {"max": 30.0}}}
+    data = small_config("bound", str(tmp_path), space=space)
+    job = prepare(parse_config(data))
+    import numpy as np
+
+    from predictors.resolve import LatencyResolver
+
+    predict = LatencyResolver().metric("latency_ms@raspi4")
+    rng = np.random.default_rng(0)
+    assert all(predict(job.space.sample(rng)) <= 30.0 for _ in range(5))
 
 
 def test_syntax_error_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -129,7 +129,9 @@ def test_failing_evaluators_become_failed_trials_and_the_run_completes(tmp_path:
     buckets = {int(s) % 4 for s in frame["spec"].map(_score_of)}
     assert "breaks the evaluator" in errors or 0 not in buckets
     assert "non-finite" in errors or 1 not in buckets
-    assert "timed out after 1.5 s" in errors or 2 not in buckets
+    assert "timed out after 1.5 s during 'tests.run_helpers:Faulty'" in errors or 2 not in buckets
+    timed_out = frame[frame["error"].str.startswith("timed out")]
+    assert timed_out["params"].notna().all(), "metrics of evaluators before the timeout are kept"
     ok = frame[frame["status"] == "ok"]
     assert (ok["spec"].map(_score_of).astype(int) % 4 == 3).all()
     assert summary.failed == (frame["status"] == "failed").sum() >= 2
@@ -193,3 +195,15 @@ def test_export_torchscript_checks_outputs(tmp_path: Path) -> None:
     paths = export_run(summary.run_dir, pick="best", out=tmp_path / "ts", torchscript=True)
     assert len(paths) == 1
     assert paths[0].with_suffix(".pt").is_file()
+
+
+def test_export_onnx_checks_outputs(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from mixnas.export import export_run
+
+    space = {"around": {"zoo": "poolformer_s12", "depth": 0, "width": [1.0]}}
+    data = small_config("onnx", str(tmp_path), space=space, budget={"trials": 2})
+    data["constraints"] = {}
+    summary = run_search(parse_config(data), quiet=True)
+    paths = export_run(summary.run_dir, pick="best", out=tmp_path / "onnx", onnx=True)
+    assert paths[0].with_suffix(".onnx").is_file()

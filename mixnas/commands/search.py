@@ -51,7 +51,7 @@ def _backend_overrides(config: Any, args: argparse.Namespace) -> Any:
 
 
 def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
-    from mixnas.export import export_run
+    from mixnas.export import export_run, rebuild_check
     from mixnas.report import write_report
 
     if config.backend.name == "ray":
@@ -61,10 +61,12 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     summary = run(config, resume=resume, quiet=quiet)
     report = write_report(summary.run_dir)
     exported: list[Path] = []
+    problems: list[str] = []
     if config.export_pick is not None and summary.front:
         exported = export_run(
             summary.run_dir, pick=config.export_pick, out=summary.run_dir / config.export_dir
         )
+        problems = rebuild_check(exported)
     print(
         f"run {summary.run_dir}: {summary.finished} trials this session "
         f"({summary.ok} ok, {summary.failed} failed, {summary.pruned} pruned"
@@ -74,8 +76,9 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     print(f"  front: {len(summary.front)} trial(s) {summary.front}")
     print(f"  report: {report}")
     if exported:
-        print(f"  exported {len(exported)} spec(s) to {exported[0].parent}")
-    return 0
+        verdict = "; ".join(problems) if problems else "each rebuilds with its recorded params"
+        print(f"  exported {len(exported)} spec(s) to {exported[0].parent}: {verdict}")
+    return 1 if problems else 0
 
 
 def add_to(sub: Any) -> None:
