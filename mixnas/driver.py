@@ -92,9 +92,16 @@ def resume_config(run_dir: Path, **overrides: Any) -> SearchConfig:
 
 def run_search(config: SearchConfig, *, resume: bool = False, quiet: bool = True) -> RunSummary:
     """Runs (or resumes) a search to its budget with the local backend; see the module doc."""
+    return run_with(LocalDriver, config, resume=resume, quiet=quiet)
+
+
+def run_with(
+    driver: type[LocalDriver], config: SearchConfig, *, resume: bool, quiet: bool
+) -> RunSummary:
+    """Opens the run folder, runs ``driver`` to the budget, keeps the lookup tables it used."""
     job, run_dir = open_run(config, resume=resume)
     with RunStore(run_dir) as store:
-        summary = LocalDriver(job, run_dir, store, quiet=quiet).run()
+        summary = driver(job, run_dir, store, quiet=quiet).run()
     keep_lookup_tables(job, run_dir)
     return summary
 

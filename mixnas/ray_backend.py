@@ -24,7 +24,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from mixnas.config import SearchConfig, evaluator_to_dict
-from mixnas.driver import LocalDriver, RunSummary, finite, keep_lookup_tables, open_run
+from mixnas.driver import LocalDriver, RunSummary, finite, run_with
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from mixnas.progress import EventLog, Progress
 from mixnas.records import OK, RunStore, TrialRecord
@@ -286,8 +286,4 @@ class RayDriver(LocalDriver):
 
 def run_search_ray(config: SearchConfig, *, resume: bool = False, quiet: bool = True) -> RunSummary:
     """Runs (or resumes) a search with Ray Tune executing the trials."""
-    job, run_dir = open_run(config, resume=resume)
-    with RunStore(run_dir) as store:
-        summary = RayDriver(job, run_dir, store, quiet=quiet).run()
-    keep_lookup_tables(job, run_dir)
-    return summary
+    return run_with(RayDriver, config, resume=resume, quiet=quiet)
