@@ -95,32 +95,24 @@ def efficientformer_l7() -> ArchSpec:
     families=("M01",),
     macro=("MA3",),
     published=timm("levit_128", 9.19, 0.41),
-    deviation=(
-        "params +2%, MACs -7%: LeViT's shrink-attention subsampling (queries on the strided "
-        "grid, keys on the full grid) needs a downsampler the registry lacks; a 3x3/s2 conv "
-        "stands in for it"
-    ),
-    notes=(
-        "the shrink-attention subsampling between stages is a 3x3/s2 conv + BN followed by a "
-        "residual MLP block; MLPs lack LeViT's BatchNorms"
-    ),
+    notes="MLPs lack LeViT's BatchNorms after their linears",
 )
 def levit_128() -> ArchSpec:
     # timm levit.py (levit_128): 4 stride-2 convs to 1/16 with hardswish, stages (128, 256, 384)
-    # of depth 4, key_dim 16, heads (4, 8, 12), attn_ratio 2, MLP 2x, BN + linear (+ dist) head
+    # of depth 4, key_dim 16, heads (4, 8, 12), attn_ratio 2, MLP 2x; between stages shrink
+    # attention (heads = in / 16, attn_ratio 4) then a residual MLP; BN + linear (+ dist) head
     widths, heads = (128, 256, 384), (4, 8, 12)
+    mlp = block(op("none"), op("mlp", ratio=2.0, act="hardswish"), norm="none")
     stages = []
     for i, (w, h) in enumerate(zip(widths, heads, strict=True)):
         attn = block(
-            op("levit_attention", key_dim=16, heads=h, attn_ratio=2.0),
-            op("mlp", ratio=2.0, act="hardswish"),
-            norm="none",
+            op("levit_attention", key_dim=16, heads=h, attn_ratio=2.0), op("none"), norm="none"
         )
-        blocks = [attn] * 4
-        if i:  # the residual MLP that follows LeViT's subsampling attention
-            residual_mlp = block(op("none"), op("mlp", ratio=2.0, act="hardswish"), norm="none")
-            blocks = [residual_mlp, *blocks]
-        down = op("none") if i == 0 else op("conv", kernel=3, norm="batchnorm")
+        blocks = [attn, mlp] * 4
+        down = op("none")
+        if i:
+            down = op("attention_subsample", key_dim=16, heads=widths[i - 1] // 16, attn_ratio=4.0)
+            blocks = [mlp, *blocks]
         stages.append(stage(w, down, blocks))
     return spec(
         op(

@@ -44,13 +44,21 @@ def _extra_conv(width: int, norm: str) -> Stage:
     families=("M03", "M04"),
     macro=("MA2", "MA8"),
     published=paper(28, 4.3, "DiNAT paper, Table (DiNAT-Tiny)"),
-    notes="the tokenizer's LayerNorm after its two convolutions is left out (128 parameters)",
 )
 def dinat_t() -> ArchSpec:
     # SHI-Labs dinat.py: kernel 7, per-layer dilations; MLP 3x; 3x3/s2 conv + LN downsampling
     dilations = ([1, 8, 1], [1, 4, 1, 4], [1, 2] * 9, [1] * 5)
     return pyramid(
-        op("conv_stem", num_convs=2, kernel=3, norm="none", act="identity", final_act=False),
+        op(
+            "conv_stack",
+            widths=[32],
+            strides=[2, 2],
+            kernels=[3, 3],
+            norm="layernorm",
+            inner_norm=False,
+            final_act=False,
+            bias=True,
+        ),
         (3, 4, 18, 5),
         (64, 128, 256, 512),
         op("conv", kernel=3, norm="layernorm"),
@@ -116,10 +124,6 @@ def van_b2() -> ArchSpec:
     families=("M15", "M17"),
     macro=("MA2",),
     published=timm("mambaout_tiny", 26.55, 4.49),
-    notes=(
-        "the Gated CNN block is written as a 7x7 depthwise conv branch then a GLU branch "
-        "(ratio 8/3): the same weights and MACs, but the conv acts before the gate, not inside it"
-    ),
 )
 def mambaout_t() -> ArchSpec:
     # timm mambaout.py: conv stem 3 -> 48 -> 96 with LN (GELU between), conv 3x3/s2 + LN
@@ -137,7 +141,7 @@ def mambaout_t() -> ArchSpec:
         (3, 3, 9, 3),
         (96, 192, 384, 576),
         op("conv", kernel=3, norm="layernorm"),
-        lambda i, j: block(op("dwconv", kernel=7), op("glu", ratio=8 / 3, act="gelu")),
+        lambda i, j: block(op("gated_cnn", ratio=8 / 3, kernel=7, conv_ratio=1.0), op("none")),
         op("classifier", hidden=4 * 576, hidden_act="gelu"),
     )
 
