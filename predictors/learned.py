@@ -5,8 +5,10 @@ All fit the log of the target (see `predictors.base`) from `predictors.features`
 * ``macs_linear``: latency = a * MACs + b, least squares; the baseline every latency paper beats
   (MACs ignore memory traffic, parallelism and per-op overhead; Zhang et al., nn-Meter, MobiSys
   2021, Section 2).
-* ``ridge``: Bayesian ridge regression (MacKay 1992; scikit-learn's ``BayesianRidge``) on the
-  standardised features; its posterior gives the uncertainty.
+* ``ridge``: ridge regression (Hoerl and Kennard, Technometrics 1970) on the standardised
+  features, its penalty chosen by exact leave-one-out error, which is also its uncertainty. With
+  more features than samples a penalty picked by the fit itself would interpolate the training
+  data and leave nothing for the residual models below.
 * ``gbt``: the ridge fit as a base, gradient-boosted trees (Friedman, Annals of Statistics 2001;
   scikit-learn's histogram variant) on its residuals, bagged over bootstrap samples; the spread of
   the bag is the uncertainty. The linear base extrapolates in size, the trees add interactions
@@ -27,6 +29,8 @@ from predictors.base import Predictor, register
 from predictors.features import FeatureMap
 from search_space.spec import ArchSpec
 
+ALPHAS = np.logspace(-3, 4, 15)
+
 
 class _Scaler:
     """Standardises columns; constant columns keep scale 1 so they stay zero."""
@@ -39,6 +43,28 @@ class _Scaler:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.std
+
+
+def ridge_loo(
+    x: np.ndarray, y: np.ndarray, alphas: np.ndarray = ALPHAS
+) -> tuple[float, np.ndarray, float, float]:
+    """Ridge regression with an intercept, the penalty picked by exact leave-one-out error."""
+    xm, ym = x.mean(0), y.mean()
+    xc, yc = x - xm, y - ym
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in alphas:
+        shrink = s / (s**2 + alpha)
+        w = vt.T @ (shrink * (u.T @ yc))
+        # hat matrix diagonal of the centred problem, plus 1/n for the intercept
+        h = (u**2 * (s**2 / (s**2 + alpha))).sum(1) + 1.0 / len(y)
+        loo = (yc - xc @ w) / np.maximum(1.0 - h, 1e-6)
+        err = float(np.mean(loo**2))
+        if best is None or err < best[1]:
+            best = (float(alpha), err, w)
+    assert best is not None
+    alpha, err, w = best
+    return alpha, w, float(ym - xm @ w), float(np.sqrt(err))
 
 
 @register
@@ -63,22 +89,20 @@ class MacsLinear(Predictor):
 
 @register
 class RidgePredictor(Predictor):
-    """Bayesian ridge regression on standardised plan features (log target)."""
+    """Ridge regression on standardised plan features (log target), the penalty chosen by exact
+    leave-one-out error; the leave-one-out error is also the uncertainty."""
 
     name = "ridge"
 
     def _fit(self, specs: list[ArchSpec], y: np.ndarray) -> None:
-        from sklearn.linear_model import BayesianRidge
-
         self.features = FeatureMap().fit(specs)
         x = self.features.transform(specs)
         self.scaler = _Scaler().fit(x)
-        self.model = BayesianRidge().fit(self.scaler(x), y)
+        self.alpha, self.weights, self.bias, self.sigma = ridge_loo(self.scaler(x), y)
 
     def _predict(self, specs: list[ArchSpec]) -> tuple[np.ndarray, np.ndarray]:
         x = self.scaler(self.features.transform(specs))
-        mean, std = self.model.predict(x, return_std=True)
-        return mean, std
+        return x @ self.weights + self.bias, np.full(len(specs), self.sigma)
 
 
 class _ResidualEnsemble(Predictor):
@@ -118,8 +142,8 @@ class _ResidualEnsemble(Predictor):
         xs = self.scaler(self._inputs(specs))
         preds = np.stack([m.predict(xs) for m in self.models])  # type: ignore[attr-defined]
         spread = preds.std(0) if len(self.models) > 1 else np.zeros(len(specs))
-        # the ridge posterior shrinks as the residual models take over; keep the larger signal
-        return base + preds.mean(0), np.maximum(spread, 0.5 * base_std)
+        # the bag spread misses the error the ridge base shares across members
+        return base + preds.mean(0), np.sqrt(spread**2 + (0.5 * base_std) ** 2)
 
 
 @register

@@ -127,8 +127,10 @@ class LookupTablePredictor(Predictor):
         device: the table's device label; ops are profiled on this machine when ``profile``.
         cache_dir: where tables live (default `predictors.table.default_cache_dir`).
         profile: measure missing signatures here; when False a missing one raises `SpaceError`.
-        threads, warmup, repeats, min_sample_ms, batch_size, dtype: timing options of the ops
-            (see `predictors.timing.TimingOptions`); they must match the network measurements.
+        threads, warmup, repeats, min_sample_ms, batch_size, dtype, statistic: timing options of
+            the ops (see `predictors.timing.TimingOptions`); keep them equal to those of the
+            network measurements (a table holds medians and minima, so either statistic reuses
+            it).
         torch_device: ``cpu`` or ``cuda``.
     """
 
@@ -148,6 +150,7 @@ class LookupTablePredictor(Predictor):
         min_sample_ms: float = 0.2,
         batch_size: int = 1,
         dtype: str = "auto",
+        statistic: str = "median",
         torch_device: str = "cpu",
     ) -> None:
         super().__init__(seed=seed, device=device)
@@ -158,7 +161,9 @@ class LookupTablePredictor(Predictor):
             min_sample_ms=min_sample_ms,
             batch_size=batch_size,
             dtype=dtype,
+            statistic=statistic,
         )
+        self._key = f"{statistic}_ms"
         self.profile = profile
         self.torch_device = torch_device
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -192,7 +197,7 @@ class LookupTablePredictor(Predictor):
         sums, counts, spread = [], [], []
         for spec in specs:
             entries = [self.table.get(s) for s in decompose(spec)]
-            sums.append(sum(e["median_ms"] for e in entries))
+            sums.append(sum(e[self._key] for e in entries))
             counts.append(len(entries))
             spread.append(np.sqrt(sum((e["iqr_ms"] / 1.349) ** 2 for e in entries)))
         return np.array(sums), np.array(counts, dtype=float), np.array(spread)

@@ -44,7 +44,7 @@ class LatencyResolver:
     Args:
         cache_dir: where host lookup tables live (default `predictors.table.default_cache_dir`).
         calibration: specs of the space measured to calibrate a host table (0: plain op sums).
-        threads, batch_size, dtype: timing options of host tables and calibration
+        threads, batch_size, dtype, statistic: timing options of host tables and calibration
             measurements; keep them equal to those of the ``latency`` evaluator they stand for.
         seed: seeds the choice of calibration specs.
     """
@@ -57,13 +57,19 @@ class LatencyResolver:
         threads: int = 1,
         batch_size: int = 1,
         dtype: str = "auto",
+        statistic: str = "median",
         seed: int = 0,
     ) -> None:
         if isinstance(calibration, bool) or not isinstance(calibration, int) or calibration < 0:
             raise SpaceError("resolver.calibration", "must be an integer >= 0", value=calibration)
         self.cache_dir = cache_dir
         self.calibration = calibration
-        self.timing = {"threads": threads, "batch_size": batch_size, "dtype": dtype}
+        self.timing = {
+            "threads": threads,
+            "batch_size": batch_size,
+            "dtype": dtype,
+            "statistic": statistic,
+        }
         self.seed = seed
         self.predictors: dict[str, Predictor] = {}
         self._calibrated: set[str] = set()
@@ -147,7 +153,10 @@ class LatencyResolver:
         finally:
             space.constraints = saved
         options = TimingOptions(**self.timing)
-        y = [measure_spec(s, options, torch_device=TORCH_DEVICES[device]).median_ms for s in specs]
+        y = [
+            measure_spec(s, options, torch_device=TORCH_DEVICES[device]).value(options.statistic)
+            for s in specs
+        ]
         self.predictor(device).fit(specs, y)
         self._calibrated.add(device)
         self._values = {k: v for k, v in self._values.items() if k[0] != device}

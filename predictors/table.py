@@ -22,7 +22,7 @@ from typing import Any
 
 from predictors.timing import Timing, TimingOptions
 
-FORMAT = 1
+FORMAT = 2
 log = logging.getLogger(__name__)
 
 
@@ -108,6 +108,7 @@ class LatencyTable:
     def add(self, signature: str, timing: Timing) -> None:
         self.entries[signature] = {
             "median_ms": timing.median_ms,
+            "min_ms": timing.min_ms,
             "iqr_ms": timing.iqr_ms,
             "noisy": float(timing.noisy),
         }

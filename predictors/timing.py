@@ -28,6 +28,7 @@ import numpy as np
 from search_space.errors import SpaceError
 
 DTYPES = ("fp32", "fp16", "bf16", "int8", "auto")
+STATISTICS = ("median", "min")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class TimingOptions:
         batch_size: input batch size.
         dtype: ``fp32``, ``fp16``, ``bf16``, ``int8`` (every linear layer dynamically quantized)
             or ``auto`` (int8 where the spec's quantization policy asks for <= 8-bit weights).
+        statistic: the headline value of a measurement: ``median`` (robust to occasional
+            spikes) or ``min`` (the uncontended time: on a machine shared with other jobs the
+            minimum repeats far better than the median, as ``timeit``'s documentation advises).
     """
 
     threads: int = 1
@@ -55,6 +59,7 @@ class TimingOptions:
     max_remeasure: int = 2
     batch_size: int = 1
     dtype: str = "auto"
+    statistic: str = "median"
 
     def __post_init__(self) -> None:
         for name in ("threads", "repeats", "batch_size"):
@@ -71,6 +76,10 @@ class TimingOptions:
                 raise SpaceError(f"latency.{name}", "must be a number > 0", value=value)
         if self.dtype not in DTYPES:
             raise SpaceError("latency.dtype", f"must be one of {list(DTYPES)}", value=self.dtype)
+        if self.statistic not in STATISTICS:
+            raise SpaceError(
+                "latency.statistic", f"must be one of {list(STATISTICS)}", value=self.statistic
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +105,10 @@ class Timing:
     number: int
     attempts: int
     noisy: bool
+
+    def value(self, statistic: str) -> float:
+        """The headline milliseconds: the median or the minimum."""
+        return self.min_ms if statistic == "min" else self.median_ms
 
     @property
     def rel_iqr(self) -> float:

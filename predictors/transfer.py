@@ -26,11 +26,9 @@ import numpy as np
 
 from predictors.base import Predictor, register
 from predictors.features import FeatureMap
-from predictors.learned import GBTPredictor, _Scaler
+from predictors.learned import GBTPredictor, _Scaler, ridge_loo
 from search_space.errors import SpaceError
 from search_space.spec import ArchSpec
-
-ALPHAS = np.logspace(-3, 3, 13)
 
 
 class SourceModel:
@@ -106,7 +104,7 @@ class FewShotTransfer(Predictor):
             return
         self.fallback = None
         s = self.embed(specs)
-        self.alpha, self.weights, self.bias, self.sigma = _ridge_loo(s, y)
+        self.alpha, self.weights, self.bias, self.sigma = ridge_loo(s, y)
 
     def _predict(self, specs: list[ArchSpec]) -> tuple[np.ndarray, np.ndarray]:
         if self.fallback is not None:
@@ -120,23 +118,3 @@ class FewShotTransfer(Predictor):
         if self.source is not None and self.fitted and self.fallback is None:
             out["embedding"] = dict(zip(self.source_devices, self.weights.tolist(), strict=True))
         return out
-
-
-def _ridge_loo(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, float, float]:
-    """Ridge regression with an intercept, the penalty picked by exact leave-one-out error."""
-    xm, ym = x.mean(0), y.mean()
-    xc, yc = x - xm, y - ym
-    u, s, vt = np.linalg.svd(xc, full_matrices=False)
-    best: tuple[float, float, np.ndarray] | None = None
-    for alpha in ALPHAS:
-        shrink = s / (s**2 + alpha)
-        w = vt.T @ (shrink * (u.T @ yc))
-        # hat matrix diagonal of the centred problem, plus 1/n for the intercept
-        h = (u**2 * (s**2 / (s**2 + alpha))).sum(1) + 1.0 / len(y)
-        loo = (yc - xc @ w) / np.maximum(1.0 - h, 1e-6)
-        err = float(np.mean(loo**2))
-        if best is None or err < best[1]:
-            best = (float(alpha), err, w)
-    assert best is not None
-    alpha, err, w = best
-    return alpha, w, float(ym - xm @ w), float(np.sqrt(err))

@@ -36,6 +36,14 @@ def test_measures_a_spec_with_device_named_metrics() -> None:
     assert result.timings["measure"] > 0
 
 
+def test_the_headline_statistic_is_an_option() -> None:
+    spec = _spec()
+    median = evaluators.create("latency", **FAST).evaluate(spec).metrics
+    assert median["latency_ms"] == median["latency_median_ms"]
+    fastest = evaluators.create("latency", **FAST, statistic="min").evaluate(spec).metrics
+    assert fastest["latency_ms"] == fastest["latency_min_ms"] <= fastest["latency_median_ms"]
+
+
 def test_a_larger_batch_takes_longer() -> None:
     spec = _spec()
     one = evaluators.create("latency", **FAST, batch_size=1).evaluate(spec)
@@ -97,7 +105,14 @@ def test_int8_where_the_policy_asks_for_it() -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("repeats", 0), ("threads", -1), ("dtype", "fp8"), ("max_rel_iqr", 0), ("warmup", 1.5)],
+    [
+        ("repeats", 0),
+        ("threads", -1),
+        ("dtype", "fp8"),
+        ("max_rel_iqr", 0),
+        ("warmup", 1.5),
+        ("statistic", "mean"),
+    ],
 )
 def test_bad_options_name_the_field(option: str, value: object) -> None:
     with pytest.raises(SpaceError, match=f"latency.{option}"):

@@ -29,6 +29,7 @@ def _timing_options(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
+        "statistic": args.statistic,
     }
 
 
@@ -51,7 +52,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     flag = "  NOISY: spread stayed above 10% after re-measuring" if m["latency_noisy"] else ""
     print(
         f"spec {spec.id} on {args.device} (batch {args.batch_size}, {args.dtype}, "
-        f"{args.threads} thread(s)): median {m['latency_ms']:.3f} ms, IQR "
+        f"{args.threads} thread(s)): median {m['latency_median_ms']:.3f} ms, IQR "
         f"{m['latency_iqr_ms']:.3f} ms ({100 * m['latency_rel_iqr']:.1f}%), min "
         f"{m['latency_min_ms']:.3f} ms, {m['latency_attempts']:.0f} attempt(s){flag}"
     )
@@ -106,6 +107,12 @@ def _add_timing(parser: argparse.ArgumentParser, repeats: int) -> None:
         help="auto: int8 where the spec's quantization policy asks for <= 8-bit weights",
     )
     parser.add_argument("--repeats", type=positive_int, default=repeats, help="timed samples")
+    parser.add_argument(
+        "--statistic",
+        default="median",
+        choices=("median", "min"),
+        help="headline value; min repeats better on a busy machine",
+    )
     parser.add_argument("--json", action="store_true")
 
 
