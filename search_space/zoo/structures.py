@@ -23,18 +23,14 @@ _NLL = Block(op("none"), op("mlp", ratio=2.0))
     paper=SRET,
     families=("M01",),
     macro=("MA3", "MA9"),
-    published=paper(20.9, 4.2, "SReT README / paper Table (SReT-S)"),
-    deviation=(
-        "MACs +12%: sliced group attention (8/4 groups in stage 1, 4/1 in stage 2) needs a "
-        "grouped-attention option the attention op lacks"
-    ),
+    published=paper(20.9, 4.7, "SReT README, SReT-S without slicing (4.2 G with slicing)"),
     notes=(
-        "each unique block runs twice (the second application shares its weights) with a "
-        "non-shared x + MLP(LN(x)) projection after each; sliced group attention is global "
-        "attention (no group option in the registry), which overcounts MACs; the stem's third "
-        "conv is the "
-        "first stage's conv downsampler; the depthwise conv head pooling is 2x2 average pooling "
-        "plus a pointwise projection; no position embedding"
+        "SReT-S without sliced group attention (the README's unsliced SReT-S; slicing needs a "
+        "grouped-attention option the attention op lacks). Each unique block runs twice, the "
+        "second application sharing its weights, with a non-shared x + MLP(LN(x)) projection "
+        "after each; the stem's third conv is the first stage's conv downsampler; the depthwise "
+        "conv head pooling is 2x2 average pooling plus a pointwise projection; no position "
+        "embedding"
     ),
 )
 def sret_s() -> ArchSpec:
