@@ -418,7 +418,8 @@ def _constraint_check(
     lines = [
         f"**Latency constraint**: `latency_ms@host <= {bound:.2f}` (the 30th percentile of the "
         "measured specs) added to the space and resolved by `LatencyResolver` (lookup table "
-        "corrected on 20 measured specs of the space); 20 constrained samples and 20 "
+        "corrected on 20 measured specs of the space; the bound is checked on the 90% quantile "
+        "of the prediction); 20 constrained samples and 20 "
         "candidates of an evolution search that maximises params, each then measured:",
         "",
         "| draws | meet the bound when measured | measured / bound: median, max |",

@@ -6,7 +6,7 @@ A space may declare a bound the space cannot check by itself, e.g. ``latency_ms@
 functions:
 
     resolver = LatencyResolver()                      # host: op lookup table, calibrated
-    metrics = resolver.for_space(space)               # {"latency_ms@host": fn} for its constraints
+    metrics = resolver.for_space(space)               # {"latency_ms@host": fn}: 90% quantile
     spec = space.sample(rng, metrics=metrics)         # meets the latency bound (as predicted)
     space = resolver.constrain(space)                 # or: a space that passes them itself,
     strategy = strategies.create("evolution", space, ...)  # so any strategy enforces the bound
@@ -46,6 +46,9 @@ class LatencyResolver:
         calibration: specs of the space measured to calibrate a host table (0: plain op sums).
         threads, batch_size, dtype, statistic: timing options of host tables and calibration
             measurements; keep them equal to those of the ``latency`` evaluator they stand for.
+        quantile: constraints are checked on this quantile of the predicted latency (the
+            prediction plus ``norm.ppf(quantile)`` standard deviations), so that a bound holds
+            when measured, not only as predicted; 0.5 checks the prediction itself.
         seed: seeds the choice of calibration specs.
     """
 
@@ -58,10 +61,14 @@ class LatencyResolver:
         batch_size: int = 1,
         dtype: str = "auto",
         statistic: str = "median",
+        quantile: float = 0.9,
         seed: int = 0,
     ) -> None:
         if isinstance(calibration, bool) or not isinstance(calibration, int) or calibration < 0:
             raise SpaceError("resolver.calibration", "must be an integer >= 0", value=calibration)
+        if not isinstance(quantile, int | float) or not 0.0 < quantile < 1.0:
+            raise SpaceError("resolver.quantile", "must be a number in (0, 1)", value=quantile)
+        self.quantile = float(quantile)
         self.cache_dir = cache_dir
         self.calibration = calibration
         self.timing = {
@@ -73,7 +80,7 @@ class LatencyResolver:
         self.seed = seed
         self.predictors: dict[str, Predictor] = {}
         self._calibrated: set[str] = set()
-        self._values: dict[tuple[str, str], float] = {}
+        self._values: dict[tuple[str, str], tuple[float, float]] = {}
 
     # -- devices ---------------------------------------------------------------------------------
     def add(self, device: str, predictor: Predictor) -> None:
@@ -111,18 +118,24 @@ class LatencyResolver:
         self.predictors[device] = made
         return made
 
-    def metric(self, name: str) -> MetricFn:
-        """The function of a spec that ``name`` (``latency_ms@<device>``) stands for."""
+    def metric(self, name: str, *, quantile: float = 0.5) -> MetricFn:
+        """The function of a spec that ``name`` (``latency_ms@<device>``) stands for: the
+        predicted latency (``quantile=0.5``, for objectives) or a quantile of it."""
         if not isinstance(name, str) or not name.startswith(PREFIX) or name == PREFIX:
             raise SpaceError("metric", f"must read {PREFIX}<device>", value=name)
+        from scipy.stats import norm
+
         device = name[len(PREFIX) :]
         predictor = self.predictor(device)
+        z = float(norm.ppf(quantile))
 
         def value(spec: ArchSpec) -> float:
             key = (device, spec.id)
             if key not in self._values:
-                self._values[key] = float(predictor.predict([spec])[0])
-            return self._values[key]
+                mean, std = predictor.predict_with_std([spec])
+                self._values[key] = (float(mean[0]), float(std[0]))
+            mean_ms, std_ms = self._values[key]
+            return mean_ms + z * std_ms
 
         return value
 
@@ -134,7 +147,7 @@ class LatencyResolver:
             if c.analytic:
                 continue
             device = c.metric[len(PREFIX) :] if c.metric.startswith(PREFIX) else ""
-            out[c.metric] = self.metric(c.metric)
+            out[c.metric] = self.metric(c.metric, quantile=self.quantile)
             self.calibrate(device, space)
         return out
 

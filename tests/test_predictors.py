@@ -166,6 +166,8 @@ def test_resolver_names_what_it_cannot_resolve() -> None:
         resolver.metric("params")
     with pytest.raises(SpaceError, match="calibration"):
         LatencyResolver(calibration=-1)
+    with pytest.raises(SpaceError, match="quantile"):
+        LatencyResolver(quantile=1.0)
     assert resolver.metric("latency_ms@raspi4")(_nb201(1)[0]) > 0  # roofline library
 
 
@@ -179,6 +181,9 @@ def test_host_resolver_profiles_and_calibrates(tmp_path: Path) -> None:
     assert lut.measured > 0 and not np.allclose(lut.coef, [1.0, 0.0, 0.0])  # calibrated
     spec = plain.sample(7)
     assert fn(spec) > 0 and fn(spec) == fn(spec)
+    # constraints see the 90% quantile of the prediction, objectives the prediction itself
+    median = resolver.metric("latency_ms@host")(spec)
+    assert fn(spec) > median == pytest.approx(float(lut.predict([spec])[0]))
     assert space.constraints[0].metric == "latency_ms@host"  # calibration left the space as it was
 
 
