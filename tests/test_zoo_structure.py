@@ -255,3 +255,38 @@ def test_channel_slices_and_grow_express_a_split_and_concat_branch() -> None:
     shrink = spec.replace(stages=(stages[0], Stage(16, Op.of("grow"), (attn,))))
     with pytest.raises(SpaceError, match="grow"):
         validate_spec(shrink)
+
+
+def test_ranged_stage_repeat_is_a_decision() -> None:
+    decl = {
+        "input": IMAGE.to_dict(),
+        "stem": {"name": "patch_embed", "patch_size": 4},
+        "token_mixers": {"attention": {"head_dim": 16}, "pooling": {}},
+        "stages": [{"depth": [1, 2], "width": [32], "repeat": [1, 2, 3]}],
+        "head": "classifier",
+    }
+    plain = dict(decl, stages=[{"depth": [1, 2], "width": [32]}])
+    space = SearchSpace.from_dict(decl)
+    assert space.cardinality() == 3 * SearchSpace.from_dict(plain).cardinality()
+    assert space.describe()["stages"][0]["repeat"] == [1, 2, 3]
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(12):
+        spec = space.sample(rng)
+        validate_spec(spec)
+        assert space.decode(space.encode(spec)) == spec
+        seen |= {b.repeat for b in spec.blocks}
+    assert seen == {1, 2, 3}
+    mixed = spec.replace(
+        stages=(
+            dataclasses.replace(
+                spec.stages[0],
+                blocks=(dataclasses.replace(spec.stages[0].blocks[0], repeat=4),),
+            ),
+        )
+    )
+    assert not space.contains(mixed)
+    # a stage that declares no repeat holds unrepeated blocks only
+    assert not SearchSpace.from_dict(plain).contains(spec) or all(
+        b.repeat == 1 for b in spec.blocks
+    )

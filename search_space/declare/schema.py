@@ -59,7 +59,9 @@ TOP_KEYS = {
     "quantization",
     "constraints",
 }
-STAGE_KEYS = {"depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns"}
+STAGE_KEYS = {
+    "depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns", "repeat"
+}  # fmt: skip
 # a fixed stage lists its blocks verbatim (spec format); only its width and downsampler vary
 FIXED_STAGE_KEYS = {"width", "downsample", "blocks", "skip", "latents"}
 QUANT_SCOPES = ("per_stage", "per_block")
@@ -100,6 +102,7 @@ class StageDecl:
     mixers: tuple[Op, ...]  # every token mixer any pattern of this stage can use
     patterns: tuple[Pattern, ...]
     fixed: tuple[Block, ...] | None = None  # the blocks of a fixed stage
+    repeats: tuple[int, ...] | None = None  # choices of every block's `repeat` (weight sharing)
     skip: Skip | None = None
     latents: Latents | None = None
 
@@ -402,6 +405,7 @@ def _stage(
         ),
         mixers=tuple(all_mixers),
         patterns=tuple(patterns),
+        repeats=_ints(d["repeat"], f"{path}.repeat", 1) if "repeat" in d else None,
     )
 
 

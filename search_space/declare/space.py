@@ -66,6 +66,8 @@ class SearchSpace(DecisionSpace):
             self._add(f"{p}.norm", st.norms)
             self._add(f"{p}.channel_mixer", st.channel_mixers)
             self._add(f"{p}.pattern", st.patterns)
+            if st.repeats is not None:
+                self._add(f"{p}.repeat", st.repeats, ordinal=True)
             for k, pat in enumerate(st.patterns):
                 q = f"{p}.patterns[{k}]"
                 if pat.kind == "free":
@@ -126,8 +128,10 @@ class SearchSpace(DecisionSpace):
                 quants = [quant] * depth
             else:
                 quants = [pick(f"{p}.blocks[{j}].quant") for j in range(depth)]
+            repeat = pick(f"{p}.repeat") if st.repeats is not None else 1
             blocks = tuple(
-                Block(m, channel, norm, ls, qu) for m, qu in zip(mixers, quants, strict=True)
+                Block(m, channel, norm, ls, qu, repeat=repeat)
+                for m, qu in zip(mixers, quants, strict=True)
             )
             stages.append(Stage(width, downsample, blocks))
         return ArchSpec(
@@ -174,11 +178,19 @@ class SearchSpace(DecisionSpace):
             self._set(values, f"{p}.width", stage.width)
             self._set(values, f"{p}.downsample", stage.downsample)
             return
+        repeats = {b.repeat for b in stage.blocks}
+        if len(repeats) != 1 or (st.repeats is None and repeats != {1}):
+            raise SpaceError(f"{p}.repeat", "the space repeats every block of a stage alike")
         if any(
-            b != Block(b.token_mixer, b.channel_mixer, b.norm, b.layer_scale, b.quant)
+            b
+            != Block(
+                b.token_mixer, b.channel_mixer, b.norm, b.layer_scale, b.quant, repeat=b.repeat
+            )
             for b in stage.blocks
         ):
             raise SpaceError(f"{p}.blocks", "structural block fields need a fixed stage")
+        if st.repeats is not None:
+            self._set(values, f"{p}.repeat", repeats.pop())
         blocks = stage.blocks
         self._set(values, f"{p}.depth", len(blocks))
         self._set(values, f"{p}.width", stage.width)
@@ -244,6 +256,7 @@ class SearchSpace(DecisionSpace):
                 quant = len(d.quants) ** depth if per_block_quant else len(d.quants)
                 total += seqs * quant
             total *= len(st.widths) * len(st.downsamples) * len(st.norms) * len(st.channel_mixers)
+            total *= len(st.repeats) if st.repeats is not None else 1
             stage_counts.append(total)
         structures = sum(math.prod(stage_counts[:n]) for n in d.num_stages)
         return len(d.stems) * len(d.heads) * len(d.layer_scales) * structures
@@ -283,6 +296,7 @@ class SearchSpace(DecisionSpace):
                     "token_mixers": [m.label() for m in st.mixers],
                     "channel_mixers": [m.label() for m in st.channel_mixers],
                     "patterns": [_pattern_label(p) for p in st.patterns],
+                    "repeat": list(st.repeats) if st.repeats is not None else [1],
                 }
                 for st in d.stages
             ],
