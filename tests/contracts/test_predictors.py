@@ -26,7 +26,8 @@ from search_space.spaces.nb201 import NB201Space
 from search_space.spec import FLOAT
 
 NAMES = predictors.names()
-FAST_LUT = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.05}
+# minima: the machine running the tests is shared, and the minimum repeats far better there
+FAST_LUT = {"warmup": 1, "repeats": 3, "min_sample_ms": 0.05, "statistic": "min"}
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +59,7 @@ def _target(specs: list[ArchSpec]) -> np.ndarray:
 
 def _measured(specs: list[ArchSpec]) -> np.ndarray:
     options = TimingOptions(warmup=1, repeats=5, min_sample_ms=0.5)
-    return np.array([measure_spec(s, options).median_ms for s in specs])
+    return np.array([measure_spec(s, options).min_ms for s in specs])
 
 
 def _create(name: str, seed: int = 0) -> predictors.Predictor:
