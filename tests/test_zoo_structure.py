@@ -290,3 +290,24 @@ def test_ranged_stage_repeat_is_a_decision() -> None:
     assert not SearchSpace.from_dict(plain).contains(spec) or all(
         b.repeat == 1 for b in spec.blocks
     )
+
+
+def test_stage_nested_ratio_makes_an_elastic_ffn_space() -> None:
+    decl = {
+        "input": IMAGE.to_dict(),
+        "stem": {"name": "patch_embed", "patch_size": 8},
+        "token_mixers": {"attention": {"head_dim": 16}},
+        "channel_mixers": {"mlp": {"ratio": [0.5, 1.0, 2.0, 4.0]}},
+        "stages": [{"depth": [2], "width": [32], "nested_ratio": 4.0}],
+        "head": "classifier",
+    }
+    space = SearchSpace.from_dict(decl)
+    specs = [space.sample(np.random.default_rng(seed)) for seed in range(8)]
+    params = {spec_cost(s).params for s in specs}
+    assert len(params) == 1  # every granularity stores the same parent weights
+    assert len({spec_cost(s).macs for s in specs}) > 1  # but runs a different prefix
+    for s in specs:
+        assert all(b.nested_ratio == 4.0 for b in s.blocks) and space.contains(s)
+    bad = dict(decl, channel_mixers={"mlp": {"ratio": [8.0]}})
+    with pytest.raises(SpaceError, match=r"stages\[0\]\.channel_mixers"):
+        SearchSpace.from_dict(bad)

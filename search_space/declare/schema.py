@@ -60,7 +60,8 @@ TOP_KEYS = {
     "constraints",
 }
 STAGE_KEYS = {
-    "depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns", "repeat"
+    "depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns", "repeat",
+    "nested_ratio",
 }  # fmt: skip
 # a fixed stage lists its blocks verbatim (spec format); only its width and downsampler vary
 FIXED_STAGE_KEYS = {"width", "downsample", "blocks", "skip", "latents"}
@@ -103,6 +104,7 @@ class StageDecl:
     patterns: tuple[Pattern, ...]
     fixed: tuple[Block, ...] | None = None  # the blocks of a fixed stage
     repeats: tuple[int, ...] | None = None  # choices of every block's `repeat` (weight sharing)
+    nested_ratio: float | None = None  # every block's MLP is a prefix of this parent (MatFormer)
     skip: Skip | None = None
     latents: Latents | None = None
 
@@ -369,6 +371,23 @@ def _fixed_stage(d: dict[str, Any], path: str) -> StageDecl:
     )
 
 
+def _nested(d: dict[str, Any], path: str, channel_mixers: list[Op]) -> float | None:
+    """A stage's ``nested_ratio``: its MLPs are prefixes of one parent MLP of this ratio."""
+    value = d.get("nested_ratio")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SpaceError(f"{path}.nested_ratio", "must be a positive number", value=value)
+    for ref in channel_mixers:
+        if ref.name != "mlp" or ref.kwargs["ratio"] > value:
+            raise SpaceError(
+                f"{path}.channel_mixers",
+                f"with nested_ratio {value}, every channel mixer is an 'mlp' with ratio <= {value}",
+                value=ref.label(),
+            )
+    return float(value)
+
+
 def _stage(
     data: Any,
     path: str,
@@ -388,6 +407,12 @@ def _stage(
     patterns, all_mixers = _patterns(
         d.get("patterns", ["uniform"]), f"{path}.patterns", mixers, mixer_menu
     )
+    channel_mixers = select(
+        channel_menu,
+        d.get("channel_mixers", list(channel_menu)),
+        f"{path}.channel_mixers",
+        CHANNEL_MIXERS,
+    )
     return StageDecl(
         depths=_ints(d["depth"], f"{path}.depth", 1),
         widths=_ints(d["width"], f"{path}.width", 1),
@@ -395,17 +420,11 @@ def _stage(
             expand_list(DOWNSAMPLERS, d.get("downsample", "none"), f"{path}.downsample")
         ),
         norms=_norms(d["norms"], f"{path}.norms") if "norms" in d else norms,
-        channel_mixers=tuple(
-            select(
-                channel_menu,
-                d.get("channel_mixers", list(channel_menu)),
-                f"{path}.channel_mixers",
-                CHANNEL_MIXERS,
-            )
-        ),
+        channel_mixers=tuple(channel_mixers),
         mixers=tuple(all_mixers),
         patterns=tuple(patterns),
         repeats=_ints(d["repeat"], f"{path}.repeat", 1) if "repeat" in d else None,
+        nested_ratio=_nested(d, path, channel_mixers),
     )
 
 

@@ -130,7 +130,7 @@ class SearchSpace(DecisionSpace):
                 quants = [pick(f"{p}.blocks[{j}].quant") for j in range(depth)]
             repeat = pick(f"{p}.repeat") if st.repeats is not None else 1
             blocks = tuple(
-                Block(m, channel, norm, ls, qu, repeat=repeat)
+                Block(m, channel, norm, ls, qu, repeat=repeat, nested_ratio=st.nested_ratio)
                 for m, qu in zip(mixers, quants, strict=True)
             )
             stages.append(Stage(width, downsample, blocks))
@@ -184,7 +184,13 @@ class SearchSpace(DecisionSpace):
         if any(
             b
             != Block(
-                b.token_mixer, b.channel_mixer, b.norm, b.layer_scale, b.quant, repeat=b.repeat
+                b.token_mixer,
+                b.channel_mixer,
+                b.norm,
+                b.layer_scale,
+                b.quant,
+                repeat=b.repeat,
+                nested_ratio=st.nested_ratio,
             )
             for b in stage.blocks
         ):
@@ -297,6 +303,7 @@ class SearchSpace(DecisionSpace):
                     "channel_mixers": [m.label() for m in st.channel_mixers],
                     "patterns": [_pattern_label(p) for p in st.patterns],
                     "repeat": list(st.repeats) if st.repeats is not None else [1],
+                    "nested_ratio": st.nested_ratio,
                 }
                 for st in d.stages
             ],
