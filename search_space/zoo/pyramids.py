@@ -121,20 +121,21 @@ def convnext(depths: tuple[int, ...], widths: tuple[int, ...] = (96, 192, 384, 7
     macro=("MA2",),
     published=paper(29, 4.5, "SPACH README, Shift-T (shiftvit_r2_tiny)"),
     notes=(
-        "the shift sits in a pre-norm residual branch, x + shift(GN(x)); ShiftViT shifts x in "
-        "place (one GroupNorm and its 2C parameters more per block); patch merging norms the 4C "
-        "concatenation where ShiftViT norms C before a 2x2 conv"
+        "each ShiftViT block is two spec blocks: the in-place shift (no norm, no residual) and "
+        "x + MLP(GN(x)); patch merging norms the 4C concatenation where ShiftViT norms C "
+        "before a 2x2 conv"
     ),
 )
 def shiftvit_t() -> ArchSpec:
     # shiftvit_r2_tiny: GroupNorm(1) everywhere (the repo's default 'GN1'), MLP ratio 2
-    layer = block(op("shift", n_div=12), op("mlp", ratio=2.0), norm="groupnorm")
+    shift = Block(op("shift", n_div=12), op("none"), norm="none", residual=False)
+    ffn = block(op("none"), op("mlp", ratio=2.0), norm="groupnorm")
     return pyramid(
         op("patch_embed", patch_size=4, norm="groupnorm"),
-        (6, 8, 18, 6),
+        (12, 16, 36, 12),
         (96, 192, 384, 768),
         op("patch_merging", norm="groupnorm"),
-        lambda i, j: layer,
+        lambda i, j: (shift, ffn)[j % 2],
         op("classifier", norm="groupnorm", norm_position="pre_pool"),
     )
 
