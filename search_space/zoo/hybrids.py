@@ -43,7 +43,7 @@ def _extra_conv(width: int, norm: str) -> Stage:
     paper=DINAT,
     families=("M03", "M04"),
     macro=("MA2", "MA8"),
-    published=paper(28, 4.3, "DiNAT paper, Table (DiNAT-Tiny)"),
+    published=paper(28, 4.3, "SHI-Labs DiNAT.md / NAT README (DiNAT-T = NAT-T size)"),
 )
 def dinat_t() -> ArchSpec:
     # SHI-Labs dinat.py: kernel 7, per-layer dilations; MLP 3x; 3x3/s2 conv + LN downsampling
@@ -75,7 +75,7 @@ def dinat_t() -> ArchSpec:
     paper=HORNET,
     families=("M17",),
     macro=("MA2",),
-    published=paper(22, 4.0, "HorNet README / paper Table (HorNet-T 7x7)"),
+    published=paper(22, 4.0, "HorNet paper Table (HorNet-T 7x7); recalled, not re-read"),
 )
 def hornet_t() -> ArchSpec:
     orders = (2, 3, 4, 5)
@@ -344,7 +344,7 @@ LITV2 = "Fast Vision Transformers with HiLo Attention"
     paper=INTERNIMAGE,
     families=("M18",),
     macro=("MA2",),
-    published=paper(30, 5.0, "InternImage paper / README (InternImage-T)"),
+    published=paper(30, 5.0, "InternImage paper Table (InternImage-T); recalled, not re-read"),
     notes="the 1x1 conv head (to 1.5x width, before pooling) is a pre-logits layer after pooling",
 )
 def internimage_t() -> ArchSpec:
@@ -369,7 +369,7 @@ def internimage_t() -> ArchSpec:
     paper=FLATTEN,
     families=("M07", "M02"),
     macro=("MA2", "MA4"),
-    published=paper(29, 4.5, "FLatten Transformer paper, Table (FLatten-Swin-T)"),
+    published=paper(29, 4.5, "FLatten paper Table (FLatten-Swin-T); recalled, not re-read"),
 )
 def flatten_swin_t() -> ArchSpec:
     # LeapLabTHU/FLatten-Transformer flatten_swin_t: focused linear attention (window 56 = the
@@ -390,7 +390,7 @@ def flatten_swin_t() -> ArchSpec:
     paper=LITV2,
     families=("M09", "M05", "M12"),
     macro=("MA2", "MA4", "MA6"),
-    published=paper(28, 3.7, "LITv2 paper, Table (LITv2-S)"),
+    published=paper(28, 3.7, "LITv2 paper Table (LITv2-S); recalled, not re-read"),
     notes="deformable token merging (DTM) is patch merging",
 )
 def litv2_s() -> ArchSpec:
