@@ -51,6 +51,10 @@ def prepare_model(model: Any, spec: Any, dtype: str) -> Any:
 
     Blocks follow their own policy; stem, downsamplers and head follow ``spec.boundary_quant``.
     """
+    from search_space.nn.quant.policy import strip_policy
+
+    # a model built with its policy carries fake quantizers: time the float ops or int8 kernels
+    strip_policy(model)
     if dtype in ("fp16", "bf16"):
         return model.to(float_dtype(dtype))
     if wants_int8(spec.boundary_quant, dtype):

@@ -205,7 +205,8 @@ def measure_spec(
     from predictors.quantize import float_dtype, prepare_model
     from search_space import build_model, example_input
 
-    model = build_model(spec, seed=seed).eval()
+    # the float model: fake quantization would time float emulation, not int8 kernels
+    model = build_model(spec, seed=seed, quantize=False).eval()
     # int8 dynamic quantization has CPU kernels only
     dtype = options.dtype
     if torch_device != "cpu" and dtype in ("int8", "auto"):

@@ -39,11 +39,14 @@ __all__ = [
 ]
 
 
-def build_model(spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0) -> torch.nn.Module:
-    """Builds the `torch.nn.Module` of ``spec`` (deterministic for a given seed)."""
+def build_model(
+    spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0, quantize: bool = True
+) -> torch.nn.Module:
+    """Builds the `torch.nn.Module` of ``spec`` (deterministic for a given seed), fake-quantized
+    as its quantization policy says unless ``quantize=False`` (the float model)."""
     from search_space.nn.builder import build_model as _build
 
-    return _build(spec, seed=seed, drop_path_rate=drop_path_rate)
+    return _build(spec, seed=seed, drop_path_rate=drop_path_rate, quantize=quantize)
 
 
 def example_input(spec: ArchSpec, batch_size: int = 2, *, seed: int = 0) -> Any:

@@ -15,7 +15,7 @@ from torch import nn
 from search_space.nn.block import Branch, MixerBlock
 from search_space.nn.structure import ChannelSlice, Repeated
 from search_space.plan import PlannedOp, plan
-from search_space.spec import SCOPE_DATA, ArchSpec, Block, Stage
+from search_space.spec import SCOPE_DATA, ArchSpec, Block, Quant, Stage
 
 
 def instantiate(item: PlannedOp) -> nn.Module:
@@ -162,11 +162,27 @@ def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> nn.Mo
     return MixerBlock(branch("token_mixer", block.residual), channel)
 
 
-def build_model(spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0) -> MixNet:
-    """Builds the model of ``spec``; the same spec and seed give bit-identical weights."""
+def build_model(
+    spec: ArchSpec, *, seed: int = 0, drop_path_rate: float = 0.0, quantize: bool = True
+) -> MixNet:
+    """Builds the model of ``spec``; the same spec and seed give bit-identical weights.
+
+    ``quantize`` (default) fake-quantizes it as the spec's quantization policy says
+    (`search_space.nn.quant.policy.apply_policy`; same parameters and state dict); ``False``
+    builds the float model, e.g. to train it before post-training quantization.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MixNet(spec, drop_path_rate=drop_path_rate)
+        model = MixNet(spec, drop_path_rate=drop_path_rate)
+    if quantize and not all(q.is_float for q in _policies(spec)):
+        from search_space.nn.quant.policy import apply_policy
+
+        apply_policy(model, spec)
+    return model
+
+
+def _policies(spec: ArchSpec) -> list[Quant]:
+    return [spec.boundary_quant, *(b.quant for b in spec.blocks)]
 
 
 def example_input(spec: ArchSpec, batch_size: int = 2, *, seed: int = 0) -> torch.Tensor:

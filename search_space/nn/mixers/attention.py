@@ -17,6 +17,7 @@ from search_space.nn.mixers.windows import (
     window_partition,
     window_reverse,
 )
+from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.attention import sr_geometry, window_geometry
 
 
@@ -27,6 +28,8 @@ class Attention(nn.Module):
     Cost: params 4d^2 + d (+3d with qkv bias); MACs 4 T d^2 (projections) + 2 T^2 d (QK^T, AV).
     """
 
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
+
     def __init__(self, dim: int, *, grid: tuple[int, ...], head_dim: int, qkv_bias: bool) -> None:
         super().__init__()
         self.heads, self.head_dim = dim // head_dim, head_dim
@@ -36,7 +39,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        y = attend(self, qkv[0], qkv[1], qkv[2])
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
@@ -59,6 +62,8 @@ class WindowAttention(nn.Module):
 
     rel_pos_index: torch.Tensor
     mask: torch.Tensor | None
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self,
@@ -114,7 +119,7 @@ class WindowAttention(nn.Module):
         nw, t = win.shape[1], win.shape[2]
         # (3, B, num_windows, heads, T, head_dim)
         q, k, v = win.reshape(b, nw, t, 3, self.heads, self.head_dim).permute(3, 0, 1, 4, 2, 5)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._attn_bias())
+        y = attend(self, q, k, v, attn_mask=self._attn_bias())
         y = window_reverse(y.transpose(2, 3).reshape(b, nw, t, c), self.windows, self.padded)
         if any(self.shifts):
             y = torch.roll(y, shifts=self.shifts, dims=dims)
@@ -137,6 +142,8 @@ class SRAttention(nn.Module):
     R = 1, else 2 N d^2 + 2 M d^2 + M R^k d^2 + 5 M d (projections, conv, norm), plus 2 N M d
     (QK^T, AV), M = prod(grid_a // R_a) reduced tokens.
     """
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self, dim: int, *, grid: tuple[int, ...], sr_ratio: int, head_dim: int, qkv_bias: bool
@@ -164,7 +171,7 @@ class SRAttention(nn.Module):
             src = self.norm(reduced.flatten(2).transpose(1, 2))
         m = src.shape[1]
         kv = self.kv(src).reshape(b, m, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, kv[0], kv[1])
+        y = attend(self, q, kv[0], kv[1])
         return self.proj(y.transpose(1, 2).reshape(b, n, c)).reshape(x.shape)
 
 

@@ -6,10 +6,10 @@ import math
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from search_space.nn.convs import conv_nd
+from search_space.nn.quant.layers import attend
 
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 
@@ -41,6 +41,8 @@ class ConvAttention(nn.Module):
     + (N + 2M) d (k^r + 2) (convs, BN) + 2 T (M + P) d (attention), T = P + N tokens,
     M = prod(conv_out(grid)) keys from the strided convs.
     """
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self,
@@ -77,5 +79,5 @@ class ConvAttention(nn.Module):
         q = self._heads(self.proj_q(tokens(self.conv_proj_q)))
         k = self._heads(self.proj_k(tokens(self.conv_proj_k)))
         v = self._heads(self.proj_v(tokens(self.conv_proj_v)))
-        y = F.scaled_dot_product_attention(q, k, v)
+        y = attend(self, q, k, v)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))

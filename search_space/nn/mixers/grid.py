@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_space.nn.mixers.windows import relative_position_index
+from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.local_attention import grid_geometry
 
 
@@ -54,6 +55,8 @@ class GridAttention(nn.Module):
 
     rel_pos_index: torch.Tensor
     mask: torch.Tensor | None
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self,
@@ -108,7 +111,7 @@ class GridAttention(nn.Module):
         nw, t = win.shape[1], win.shape[2]
         # (3, B, windows, heads, T, head_dim)
         q, k, v = win.reshape(b, nw, t, 3, self.heads, self.head_dim).permute(3, 0, 1, 4, 2, 5)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._attn_bias())
+        y = attend(self, q, k, v, attn_mask=self._attn_bias())
         y = grid_reverse(y.transpose(2, 3).reshape(b, nw, t, c), self.cells, self.strides)
         if any(pads):
             y = y[(slice(None), *(slice(0, g) for g in self.grid))]

@@ -8,6 +8,7 @@ from torch import nn
 
 from search_space.nn.convs import avg_pool_nd
 from search_space.nn.mixers.windows import window_attention_mask, window_partition, window_reverse
+from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.attention import window_geometry
 from search_space.ops.token_mixers.local_attention import hilo_heads, lofi_pool
 
@@ -34,6 +35,8 @@ class HiLoAttention(nn.Module):
     """
 
     mask: torch.Tensor | None
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ class HiLoAttention(nn.Module):
         win = window_partition(qkv, self.windows)
         nw, t = win.shape[1], win.shape[2]
         q, k, v = win.reshape(b, nw, t, 3, self.h_heads, self.head_dim).permute(3, 0, 1, 4, 2, 5)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)
+        y = attend(self, q, k, v, attn_mask=self.mask)
         y = window_reverse(
             y.transpose(2, 3).reshape(b, nw, t, self.h_dim), self.windows, self.padded
         )
@@ -94,7 +97,7 @@ class HiLoAttention(nn.Module):
             src = self.pool(x.movedim(-1, 1)).flatten(2).transpose(1, 2)
         m = src.shape[1]
         kv = self.l_kv(src).reshape(b, m, 2, self.l_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, kv[0], kv[1])
+        y = attend(self, q, kv[0], kv[1])
         return self.l_proj(y.transpose(1, 2).reshape(*x.shape[:-1], self.l_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

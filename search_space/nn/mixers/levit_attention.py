@@ -7,10 +7,10 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from search_space.nn.activations import make_activation
+from search_space.nn.quant.layers import attend
 
 
 class LinearNorm(nn.Module):
@@ -59,6 +59,8 @@ class LeViTAttention(nn.Module):
 
     bias_index: torch.Tensor
 
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
+
     def __init__(
         self,
         dim: int,
@@ -85,5 +87,5 @@ class LeViTAttention(nn.Module):
         qkv = self.qkv(x).reshape(b, n, self.heads, -1).transpose(1, 2)
         q, k, v = qkv.split([self.key_dim, self.key_dim, self.val_dim], dim=-1)
         bias = self.attention_biases[:, self.bias_index]  # (heads, N, N)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        y = attend(self, q, k, v, attn_mask=bias)
         return self.proj(self.act(y.transpose(1, 2).reshape(b, n, -1)))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.local_attention import neighborhood_geometry
 
 
@@ -79,6 +79,8 @@ class NeighborhoodAttention(nn.Module):
     key_index: torch.Tensor
     bias_index: torch.Tensor
 
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
+
     def __init__(
         self,
         dim: int,
@@ -112,5 +114,5 @@ class NeighborhoodAttention(nn.Module):
         bias = None
         if self.rpb is not None:
             bias = self.rpb.flatten(1)[:, self.bias_index].unsqueeze(-2)  # (heads, N, 1, K)
-        y = F.scaled_dot_product_attention(q.unsqueeze(-2), k, v, attn_mask=bias)
+        y = attend(self, q.unsqueeze(-2), k, v, attn_mask=bias)
         return self.proj(y.squeeze(-2).transpose(1, 2).reshape(x.shape))

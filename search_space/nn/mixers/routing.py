@@ -9,6 +9,7 @@ from torch import nn
 
 from search_space.nn.convs import conv_nd
 from search_space.nn.mixers.windows import window_partition, window_reverse
+from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.local_attention import region_geometry
 
 
@@ -41,6 +42,8 @@ class RoutingAttention(nn.Module):
 
     counts: torch.Tensor
     key_pad: torch.Tensor | None
+
+    QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
     def __init__(
         self,
@@ -94,7 +97,7 @@ class RoutingAttention(nn.Module):
         mask = None
         if self.key_pad is not None:
             mask = ~self.key_pad[routed].reshape(b, r, 1, 1, -1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = attend(self, q, k, v, attn_mask=mask)
         y = window_reverse(y.transpose(2, 3).reshape(b, r, t, c), self.sizes, self.padded)
         if any(pads):
             y = y[(slice(None), *(slice(0, g) for g in self.grid))]
