@@ -25,8 +25,10 @@ from evaluators.base import (
 _BUILTIN_MODULES = (
     "evaluators.proxy_evaluator",
     "evaluators.training",
+    "evaluators.ptq",
     "evaluators.latency",
     "evaluators.predicted_latency",
+    "evaluators.supernet.evaluator",
 )
 
 

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -95,13 +95,31 @@ class ShortTraining(Evaluator):
 
     name = "train"
     metrics = ("top1", "loss", "train_loss", "train_seconds", "steps")
+    # the options a subclass accepts (e.g. the ``ptq`` evaluator adds calibration options)
+    defaults: ClassVar[dict[str, Any]] = _SETTINGS
 
     def __init__(self, **settings: Any) -> None:
-        _check_settings(settings, "ShortTraining")
-        self.settings: dict[str, Any] = {**_SETTINGS, **settings}
+        _check_settings(settings, "ShortTraining", self.defaults)
+        self.settings: dict[str, Any] = {**self.defaults, **settings}
+
+    def build(self, spec: ArchSpec, seed: int, drop_path_rate: float) -> nn.Module:
+        """The model to train: ``build_model`` (with the spec's quantization policy)."""
+        return build_model(spec, seed=seed, drop_path_rate=drop_path_rate)
+
+    def after_training(
+        self,
+        spec: ArchSpec,
+        model: nn.Module,
+        data: Dataset,
+        cfg: Mapping[str, Any],
+        final: dict[str, float],
+    ) -> dict[str, float]:
+        """Final metrics of a finished run (``final``: the validation metrics); subclasses
+        may change the trained model (e.g. quantize it) and report more."""
+        return final
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
-        _check_settings(context.options, "EvalContext.options")
+        _check_settings(context.options, "EvalContext.options", self.defaults)
         cfg = {**self.settings, **context.options}
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -121,9 +139,7 @@ class ShortTraining(Evaluator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(context.seed)  # dropout / drop-path draws, without leaking
             start = time.perf_counter()
-            model = build_model(
-                spec, seed=context.seed, drop_path_rate=float(cfg["drop_path_rate"])
-            ).to(device)
+            model = self.build(spec, context.seed, float(cfg["drop_path_rate"])).to(device)
             timings["build"] = time.perf_counter() - start
             optimizer = torch.optim.AdamW(
                 model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
@@ -178,6 +194,7 @@ class ShortTraining(Evaluator):
                 final = {k: v for k, v in records[-1].items() if k != "steps"}
             else:
                 final = _validate(model, x_val, y_val, cfg)
+                final = self.after_training(spec, model, data, cfg, final)
             timings["eval"] = eval_seconds + time.perf_counter() - start
         timings["train"] = train_seconds
         metrics = {
@@ -198,11 +215,13 @@ class ShortTraining(Evaluator):
         return _cached_dataset(data, input_spec, int(cfg["data_seed"]), options)
 
 
-def _check_settings(settings: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(settings) - set(_SETTINGS))
+def _check_settings(
+    settings: Mapping[str, Any], where: str, allowed: Mapping[str, Any] = _SETTINGS
+) -> None:
+    unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise TrainingError(
-            f"{where}: unknown training option {unknown[0]!r}; allowed: {', '.join(_SETTINGS)}"
+            f"{where}: unknown training option {unknown[0]!r}; allowed: {', '.join(allowed)}"
         )
 
 
