@@ -136,26 +136,15 @@ class Supernet(nn.Module):
         model.load_state_dict(state, strict=True)
         return model.train(self.training)
 
-    @torch.no_grad()
     def recalibrate(self, batches: Iterable[torch.Tensor]) -> int:
         """Resets the active subnet's batch-norm statistics and re-estimates them as a plain
         average over ``batches`` (BigNAS); returns how many norm layers it touched."""
-        model, _ = self._template(self.active)
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not norms:
-            return 0
-        saved = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-        was_training = self.training
-        self.train()
-        for x in batches:
-            self(x)
-        self.train(was_training)
-        for m, momentum in zip(norms, saved, strict=True):
-            m.momentum = momentum
-        return len(norms)
+        return recalibrate(self, self.template(), batches)
+
+    def template(self, spec: ArchSpec | None = None) -> nn.Module:
+        """The builder's model of ``spec`` that the supernet runs (its parameters are unused
+        placeholders; its buffers are the subnet's)."""
+        return self._template(spec or self.active)[0]
 
     # -- templates ------------------------------------------------------------------------------
     def _template(self, spec: ArchSpec) -> tuple[nn.Module, dict[str, Slot]]:
@@ -193,3 +182,24 @@ def _filler(shape: tuple[int, ...], like: torch.Tensor, seed: int) -> torch.Tens
     std = float(like.std()) if like.numel() > 1 else 0.02
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=gen) * std
+
+
+@torch.no_grad()
+def recalibrate(model: nn.Module, norms_of: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Re-estimates the running statistics of the batch norms inside ``norms_of`` as a plain
+    average over ``batches`` run through ``model`` in training mode; returns the norm count."""
+    norms = [m for m in norms_of.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    for x in batches:
+        model(x)
+    model.train(was_training)
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    return len(norms)

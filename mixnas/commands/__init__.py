@@ -11,4 +11,5 @@ COMMANDS = (
     "mixnas.commands.runs",
     "mixnas.commands.zoo",
     "mixnas.commands.latency",
+    "mixnas.commands.supernet",
 )

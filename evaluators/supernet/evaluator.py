@@ -1,0 +1,88 @@
+"""The ``supernet`` evaluator: a spec's accuracy with weights inherited from a trained supernet.
+
+Options: ``checkpoint`` (the file `mixnas supernet train` writes; it holds the space and the data
+settings it was trained with), ``recalibration_batches`` (batch-norm recalibration, 8),
+``batch_size`` (64) and ``eval_batch_size`` (256). ``EvalContext.data`` overrides the stored
+dataset. A spec the supernet does not hold is a failed result naming the missing weight.
+
+Without a checkpoint the evaluator scores the untrained subnet (the builder's initialisation):
+that keeps the evaluator usable in contract tests and dry runs, and is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
+from evaluators.data import Dataset, load_dataset
+from evaluators.supernet.network import Supernet
+from evaluators.supernet.train import SupernetError, evaluate_subnet, load_supernet, score_model
+from search_space import build_model
+from search_space.spec import ArchSpec
+
+log = logging.getLogger(__name__)
+_OPTIONS = ("checkpoint", "recalibration_batches", "batch_size", "eval_batch_size")
+
+
+@register
+class SupernetEvaluator(Evaluator):
+    """Scores specs with inherited weights (see the module docstring)."""
+
+    name = "supernet"
+    metrics = ("top1", "loss")
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise SupernetError(
+                f"supernet evaluator: unknown option {unknown[0]!r}; allowed: {', '.join(_OPTIONS)}"
+            )
+        for key in ("recalibration_batches", "batch_size", "eval_batch_size"):
+            value = options.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SupernetError(
+                    f"supernet evaluator: {key} must be an integer >= 0 (got {value!r})"
+                )
+        self.options = dict(options)
+        self.checkpoint = Path(options["checkpoint"]) if options.get("checkpoint") else None
+        if self.checkpoint is not None and not self.checkpoint.is_file():
+            raise SupernetError(f"supernet evaluator: checkpoint {self.checkpoint} does not exist")
+        self._loaded: tuple[Supernet, dict[str, Any]] | None = None
+        self._data: dict[Any, Dataset] = {}
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        start = time.perf_counter()
+        supernet: Supernet | None = None
+        state: dict[str, Any] = {}
+        if self.checkpoint is not None:
+            if self._loaded is None:
+                self._loaded = load_supernet(self.checkpoint)
+            supernet, state = self._loaded
+        else:
+            log.warning("supernet evaluator without a checkpoint: scoring the untrained subnet")
+        loaded = time.perf_counter()
+        stored = state.get("data", {})
+        name = context.data if context.data is not None else stored.get("name")
+        key = (str(name), spec.input)
+        if key not in self._data:
+            self._data[key] = load_dataset(
+                None if name is None else str(name),
+                spec.input,
+                seed=int(stored.get("seed", 0)),
+                **dict(stored.get("options") or {}),
+            )
+        settings = {
+            "recalibration_batches": int(self.options.get("recalibration_batches", 8)),
+            "batch_size": int(self.options.get("batch_size", 64)),
+            "eval_batch_size": int(self.options.get("eval_batch_size", 256)),
+        }
+        if supernet is not None:
+            metrics = evaluate_subnet(supernet, spec, self._data[key], **settings)
+        else:  # an untrained supernet's subnet is the builder's initialisation
+            model = build_model(spec, seed=context.seed)
+            metrics = score_model(model, model, self._data[key], **settings)
+        timings = {"load": loaded - start, "eval": time.perf_counter() - loaded}
+        return EvalResult(OK, metrics, timings)
