@@ -30,6 +30,7 @@ from evaluators.proxies import (  # noqa: F401 (registers)
     activation,
     data_free,
     gradient,
+    quantization,
     static,
     theory,
     transformer,

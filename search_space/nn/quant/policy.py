@@ -65,6 +65,22 @@ def _stage_parts(stage_module: nn.Module) -> tuple[list[nn.Module], list[nn.Modu
     return blocks, [*boundary, *(m for m in extras if m is not None)]
 
 
+def policy_groups(model: nn.Module, spec: ArchSpec) -> list[tuple[str, list[nn.Module], Quant]]:
+    """The parts of ``model`` one policy applies to: ``stages[i].blocks[j]`` (one module per
+    block) at the block's ``quant``, then ``boundary`` (stem, downsamplers, merges, latent
+    read/write, head) at ``spec.boundary_quant``."""
+    groups: list[tuple[str, list[nn.Module], Quant]] = []
+    boundary = [model.stem]
+    for i, (stage_module, stage) in enumerate(zip(model.stages, spec.stages, strict=True)):
+        blocks, extras = _stage_parts(stage_module)
+        boundary.extend(extras)
+        for j, (module, block) in enumerate(zip(blocks, stage.blocks, strict=True)):
+            groups.append((f"stages[{i}].blocks[{j}]", [module], block.quant))
+    boundary.append(model.head)
+    groups.append(("boundary", boundary, spec.boundary_quant))
+    return groups
+
+
 def apply_policy(model: nn.Module, spec: ArchSpec, *, score_quantizer: str = "log2") -> nn.Module:
     """Fake-quantizes ``model`` (built from ``spec``) in place as the spec's policy says.
 
@@ -72,15 +88,9 @@ def apply_policy(model: nn.Module, spec: ArchSpec, *, score_quantizer: str = "lo
     layers back to float. Returns ``model``.
     """
     done: set[int] = set()
-    for stage_module, stage in zip(model.stages, spec.stages, strict=True):
-        blocks, _ = _stage_parts(stage_module)
-        for module, block in zip(blocks, stage.blocks, strict=True):
-            quantize_module(module, block.quant, score_quantizer=score_quantizer, done=done)
-    boundary = [model.stem, model.head]
-    for stage_module in model.stages:
-        boundary.extend(_stage_parts(stage_module)[1])
-    for module in boundary:
-        quantize_module(module, spec.boundary_quant, score_quantizer=score_quantizer, done=done)
+    for _, modules, quant in policy_groups(model, spec):
+        for module in modules:
+            quantize_module(module, quant, score_quantizer=score_quantizer, done=done)
     return model
 
 
