@@ -16,8 +16,8 @@ validation accuracy (the ``ptq`` evaluator's procedure, `evaluators.ptq`):
 
 Latency: the float model and its int8 counterpart (every ``nn.Linear`` dynamically quantized,
 `predictors.quantize`; convolutions stay float: torch has no dynamic int8 convolution) timed with
-`predictors.timing` (1 thread, batch 1, the minimum of the samples, which repeats best on a
-shared machine).
+`predictors.timing` (1 thread, batch 1 and 32, the minimum of the samples, which repeats best on
+a shared machine).
 
 Front: objectives (weight bytes under the policy, top-1 error after PTQ). The fixed-8-bit front
 uses each architecture at ``int8``; the joint front may pick any (architecture, policy) pair among
@@ -100,8 +100,13 @@ class _EveryPolicy(PostTrainingQuantization):
         return out
 
 
-def _latency(spec: ArchSpec, dtype: str, repeats: int) -> float:
-    options = TimingOptions(dtype=dtype, statistic="min", repeats=repeats, warmup=3)
+BATCHES = (1, 32)
+
+
+def _latency(spec: ArchSpec, dtype: str, repeats: int, batch: int) -> float:
+    options = TimingOptions(
+        dtype=dtype, statistic="min", repeats=repeats, warmup=3, batch_size=batch
+    )
     return measure_spec(spec, options, seed=0).min_ms
 
 
@@ -122,7 +127,9 @@ def run_one(spec: ArchSpec, steps: int, repeats: int, latency: bool) -> dict[str
         "train_seconds": result.metrics["train_seconds"],
     }
     if latency:
-        row["latency_ms"] = {dt: _latency(spec, dt, repeats) for dt in ("fp32", "int8")}
+        row["latency_ms"] = {
+            f"{dt}@{b}": _latency(spec, dt, repeats, b) for b in BATCHES for dt in ("fp32", "int8")
+        }
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -166,17 +173,17 @@ def render(rows: list[dict[str, Any]], summary: dict[str, Any], command: str) ->
             f"{int((drops <= 1.0).sum())}/{len(ok)} | {size:.1f} |"
         )
     if ok and "latency_ms" in ok[0]:
-        fp = np.array([r["latency_ms"]["fp32"] for r in ok])
-        q8 = np.array([r["latency_ms"]["int8"] for r in ok])
-        ratio = fp / q8
-        lines += [
-            "",
-            "Measured CPU latency (1 thread, batch 1, minimum of the samples): fp32 median "
-            f"{np.median(fp):.3f} ms, int8 (dynamic int8 Linear, float convolutions) median "
-            f"{np.median(q8):.3f} ms; speed-up fp32 / int8 median {np.median(ratio):.2f}x "
-            f"(range {ratio.min():.2f}x to {ratio.max():.2f}x; int8 faster on "
-            f"{int((ratio > 1).sum())}/{len(ok)} specs).",
-        ]
+        lines += ["", "Measured CPU latency (1 thread, minimum of the samples, per forward pass):"]
+        for b in BATCHES:
+            fp = np.array([r["latency_ms"][f"fp32@{b}"] for r in ok])
+            q8 = np.array([r["latency_ms"][f"int8@{b}"] for r in ok])
+            ratio = fp / q8
+            lines.append(
+                f"- batch {b}: fp32 median {np.median(fp):.3f} ms, int8 (dynamic int8 Linear, "
+                f"float convolutions) median {np.median(q8):.3f} ms; speed-up fp32 / int8 "
+                f"median {np.median(ratio):.2f}x (range {ratio.min():.2f}x to "
+                f"{ratio.max():.2f}x; int8 faster on {int((ratio > 1).sum())}/{len(ok)} specs)."
+            )
     lines += [
         "",
         f"Fronts over (weight MB, top-1 error %), reference point {summary['ref'][0]:.3f} MB / "
@@ -186,16 +193,19 @@ def render(rows: list[dict[str, Any]], summary: dict[str, Any], command: str) ->
         "fixed one, so it matches or dominates it by construction; the margin is what the "
         "lower-bit policies add.",
         "",
-        "| spec | mixers | fp32 | int8 | int8_pc | mixed | w4a8 | w4a8_bc | fp32 ms | int8 ms |",
+        "Per spec: top-1 per policy; latency in ms at batch 1 and 32 (fp32 / int8).",
+        "",
+        "| spec | mixers | fp32 | int8 | int8_pc | mixed | w4a8 | w4a8_bc | b1 ms | b32 ms |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ok:
         lat = r.get("latency_ms", {})
         cells = " | ".join(f"{r['top1'][p]:.1f}" for p in POLICIES)
-        lines.append(
-            f"| `{r['spec']}` | {', '.join(r['mixers'])} | {cells} | "
-            f"{lat.get('fp32', float('nan')):.3f} | {lat.get('int8', float('nan')):.3f} |"
+        times = " | ".join(
+            f"{lat.get(f'fp32@{b}', float('nan')):.2f} / {lat.get(f'int8@{b}', float('nan')):.2f}"
+            for b in BATCHES
         )
+        lines.append(f"| `{r['spec']}` | {', '.join(r['mixers'])} | {cells} | {times} |")
     return "\n".join(lines) + "\n"
 
 
