@@ -211,3 +211,29 @@ def test_evaluator_rejects_unknown_options_and_missing_files(tmp_path: Path) -> 
         evaluators.create("supernet", steps=3)
     with pytest.raises(SupernetError, match="does not exist"):
         evaluators.create("supernet", checkpoint=str(tmp_path / "none.pt"))
+
+
+def test_mixnas_search_scores_trials_with_the_supernet(tmp_path: Path) -> None:
+    from mixnas import load_trials
+
+    run = _trained_run(tmp_path)
+    config = {
+        "name": "over-supernet",
+        "seed": 0,
+        "space": MINI,
+        "objectives": [
+            {"metric": "top1", "direction": "maximize"},
+            {"metric": "params", "direction": "minimize"},
+        ],
+        "evaluators": [{"name": "supernet", "options": {"checkpoint": str(run / "supernet.pt")}}],
+        "strategy": {"name": "random"},
+        "budget": {"trials": 4},
+        "runs_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli(["search", str(path), "-q"]) == 0
+    trials = load_trials(tmp_path / "runs" / "over-supernet")
+    assert len(trials) == 4
+    assert (trials["status"] == "ok").all()
+    assert trials["top1"].between(0, 100).all() and trials["top1"].notna().all()
