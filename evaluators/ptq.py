@@ -98,7 +98,7 @@ def correct_biases(model: nn.Module, batches: list[torch.Tensor]) -> int:
     sums: dict[int, torch.Tensor] = {}
     counts: dict[int, int] = {}
 
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    def hook(module: Any, inputs: tuple[torch.Tensor, ...]) -> None:
         x = inputs[0]
         quant_in = module._modules.get("input_quant")
         x = quant_in(x) if quant_in is not None else x
@@ -121,7 +121,7 @@ def correct_biases(model: nn.Module, batches: list[torch.Tensor]) -> int:
             handle.remove()
         model.train(was_training)
     for m in layers:
-        if id(m) in sums:
+        if id(m) in sums and m.bias is not None:
             m.bias -= sums[id(m)] / counts[id(m)]
     return sum(1 for m in layers if id(m) in sums)
 
@@ -139,7 +139,7 @@ class PostTrainingQuantization(ShortTraining):
     """
 
     name = "ptq"
-    metrics = (
+    metrics: ClassVar[tuple[str, ...]] = (  # type: ignore[assignment]
         "top1",
         "loss",
         "top1_fp32",

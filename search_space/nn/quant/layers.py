@@ -24,7 +24,7 @@ from search_space.quant import SCORE_QUANTIZERS
 def _quantized_inputs(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     quant_in = layer._modules.get("input_quant")
     quant_w = layer._modules.get("weight_quant")
-    weight = layer.weight
+    weight: torch.Tensor = layer.weight  # type: ignore[assignment]
     return (
         x if quant_in is None else quant_in(x),
         weight if quant_w is None else quant_w(weight),

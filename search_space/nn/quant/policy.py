@@ -15,6 +15,7 @@ activations are quantized. Norms, element-wise ops and parameters used outside L
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,8 +54,9 @@ def quantize_module(
     return root
 
 
-def _stage_parts(stage_module: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
-    """(block modules, boundary modules) of one built stage."""
+def _stage_parts(stage_module: Any) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(block modules, boundary modules) of one built stage (``nn.Sequential`` or
+    `search_space.nn.builder.StructuredStage`)."""
     if isinstance(stage_module, nn.Sequential):
         parts = list(stage_module)
         return parts[1:], parts[:1]
@@ -65,12 +67,12 @@ def _stage_parts(stage_module: nn.Module) -> tuple[list[nn.Module], list[nn.Modu
     return blocks, [*boundary, *(m for m in extras if m is not None)]
 
 
-def policy_groups(model: nn.Module, spec: ArchSpec) -> list[tuple[str, list[nn.Module], Quant]]:
+def policy_groups(model: Any, spec: ArchSpec) -> list[tuple[str, list[nn.Module], Quant]]:
     """The parts of ``model`` one policy applies to: ``stages[i].blocks[j]`` (one module per
     block) at the block's ``quant``, then ``boundary`` (stem, downsamplers, merges, latent
     read/write, head) at ``spec.boundary_quant``."""
     groups: list[tuple[str, list[nn.Module], Quant]] = []
-    boundary = [model.stem]
+    boundary: list[nn.Module] = [model.stem]
     for i, (stage_module, stage) in enumerate(zip(model.stages, spec.stages, strict=True)):
         blocks, extras = _stage_parts(stage_module)
         boundary.extend(extras)
