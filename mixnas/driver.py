@@ -257,32 +257,10 @@ class LocalDriver:
         origins = {c.number: c for c in batch}
 
         def on_done(task: Task, outcome: TrialOutcome, worker: str) -> None:
-            cand = origins[task.trial_id]
             previous = self.store.get(task.trial_id)
-            record = TrialRecord(
-                trial_id=task.trial_id,
-                spec_id=cand.spec.id,
-                origin=cand.origin,
-                status=outcome.status,
-                spec=task.spec,
-                metrics=outcome.metrics,
-                timings=outcome.timings,
-                stages=outcome.stages,
-                error=outcome.error,
-                started=previous.started if previous is not None else None,
-                worker=worker,
-            )
-            self.store.finish(record)
-            results[task.trial_id] = self.store.get(task.trial_id) or record
-            events.emit(
-                "trial",
-                trial_id=task.trial_id,
-                spec_id=cand.spec.id,
-                status=outcome.status,
-                error=outcome.error,
-                metrics=finite(outcome.metrics),
-                worker=worker,
-            )
+            started = previous.started if previous is not None else None
+            cand = origins[task.trial_id]
+            results[task.trial_id] = self.record(cand, outcome, worker, started, events)
 
         runner.run(tasks, on_done)
         for cand in sorted(batch, key=lambda c: c.number):
@@ -297,6 +275,41 @@ class LocalDriver:
                     front(self.store.records(), self.config.objectives, self.config.constraints)
                 )
             progress.update(record, self._front_size)
+
+    def record(
+        self,
+        cand: Candidate,
+        outcome: TrialOutcome,
+        worker: str,
+        started: float | None,
+        events: EventLog | None,
+    ) -> TrialRecord:
+        """Commits a finished trial to the records and the event log; returns it as stored."""
+        record = TrialRecord(
+            trial_id=cand.number,
+            spec_id=cand.spec.id,
+            origin=cand.origin,
+            status=outcome.status,
+            spec=cand.spec.to_dict(),
+            metrics=outcome.metrics,
+            timings=outcome.timings,
+            stages=outcome.stages,
+            error=outcome.error,
+            started=started,
+            worker=worker,
+        )
+        self.store.finish(record)
+        if events is not None:
+            events.emit(
+                "trial",
+                trial_id=cand.number,
+                spec_id=cand.spec.id,
+                status=outcome.status,
+                error=outcome.error,
+                metrics=finite(outcome.metrics),
+                worker=worker,
+            )
+        return self.store.get(cand.number) or record
 
     def _checkpoint(self, start: float) -> None:
         write_json_atomic(

@@ -185,31 +185,8 @@ class RayDriver(LocalDriver):
             reason = "the trial errored (a crash or a lost node); Ray's trial log has the details"
             outcome = failed(reason)
             worker = "ray"
-        record = TrialRecord(
-            trial_id=cand.number,
-            spec_id=cand.spec.id,
-            origin=cand.origin,
-            status=outcome.status,
-            spec=cand.spec.to_dict(),
-            metrics=outcome.metrics,
-            timings=outcome.timings,
-            stages=outcome.stages,
-            error=outcome.error,
-            started=started,
-            worker=worker,
-        )
-        self.store.finish(record)
-        if self.events is not None:
-            self.events.emit(
-                "trial",
-                trial_id=cand.number,
-                spec_id=cand.spec.id,
-                status=outcome.status,
-                error=outcome.error,
-                metrics=finite(outcome.metrics),
-                worker=worker,
-            )
-        self._tell(cand, self.store.get(cand.number) or record)
+        record = self.record(cand, outcome, worker, started, self.events)
+        self._tell(cand, record)
         self._checkpoint(self.start)
 
     def _tell(self, cand: Candidate, record: TrialRecord) -> None:
