@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from predictors.table import cpu_model
+
 MANIFEST = "manifest.json"
 CHECKPOINT = "strategy.json"
 CONFIG = "config.json"
@@ -55,20 +57,10 @@ def host() -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": platform.processor() or _cpu_model(),
+        "processor": platform.processor() or cpu_model(),
         "cpu_count": os.cpu_count(),
         "python_executable": sys.executable,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def device() -> dict[str, Any]:

@@ -32,7 +32,7 @@ def default_cache_dir() -> Path:
     return Path(root) / "latency"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -46,7 +46,7 @@ def host_settings(options: TimingOptions, torch_device: str = "cpu") -> dict[str
     """What makes host measurements comparable: hardware, software and the timing options."""
     import torch
 
-    hardware = _cpu_model()
+    hardware = cpu_model()
     if torch_device.startswith("cuda"):
         hardware = torch.cuda.get_device_name(torch_device)
     return {
