@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,26 @@ def _weights(supernet: Supernet) -> dict[str, torch.Tensor]:
 
 def test_recipes_pick_their_subnets() -> None:
     supernet, _ = _setup()
-    sandwich = subnets_of_step(supernet, CFG, 3)
-    assert sandwich[0] == supernet.largest() and sandwich[1] == supernet.smallest()
-    assert len(sandwich) == 2 + CFG.num_random
-    assert sandwich == subnets_of_step(supernet, CFG, 3)  # a function of (seed, step)
+    for step in range(5):
+        top, bottom, *rand = subnets_of_step(supernet, CFG, step)
+        assert len(rand) == CFG.num_random
+        # extremes of the elastic dimensions, within the mixer types drawn for the step
+        assert top.depths == [2] and top.widths == [16]
+        assert bottom.depths == [1] and bottom.widths == [8]
+        assert {b.token_mixer.name for b in top.blocks} >= {
+            b.token_mixer.name for b in bottom.blocks
+        }
+        kernels = [b.token_mixer["kernel"] for b in top.blocks if b.token_mixer.name == "dwconv"]
+        assert all(k == 5 for k in kernels)
+        assert all(b.channel_mixer["ratio"] == 2.0 for b in top.blocks)
+    mixers = {
+        tuple(b.token_mixer.name for b in subnets_of_step(supernet, CFG, t)[0].blocks)
+        for t in range(12)
+    }
+    assert len(mixers) > 1  # the teacher's mixer types change from step to step
+    assert subnets_of_step(supernet, CFG, 3) == subnets_of_step(supernet, CFG, 3)
+    fixed = replace(CFG, extremes="global")
+    assert subnets_of_step(supernet, fixed, 3)[:2] == [supernet.largest(), supernet.smallest()]
     spos = RecipeConfig(recipe="spos", steps=8)
     drawn = {subnets_of_step(supernet, spos, t)[0].id for t in range(20)}
     assert len(drawn) > 5 and all(len(subnets_of_step(supernet, spos, t)) == 1 for t in range(3))
@@ -124,8 +141,6 @@ def test_resume_after_a_kill(tmp_path: Path) -> None:
             proc.kill()
     kept = load_checkpoint(ckpt)["step"]
     assert 4 <= kept < 40
-    from dataclasses import replace
-
     cfg = replace(CFG, steps=40)
     resumed, data = _setup()
     out = train_supernet(resumed, data, cfg, checkpoint=ckpt)

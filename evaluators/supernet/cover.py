@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from evaluators.supernet.slots import rule_for
 from search_space.costs import spec_cost
 from search_space.declare.space import SearchSpace
 from search_space.errors import SpaceError
-from search_space.spec import ArchSpec, Block, Stage
+from search_space.spec import ArchSpec, Block, Op, Stage
 
 STRUCTURE_FIELDS = "skip, latents, repeat, share, channels, nested_ratio, scope"
 
@@ -114,3 +115,38 @@ def extreme_spec(space: SearchSpace, *, largest: bool, passes: int = 2) -> ArchS
         if not changed:
             break
     return space.decode(values)
+
+
+def _numeric(dim: Any) -> bool:
+    return bool(dim.ordinal) and all(isinstance(c, int | float) for c in dim.choices)
+
+
+def extreme_like(space: SearchSpace, values: np.ndarray, *, largest: bool) -> ArchSpec:
+    """The largest (smallest) spec that keeps the op *types* of the decisions ``values``: numeric
+    dimensions (depth, width, repeat) at their extreme, and every op choice replaced by the
+    variant of the same op with the most (fewest) parameters (kernel size, MLP ratio).
+
+    In a hybrid space the globally largest spec fixes one mixer type per block, so a sandwich
+    built on it would train those mixers' weights on every step and the others only when drawn
+    at random, biasing inherited accuracy towards them. Drawing the types per step and taking
+    the extremes of the elastic dimensions within them keeps every type equally exposed."""
+    sign = 1.0 if largest else -1.0
+    out = np.array(values, dtype=np.int64)
+    for i, dim in enumerate(space.dims):
+        if _numeric(dim):
+            pick = np.argmax if largest else np.argmin
+            out[i] = int(pick(np.array(dim.choices, dtype=float)))
+    for i, dim in enumerate(space.dims):
+        if _numeric(dim) or not all(isinstance(c, Op) for c in dim.choices):
+            continue
+        name = dim.choices[out[i]].name
+        variants = [k for k, c in enumerate(dim.choices) if c.name == name]
+        if len(variants) < 2:
+            continue
+        scored = []
+        for k in variants:
+            out[i] = k
+            cost = spec_cost(space.decode(out))
+            scored.append((sign * cost.params, sign * cost.macs, -k, k))
+        out[i] = max(scored)[3]
+    return space.decode(out)

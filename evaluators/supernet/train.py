@@ -34,11 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.data import Dataset
+from evaluators.supernet.cover import extreme_like
 from evaluators.supernet.network import Supernet, recalibrate
 from search_space.errors import MixnasError
 from search_space.spec import ArchSpec
 
 RECIPES = ("sandwich", "spos")
+EXTREMES = ("per_step", "global")
 FORMAT = 1
 # progress hook: (steps done, total steps, that step's mean loss)
 Progress = Callable[[int, int, float], None]
@@ -60,6 +62,7 @@ class RecipeConfig:
     label_smoothing: float = 0.1
     num_random: int = 2
     distill: bool = True
+    extremes: str = "per_step"
     grad_clip: float = 1.0
     warmup_steps: int = 0
     checkpoint_every: int = 50
@@ -75,10 +78,11 @@ class RecipeConfig:
         out: dict[str, Any] = {}
         for key, value in data.items():
             default = getattr(RecipeConfig(), key)
-            if key == "recipe":
-                if value not in RECIPES:
+            if key in ("recipe", "extremes"):
+                allowed = RECIPES if key == "recipe" else EXTREMES
+                if value not in allowed:
                     raise SupernetError(
-                        f"{where}.recipe: must be one of {list(RECIPES)} (got {value!r})"
+                        f"{where}.{key}: must be one of {list(allowed)} (got {value!r})"
                     )
             elif isinstance(default, bool):
                 if not isinstance(value, bool):
@@ -119,8 +123,14 @@ def subnets_of_step(supernet: Supernet, cfg: RecipeConfig, step: int) -> list[Ar
     rng = _step_rng(cfg.seed, step)
     if cfg.recipe == "spos":
         return [supernet.space.sample(rng)]
+    if cfg.extremes == "global":
+        top, bottom = supernet.largest(), supernet.smallest()
+    else:  # the extremes of the elastic dimensions within this step's mixer types
+        types = supernet.space.random_values(rng)
+        top = extreme_like(supernet.space, types, largest=True)
+        bottom = extreme_like(supernet.space, types, largest=False)
     rand = [supernet.space.sample(rng) for _ in range(cfg.num_random)]
-    return [supernet.largest(), supernet.smallest(), *rand]
+    return [top, bottom, *rand]
 
 
 def _lr(cfg: RecipeConfig, step: int) -> float:
