@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_space.nn.quant.layers import score_operand
+
 
 class ChannelAttention(nn.Module):
     """Self-attention across channels instead of tokens, within head groups of ``head_dim``
@@ -29,6 +31,8 @@ class ChannelAttention(nn.Module):
     Cost: params 4d^2 + d (+3d qkv bias) (+ heads for xca); MACs 4 N d^2 + 2 N d head_dim.
     """
 
+    QUANT_SCORES = True  # score_operand(): the policy may quantize q, k, v and the softmax
+
     def __init__(
         self, dim: int, *, grid: tuple[int, ...], head_dim: int, qkv_bias: bool, style: str
     ) -> None:
@@ -49,9 +53,12 @@ class ChannelAttention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.temperature is not None:
             q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        # the matmul operands, on the activation grid when the block's policy quantizes
+        q, k, v = (score_operand(self, role, t) for role, t in (("q", q), ("k", k), ("v", v)))
+        if self.temperature is not None:
             attn = (q @ k.transpose(-1, -2)) * self.temperature
-            y = attn.softmax(dim=-1) @ v
+            y = score_operand(self, "probs", attn.softmax(dim=-1)) @ v
         else:
             attn = (k * self.head_dim**-0.5) @ v.transpose(-1, -2)
-            y = attn.softmax(dim=-1) @ q
+            y = score_operand(self, "probs", attn.softmax(dim=-1)) @ q
         return self.proj(y.permute(0, 3, 1, 2).reshape(b, n, c))

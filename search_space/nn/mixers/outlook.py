@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_space.nn.quant.layers import score_operand
 from search_space.ops.token_mixers.attention_variants import outlook_grid
 
 
@@ -27,6 +28,8 @@ class OutlookAttention(nn.Module):
     Cost: params 2d^2 + d (+d v bias) + d K^(2r) h + K^(2r) h; MACs 2 N d^2 + M d K^(2r) h +
     M K^(2r) d, M = prod(ceil(grid / stride)) centres.
     """
+
+    QUANT_SCORES = True  # score_operand(): the policy may quantize v and the softmax
 
     def __init__(
         self,
@@ -67,7 +70,7 @@ class OutlookAttention(nn.Module):
             img if self.pool is None else self.pool(img.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         )
         attn = self.attn(centre).reshape(b, m, self.heads, w, w).permute(0, 2, 1, 3, 4)
-        attn = (attn * self.head_dim**-0.5).softmax(dim=-1)
-        y = (attn @ v).permute(0, 1, 4, 3, 2).reshape(b, c * w, m)
+        attn = score_operand(self, "probs", (attn * self.head_dim**-0.5).softmax(dim=-1))
+        y = (attn @ score_operand(self, "v", v)).permute(0, 1, 4, 3, 2).reshape(b, c * w, m)
         y = F.fold(y, self.image, self.kernel, padding=self.padding, stride=self.stride)
         return self.proj(y.permute(0, 2, 3, 1)).reshape(x.shape)

@@ -154,3 +154,13 @@ def attend(
     if score_quant is None:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     return score_quant(q, k, v, attn_mask)  # type: ignore[no-any-return]
+
+
+def score_operand(module: nn.Module, role: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` through ``module``'s score quantizer for ``role`` (``q``, ``k``, ``v`` or ``probs``)
+    when it has one: for mixers that compute attention inline rather than through `attend`
+    (they declare ``QUANT_SCORES = True`` too)."""
+    score_quant = module._modules.get("score_quant")
+    if score_quant is None:
+        return t
+    return getattr(score_quant, role)(t)  # type: ignore[no-any-return]
