@@ -27,26 +27,34 @@ def read_spec(path: str) -> Any:
     return validate_spec(spec, source=path)
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def built_info(spec: Any, seed: int) -> dict[str, Any]:
+    """Builds ``spec``'s model, runs one forward pass, counts params and MACs next to the
+    analytic costs (shared by ``mixnas build`` and ``mixnas zoo build``)."""
+    import torch
+
     from evaluators.counting import count_macs
     from search_space import build_model, example_input, spec_cost
     from search_space.nn.builder import count_params, summary
 
-    spec = read_spec(args.spec)
-    model = build_model(spec, seed=args.seed)
+    model = build_model(spec, seed=seed).eval()
     x = example_input(spec, batch_size=1)
-    model.eval()
-    out = model(x)
-    cost = spec_cost(spec)
-    info = {
+    with torch.no_grad():
+        out = model(x)
+    return {
         "id": spec.id,
         "params": count_params(model),
         "macs": count_macs(model, x),
-        "analytic": cost.to_dict(),
+        "analytic": spec_cost(spec).to_dict(),
         "input_shape": list(x.shape),
         "output_shape": list(out.shape),
         "modules": summary(model),
     }
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    spec = read_spec(args.spec)
+    info = built_info(spec, args.seed)
+    cost = info["analytic"]
     if args.json:
         emit(info)
         return 0
@@ -55,11 +63,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"  {row['module']:10} {fmt_int(row['params']):>14} params")
     print(
         f"  params {fmt_int(info['params'])}  MACs {fmt_int(info['macs'])} (counted), "
-        f"{fmt_int(cost.macs)} (analytic)"
+        f"{fmt_int(cost['macs'])} (analytic)"
     )
     print(
-        f"  bytes {fmt_int(cost.bytes)}  bitops {fmt_int(cost.bitops)}  "
-        f"activation bytes {fmt_int(cost.activation_bytes)}"
+        f"  bytes {fmt_int(cost['bytes'])}  bitops {fmt_int(cost['bitops'])}  "
+        f"activation bytes {fmt_int(cost['activation_bytes'])}"
     )
     print(f"  input {info['input_shape']} -> output {info['output_shape']}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from mixnas.commands.build import built_info
 from mixnas.commands.common import emit, fmt_big, fmt_int
 
 
@@ -61,37 +62,22 @@ def cmd_zoo_show(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_build(args: argparse.Namespace) -> int:
-    import torch
-
-    from evaluators.counting import count_macs
-    from search_space import build_model, example_input, spec_cost, zoo
-    from search_space.nn.builder import count_params
+    from search_space import zoo
 
     spec = zoo.get(args.name)
     if args.resolution:
         side = (args.resolution, args.resolution)
         spec = spec.replace(input=dataclasses.replace(spec.input, resolution=side))
-    model = build_model(spec, seed=args.seed).eval()
-    x = example_input(spec, batch_size=1)
-    with torch.no_grad():
-        out = model(x)
-    cost = spec_cost(spec)
-    info = {
-        "name": args.name,
-        "id": spec.id,
-        "params": count_params(model),
-        "macs": count_macs(model, x),
-        "analytic": cost.to_dict(),
-        "input_shape": list(x.shape),
-        "output_shape": list(out.shape),
-    }
+    info = {"name": args.name, **built_info(spec, args.seed)}
+    del info["modules"]
+    cost = info["analytic"]
     if args.json:
         emit(info)
         return 0
     print(f"{args.name} ({spec.id}): depths {spec.depths}, widths {spec.widths}")
     print(
-        f"  params {fmt_int(info['params'])} (built), {fmt_int(cost.params)} (analytic)\n"
-        f"  MACs {fmt_int(info['macs'])} (counted), {fmt_int(cost.macs)} (analytic)\n"
+        f"  params {fmt_int(info['params'])} (built), {fmt_int(cost['params'])} (analytic)\n"
+        f"  MACs {fmt_int(info['macs'])} (counted), {fmt_int(cost['macs'])} (analytic)\n"
         f"  input {info['input_shape']} -> output {info['output_shape']}"
     )
     return 0
