@@ -127,8 +127,8 @@ def _hvp_finite_difference(
     difference also counts the gradient jumps of the units that switch, which autograd's Hessian
     (and GraSP's) leaves out, so on ReLU networks it measures something else.
     """
-    g_norm = torch.sqrt(sum(real(g).double().square().sum() for g in gs))
-    w_norm = torch.sqrt(sum(real(w).detach().double().square().sum() for w in ws))
+    g_norm = torch.stack([real(g).double().square().sum() for g in gs]).sum().sqrt()
+    w_norm = torch.stack([real(w).detach().double().square().sum() for w in ws]).sum().sqrt()
     step = float(1e-3 * w_norm / g_norm)
     originals = [w.detach().clone() for w in ws]
 
