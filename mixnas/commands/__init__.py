@@ -12,4 +12,5 @@ COMMANDS = (
     "mixnas.commands.zoo",
     "mixnas.commands.latency",
     "mixnas.commands.supernet",
+    "mixnas.commands.scale",
 )
