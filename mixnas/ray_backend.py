@@ -136,6 +136,9 @@ class RayDriver(LocalDriver):
         self.start = time.monotonic()
         # plain data for Ray, rebuilt into a pipeline in each Ray worker
         self.evaluator_dicts = [evaluator_to_dict(c) for c in self.config.evaluators]
+        # candidates asked but not told when the run stopped (in flight at a kill; trials are
+        # told as they end here, not per batch): handed out again before any new ask
+        self.unfinished = sorted(self.strategy.pending.values(), key=lambda c: c.number)
 
     # -- searcher callbacks ----------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -148,7 +151,7 @@ class RayDriver(LocalDriver):
             if self._stop_reason(self.start):
                 self.summary.stopped_by = "time budget"
                 return Searcher.FINISHED if not self.in_flight else None
-            batch = self.strategy.ask(1)
+            batch = [self.unfinished.pop(0)] if self.unfinished else self.strategy.ask(1)
             if not batch:
                 self.summary.stopped_by = "space exhausted"
                 return Searcher.FINISHED if not self.in_flight else None

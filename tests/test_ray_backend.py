@@ -57,3 +57,27 @@ def test_ray_run_on_two_nodes_records_like_local(two_node_cluster, tmp_path: Pat
     # the searcher hands out the strategy's candidates: the first (random) ones are the
     # local run's first ones, since both strategies start from the same seed
     assert ray_frame.loc[0, "spec_id"] == local_frame.loc[0, "spec_id"]
+
+
+def test_resumed_ray_run_hands_out_the_candidates_in_flight_at_the_stop(tmp_path: Path) -> None:
+    """Ray tells trials as they end, so a checkpoint can hold candidates still in flight; after
+    a kill they are evaluated first, with their own trial numbers (nothing is lost)."""
+    from mixnas.driver import open_run
+    from mixnas.manifest import CHECKPOINT, write_json_atomic
+    from mixnas.ray_backend import RayDriver
+
+    data = small_config("flight", str(tmp_path), budget={"trials": 6})
+    data["backend"] = {"name": "local", "workers": 0}
+    config = parse_config(data)
+    summary = run_search(config.with_overrides(trials=3), quiet=True)
+    job, run_dir = open_run(config, resume=True)
+    with RunStore(run_dir) as store:
+        driver = RayDriver(job, run_dir, store, quiet=True)
+        flying = driver.strategy.ask(2)  # as if two Ray trials were running at the kill
+        write_json_atomic(run_dir / CHECKPOINT, {"strategy": driver.strategy.state_dict()})
+        resumed = RayDriver(job, run_dir, store, quiet=True)
+        handed = [resumed.suggest(f"t{i}") for i in range(3)]
+    assert summary.finished == 3
+    assert [h["trial_number"] for h in handed[:2]] == [c.number for c in flying]
+    assert [h["spec"] for h in handed[:2]] == [c.spec.to_dict() for c in flying]
+    assert handed[2]["trial_number"] == max(c.number for c in flying) + 1
