@@ -175,3 +175,20 @@ def test_seeded_construction_is_deterministic(space: SearchSpace) -> None:
     assert names == list(again.weights)
     assert all(torch.equal(first.weights[n], again.weights[n]) for n in names)
     assert not all(torch.equal(first.weights[n], other.weights[n]) for n in names)
+
+
+def test_bit_widths_share_weights_and_extract_still_matches() -> None:
+    data = {
+        **TINY_HYBRID,
+        "quantization": {"scope": "per_stage", "weight_bits": [4, 8, 32], "act_bits": [8, 32]},
+    }
+    quantized = SearchSpace.from_dict(data)
+    supernet = Supernet(quantized, seed=0)
+    assert len(supernet.weights) == len(Supernet(SearchSpace.from_dict(TINY_HYBRID)).weights)
+    rng = np.random.default_rng(6)
+    for _ in range(10):
+        spec = quantized.sample(rng)
+        supernet.configure(spec).eval()
+        x = example_input(spec)
+        with torch.no_grad():
+            assert torch.allclose(supernet.extract(spec).eval()(x), supernet(x), atol=1e-5)

@@ -82,6 +82,8 @@ class Supernet(nn.Module):
                     source[key] = param.detach().clone()
         for key in sorted(shapes):
             full = _filler(tuple(shapes[key]), source[key], zlib.crc32(key.encode()) + self.seed)
+            # the covering specs use the largest widths, so the source is almost always the
+            # full shape; otherwise its values land in the prefix (any values are a valid start)
             index = tuple(slice(0, n) for n in source[key].shape)
             full[index] = source[key]
             self.weights[_param_name(key)] = nn.Parameter(full)
