@@ -379,9 +379,9 @@ def part_host(n_specs: int, seed: int, cache: Path, statistic: str) -> list[str]
         lines.append(f"| {name} | {s['spearman']:.3f} | {s['mape']:.1f} | {s['within10']:.0f} |")
     lines += [
         "",
-        f"Lookup table: {len(lut.table)} op signatures; the first run profiled {first_measured} "
-        f"(into `{cache}`), a second predictor on the same table profiled "
-        f"{lut_again.measured}. Measuring took {measure_s / 60:.1f} min, profiling "
+        f"Lookup table: {len(lut.table)} op signatures in `{cache}`; this run profiled "
+        f"{first_measured} (the rest were cached by earlier runs), a second predictor on the same "
+        f"table profiled {lut_again.measured}. Measuring took {measure_s / 60:.1f} min, profiling "
         f"{profile_s / 60:.1f} min. {noisy:.0f} of 20 re-measured specs stayed flagged noisy "
         "(relative IQR > 10% after two re-measurements).",
         "",
