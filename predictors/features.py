@@ -63,7 +63,7 @@ def op_costs(item: PlannedOp) -> OpCost:
 
 
 def _param_tokens(prefix: str, params: Mapping[str, object]) -> list[str]:
-    out = []
+    out: list[str] = []
     for key, value in sorted(params.items()):
         if isinstance(value, tuple | list):
             out.extend(f"{prefix}:{key}[{i}]={v}" for i, v in enumerate(value))

@@ -71,12 +71,12 @@ class LatencyResolver:
         self.quantile = float(quantile)
         self.cache_dir = cache_dir
         self.calibration = calibration
-        self.timing = {
-            "threads": threads,
-            "batch_size": batch_size,
-            "dtype": dtype,
-            "statistic": statistic,
-        }
+        from predictors.timing import TimingOptions
+
+        # validated once here; tables and calibration measurements use the same settings
+        self.timing = TimingOptions(
+            threads=threads, batch_size=batch_size, dtype=dtype, statistic=statistic
+        )
         self.seed = seed
         self.predictors: dict[str, Predictor] = {}
         self._calibrated: set[str] = set()
@@ -103,11 +103,14 @@ class LatencyResolver:
                 device=device,
                 cache_dir=self.cache_dir,
                 torch_device=TORCH_DEVICES[device],
-                **self.timing,
+                threads=self.timing.threads,
+                batch_size=self.timing.batch_size,
+                dtype=self.timing.dtype,
+                statistic=self.timing.statistic,
             )
         elif device in DEVICES:
             log.warning("latency_ms@%s: uncalibrated roofline estimate (optimistic)", device)
-            made = RooflinePredictor(device=device, batch_size=self.timing["batch_size"])
+            made = RooflinePredictor(device=device, batch_size=self.timing.batch_size)
         else:
             known = sorted({*TORCH_DEVICES, *DEVICES, *self.predictors})
             raise SpaceError(
@@ -155,7 +158,7 @@ class LatencyResolver:
         """Times ``calibration`` specs of ``space`` and fits the device's table correction."""
         if device in self._calibrated or device not in TORCH_DEVICES or not self.calibration:
             return
-        from predictors.timing import TimingOptions, measure_spec
+        from predictors.timing import measure_spec
 
         analytic = [c for c in space.constraints if c.analytic]
         rng = np.random.default_rng(self.seed)
@@ -165,7 +168,7 @@ class LatencyResolver:
             specs = [space.sample(rng) for _ in range(self.calibration)]
         finally:
             space.constraints = saved
-        options = TimingOptions(**self.timing)
+        options = self.timing
         y = [
             measure_spec(s, options, torch_device=TORCH_DEVICES[device]).value(options.statistic)
             for s in specs
