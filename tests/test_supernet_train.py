@@ -94,6 +94,16 @@ def test_training_lowers_the_loss_and_moves_shared_weights() -> None:
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_in_place_distillation_trains_students_on_the_teacher() -> None:
+    supernet, data = _setup()
+    cfg = RecipeConfig(steps=3, batch_size=16, num_random=1, distill=True)
+    out = train_supernet(supernet, data, cfg)
+    labels, _ = _setup()
+    plain = train_supernet(labels, data, replace(cfg, distill=False))
+    # the same subnets and batches: only the students' targets differ
+    assert out["history"][0] != plain["history"][0] and all(np.isfinite(out["history"]))
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     supernet, data = _setup()
     whole = train_supernet(supernet, data, CFG)

@@ -2,11 +2,12 @@
 
 Recipes (`RecipeConfig.recipe`):
 
-* ``sandwich``: every step trains the largest subnet on the labels, then the smallest and
-  ``num_random`` random subnets on the largest one's soft predictions (in-place distillation),
-  accumulating the gradients into one optimizer step (Yu & Huang, "Universally Slimmable
-  Networks and Improved Training Techniques", ICCV 2019; BigNAS, Yu et al., ECCV 2020).
-  With ``distill: false`` every subnet learns from the labels.
+* ``sandwich``: every step trains the largest subnet, the smallest and ``num_random`` random
+  subnets, accumulating the gradients into one optimizer step (Yu & Huang, "Universally
+  Slimmable Networks and Improved Training Techniques", ICCV 2019; BigNAS, Yu et al., ECCV
+  2020). With ``distill: true`` the students learn the largest one's soft predictions (in-place
+  distillation); the default is the labels, which ranked subnets far better in
+  ``bench/supernet.py`` at CPU budgets (see docs/supernet.md).
 * ``spos``: one uniformly sampled subnet per step on the labels (Guo et al., "Single Path
   One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020): the baseline.
 
@@ -61,7 +62,7 @@ class RecipeConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     num_random: int = 2
-    distill: bool = True
+    distill: bool = False  # measured: in-place distillation hurt ranking at CPU budgets (docs)
     extremes: str = "per_step"
     grad_clip: float = 1.0
     warmup_steps: int = 0

@@ -9,7 +9,7 @@ The config (YAML or JSON; every field but ``space`` has a default)::
     data_seed: 0             # seeds the split
     strict: true             # refuse ops without a weight-sharing rule
     runs_dir: runs
-    supernet: {recipe: sandwich, steps: 300, batch_size: 64, num_random: 2, distill: true,
+    supernet: {recipe: sandwich, steps: 300, batch_size: 64, num_random: 2, distill: false,
                lr: 0.002, checkpoint_every: 50, seed: 0}
 
 The run folder gets ``supernet.pt`` (the checkpoint: weights, optimizer, step, the space
