@@ -209,6 +209,16 @@ def render(rows: list[dict[str, Any]], summary: dict[str, Any], command: str) ->
     return "\n".join(lines) + "\n"
 
 
+def _logged_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows an earlier run printed to stderr (``[i/n] {json}`` lines), by spec id."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("[") and "] {" in line:
+            row = json.loads(line.split("] ", 1)[1])
+            rows[row["spec"]] = row
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="hybrid_cpu")
@@ -219,12 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument("--out", type=Path, help="markdown file whose section to rewrite")
+    parser.add_argument(
+        "--resume-log",
+        type=Path,
+        help="the stderr of an interrupted run with the same arguments: its rows are reused",
+    )
     args = parser.parse_args(argv)
     space = load_space(args.space)
     rng = np.random.default_rng(args.seed)
     specs = [space.sample(rng) for _ in range(args.n)]
+    done = _logged_rows(args.resume_log) if args.resume_log else {}
     rows = []
     for i, spec in enumerate(specs):
+        if spec.id in done:
+            rows.append(done[spec.id])
+            continue
         row = run_one(spec, args.steps, args.repeats, not args.no_latency)
         rows.append(row)
         print(f"[{i + 1}/{len(specs)}] {json.dumps(row)}", file=sys.stderr, flush=True)

@@ -93,6 +93,9 @@ def points(run_dir: Path) -> np.ndarray:
     """(weight MB, top-1 error %) of the run's successful trials."""
     frame = load_trials(run_dir)
     frame = frame[frame["status"] == "ok"]
+    if frame.empty:
+        errors = load_trials(run_dir)["error"].unique().tolist()
+        raise RuntimeError(f"{run_dir}: no successful trial; errors: {errors[:3]}")
     return np.column_stack([frame["bytes"] / 1e6, 100.0 - frame["top1"]]).astype(float)
 
 
