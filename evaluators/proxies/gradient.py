@@ -50,16 +50,24 @@ def _twice_differentiable() -> Iterator[None]:
     from search_space.nn import scan
     from search_space.nn.mixers import ssm
 
-    class _PlainScan:
-        apply = staticmethod(ssm.selective_scan_reference)
+    # the SSM's private names: if they change, the scan keeps its once-differentiable path and
+    # grasp falls back to the finite difference for SSM models rather than failing everywhere
+    swaps: dict[str, object] = {"linear_scan": scan.scan_reference}
+    if hasattr(ssm, "selective_scan_reference"):
 
-    saved = (ssm.linear_scan, ssm._SelectiveScanFn)
-    ssm.linear_scan, ssm._SelectiveScanFn = scan.scan_reference, _PlainScan  # type: ignore[misc,assignment]
+        class _PlainScan:
+            apply = staticmethod(ssm.selective_scan_reference)
+
+        swaps["_SelectiveScanFn"] = _PlainScan
+    saved = {name: getattr(ssm, name) for name in swaps if hasattr(ssm, name)}
+    for name in saved:
+        setattr(ssm, name, swaps[name])
     try:
         with sdpa_kernel(SDPBackend.MATH):
             yield
     finally:
-        ssm.linear_scan, ssm._SelectiveScanFn = saved  # type: ignore[misc]
+        for name, value in saved.items():
+            setattr(ssm, name, value)
 
 
 @proxy("snip")
