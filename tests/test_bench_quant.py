@@ -20,3 +20,12 @@ def test_bench_scores_every_policy_and_the_joint_front_contains_the_fixed_one() 
     assert len(summary["front_joint"]) >= 1 and set(JOINT) < set(POLICIES)
     text = render([row, other], summary, "python bench/quant.py")
     assert text.startswith("## Quantization") and f"`{row['spec']}`" in text
+
+
+def test_resume_log_rows_are_read_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bench.quant import _logged_rows
+
+    log = tmp_path / "err.log"
+    log.write_text('noise\n[1/2] {"spec": "abc", "top1": {"fp32": 90.0}}\n[2/2] {"spec": "def"}\n')
+    rows = _logged_rows(log)
+    assert list(rows) == ["abc", "def"] and rows["abc"]["top1"]["fp32"] == 90.0
