@@ -172,6 +172,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _verdict(out: dict[str, Any]) -> str:
+    sandwich, spos = out["recipes"]["sandwich"]["kendall"], out["recipes"]["spos"]["kendall"]
+    met = "meets" if sandwich >= 0.6 else "misses"
+    side = "above" if sandwich > spos else "below"
+    return (
+        f"Target (Kendall tau >= 0.6 and above SPOS): the sandwich recipe {met} 0.6 "
+        f"({sandwich:.3f}) and is {side} SPOS ({spos:.3f})."
+    )
+
+
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     passes = args.steps * (2 + args.num_random)
     alone = out["standalone_top1"]
@@ -216,10 +226,10 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "",
             f"Supernet cost vs the stand-alone trainings: sandwich "
             f"{out['recipes']['sandwich']['train_cpu_min']:.1f} CPU-min vs "
-            f"{out['standalone_cpu_min']:.1f} CPU-min for {out['n']} subnets "
-            f"(wall {out['wall_min']:.1f} min for the whole benchmark on {args.workers} "
-            "workers). Seed "
-            f"{args.seed}; acceptance: Kendall tau >= 0.6 and above SPOS.",
+            f"{out['standalone_cpu_min']:.1f} CPU-min for {out['n']} subnets (wall "
+            f"{out['wall_min']:.1f} min on {args.workers} workers"
+            + (", stand-alone trainings cached" if out.get("cached") else "")
+            + f"). Seed {args.seed}. {_verdict(out)}",
             "",
             f"Reproduce: `python bench/supernet.py --steps {args.steps} "
             f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
