@@ -133,6 +133,7 @@ train_supernet(supernet, data, replace(CFG, steps=40), checkpoint=pathlib.Path({
 """
 
 
+@pytest.mark.slow  # a subprocess importing torch; test_resume_equals_... covers the logic fast
 def test_resume_after_a_kill(tmp_path: Path) -> None:
     ckpt = tmp_path / "killed.pt"
     code = _KILLED.format(root=str(ROOT), ckpt=str(ckpt))
@@ -238,6 +239,7 @@ def test_evaluator_rejects_unknown_options_and_missing_files(tmp_path: Path) -> 
         evaluators.create("supernet", checkpoint=str(tmp_path / "none.pt"))
 
 
+@pytest.mark.slow  # a whole search job with its report and export
 def test_mixnas_search_scores_trials_with_the_supernet(tmp_path: Path) -> None:
     from mixnas import load_trials
 
