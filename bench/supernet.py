@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1000, help="sandwich supernet steps")
     parser.add_argument("--standalone-steps", type=int, default=600)
     parser.add_argument("--num-random", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-2, help="both recipes")
+    parser.add_argument("--lr", type=float, default=2e-2, help="both recipes")
     parser.add_argument(
         "--distill",
         action=argparse.BooleanOptionalAction,
