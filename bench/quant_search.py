@@ -81,7 +81,7 @@ def config(name: str, space: dict[str, Any], args: argparse.Namespace, runs: Pat
             "strategy": {"name": "nsga2", "options": {"population_size": args.population}},
             "budget": {"trials": args.trials, "seconds": args.seconds},
             "backend": {"name": "local", "workers": args.workers},
-            "trial_timeout": 300,
+            "trial_timeout": args.trial_timeout,
             "runs_dir": str(runs),
             "export": None,
         },
@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--population", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--trial-timeout", type=int, default=900, help="seconds; a loaded machine needs more"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=Path, help="keep the run folders here (default: temp)")
     parser.add_argument("--json", type=Path)

@@ -23,7 +23,9 @@ def test_fixed8_twin_samples_only_w8a8_and_joint_samples_more() -> None:
 
 
 def test_configs_parse_with_ptq_objective(tmp_path: Path) -> None:
-    args = argparse.Namespace(seed=0, steps=10, population=4, trials=4, seconds=60.0, workers=0)
+    args = argparse.Namespace(
+        seed=0, steps=10, population=4, trials=4, seconds=60.0, workers=0, trial_timeout=60
+    )
     for name, space in spaces("hybrid_cpu").items():
         cfg = config(f"quant-{name}", space, args, tmp_path)
         assert [o.metric for o in cfg.objectives] == ["top1", "bytes"]
