@@ -34,10 +34,19 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# every benchmark, each rewriting its own section of docs/benchmarks.md (they read ../shared/data;
+# bench/runs.py opens the report in Debian's chromium: apt-get install chromium). Hours on 2 cores.
 bench: $(STAMP)
 	$(PY) bench/space.py --out docs/benchmarks.md
 	$(PY) bench/strategy_overhead.py --out docs/benchmarks.md
 	$(PY) bench/search_nb201.py --mode both --out docs/benchmarks.md --figures docs/figures
+	$(PY) bench/proxies_nb201.py --dataset cifar10 --batch-size 16 --workers 2 --out docs/benchmarks.md
+	$(PY) bench/proxies_hybrid.py --n 60 --steps 150 --workers 2 --out docs/benchmarks.md
+	$(PY) bench/latency.py --out docs/benchmarks.md
+	$(PY) bench/runs.py --trials 40 --out docs/benchmarks.md
+	$(PY) bench/quant.py --n 20 --steps 300 --out docs/benchmarks.md
+	$(PY) bench/supernet.py --out docs/benchmarks.md
+	$(PY) bench/scaling.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
