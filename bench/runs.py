@@ -156,8 +156,8 @@ def _section(rows: list[dict[str, Any]], browser: dict[str, Any], trials: int) -
         SECTION,
         "",
         f"Command: `python bench/runs.py --trials {trials} --out docs/benchmarks.md` "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores; the machine was "
-        "shared with other work while this ran, so absolute times are noisy). A trial here is "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} when it ended). A trial here is "
         "the analytic `cost` evaluator only (about 1 ms), so the per-trial figure is what the "
         "backend adds: dispatch, the SQLite commit (synchronous=FULL), the event log, the "
         "strategy's ask/tell and the checkpoint.",
@@ -174,7 +174,7 @@ def _section(rows: list[dict[str, Any]], browser: dict[str, Any], trials: int) -
         "",
         "Start-up is the time to the first finished trial: importing torch and building the "
         "evaluators in the driver (for the checks) and in each worker; for Ray, starting a local "
-        "Ray and a worker process per trial as well.",
+        "Ray and its worker processes (reused across trials) as well.",
         "",
         f"Report in a browser ({browser.get('browser')}): "
         + ("passed" if browser.get("passed") else "FAILED")
