@@ -388,7 +388,7 @@ def part_host(n_specs: int, seed: int, cache: Path, statistic: str) -> list[str]
     ]
     lines += _constraint_check(space, specs, y, cache, seed, evaluator, statistic)
     lines.append(
-        f"{platform.platform()}, {os.cpu_count()} cores shared with other engineers' jobs; "
+        f"{platform.platform()}, {os.cpu_count()} cores; "
         f"load average (1, 5, 15 min) {load_before} at the start, {_load_average()} at the end; "
         f"{(time.perf_counter() - start) / 60:.1f} minutes in all."
     )
