@@ -14,6 +14,7 @@ from search_space.nn.convs import conv_nd
 from search_space.nn.mixers.windows import (
     relative_position_index,
     window_attention_mask,
+    window_bias,
     window_partition,
     window_reverse,
 )
@@ -96,14 +97,9 @@ class WindowAttention(nn.Module):
         self.register_buffer("mask", None if mask is None else mask.unsqueeze(1), persistent=False)
 
     def _attn_bias(self) -> torch.Tensor | None:
-        bias = None
-        if self.rel_pos_table is not None:
-            t = math.prod(self.windows)
-            bias = self.rel_pos_table[self.rel_pos_index.reshape(-1)].reshape(t, t, self.heads)
-            bias = bias.permute(2, 0, 1)
-        if self.mask is not None:
-            bias = self.mask if bias is None else bias + self.mask
-        return bias
+        index = getattr(self, "rel_pos_index", None)
+        tokens = math.prod(self.windows)
+        return window_bias(self.rel_pos_table, index, tokens, self.heads, self.mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[0], x.shape[-1]

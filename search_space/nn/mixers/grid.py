@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.nn.mixers.windows import relative_position_index
+from search_space.nn.mixers.windows import relative_position_index, window_bias
 from search_space.nn.quant.layers import attend
 from search_space.ops.token_mixers.local_attention import grid_geometry
 
@@ -92,14 +92,9 @@ class GridAttention(nn.Module):
         self.register_buffer("mask", mask, persistent=False)
 
     def _attn_bias(self) -> torch.Tensor | None:
-        bias = None
-        if self.rel_pos_table is not None:
-            t = math.prod(self.cells)
-            bias = self.rel_pos_table[self.rel_pos_index.reshape(-1)].reshape(t, t, self.heads)
-            bias = bias.permute(2, 0, 1)
-        if self.mask is not None:
-            bias = self.mask if bias is None else bias + self.mask
-        return bias
+        index = getattr(self, "rel_pos_index", None)
+        tokens = math.prod(self.cells)
+        return window_bias(self.rel_pos_table, index, tokens, self.heads, self.mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[0], x.shape[-1]

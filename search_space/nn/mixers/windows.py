@@ -102,3 +102,20 @@ def window_attention_mask(
     allowed &= ~pad_w[:, None, :] | pad_w[:, :, None]
     mask = torch.zeros(allowed.shape)
     return mask.masked_fill_(~allowed, float("-inf"))
+
+
+def window_bias(
+    table: torch.Tensor | None,
+    index: torch.Tensor | None,
+    tokens: int,
+    heads: int,
+    mask: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The additive attention bias of a windowed mixer: the relative-position bias gathered
+    from ``table`` by ``index`` as (heads, T, T), plus the window mask; None when neither."""
+    bias = None
+    if table is not None and index is not None:
+        bias = table[index.reshape(-1)].reshape(tokens, tokens, heads).permute(2, 0, 1)
+    if mask is not None:
+        bias = mask if bias is None else bias + mask
+    return bias
