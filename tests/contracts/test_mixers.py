@@ -25,14 +25,15 @@ CONTEXTS = (
 )
 
 
-def _cases(registry) -> list:
+def _cases(registry, contexts=CONTEXTS) -> list:
+    """One case per (op, example parameter set, context) the op's spatial dims allow."""
     cases = []
     for name in registry.names():
         op: OpDef = registry.get(name)
         if op.kind == "channel_mixer" and name == "none":
             continue
         for i, example in enumerate(({}, *op.examples)):
-            for ctx in CONTEXTS:
+            for ctx in contexts:
                 if len(ctx.grid) in op.spatial_dims:
                     label = f"{name}-ex{i}-{'x'.join(map(str, ctx.grid))}-p{ctx.prefix}"
                     cases.append(pytest.param(op, example, ctx, id=label))

@@ -19,6 +19,7 @@ from search_space.nn.quant.layers import QUANTIZED, ScoreQuant
 from search_space.nn.quant.policy import quantize_module
 from search_space.ops import CHANNEL_MIXERS, TOKEN_MIXERS, OpContext, OpDef
 from search_space.spec import Quant
+from tests.contracts.test_mixers import _cases as _mixer_cases
 from tests.contracts.test_mixers import _input
 
 CONTEXTS = (
@@ -29,18 +30,7 @@ BITS = (4, 6, 8)
 
 
 def _cases() -> list:
-    cases = []
-    for registry in (TOKEN_MIXERS, CHANNEL_MIXERS):
-        for name in registry.names():
-            op: OpDef = registry.get(name)
-            if op.kind == "channel_mixer" and name == "none":
-                continue
-            for i, example in enumerate(({}, *op.examples)):
-                for ctx in CONTEXTS:
-                    if len(ctx.grid) in op.spatial_dims:
-                        label = f"{op.kind}-{name}-ex{i}-{'x'.join(map(str, ctx.grid))}"
-                        cases.append(pytest.param(op, example, ctx, id=label))
-    return cases
+    return _mixer_cases(TOKEN_MIXERS, CONTEXTS) + _mixer_cases(CHANNEL_MIXERS, CONTEXTS)
 
 
 def _build(op: OpDef, example: dict, ctx: OpContext) -> nn.Module:
