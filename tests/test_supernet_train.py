@@ -22,12 +22,12 @@ import evaluators
 from evaluators import EvalContext
 from evaluators.data import load_dataset
 from evaluators.supernet import Supernet
+from evaluators.supernet.schedule import subnets_of_step
 from evaluators.supernet.train import (
     RecipeConfig,
     SupernetError,
     load_checkpoint,
     load_supernet,
-    subnets_of_step,
     train_supernet,
 )
 from mixnas.cli import main as cli

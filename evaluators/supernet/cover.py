@@ -117,27 +117,33 @@ def extreme_spec(space: SearchSpace, *, largest: bool, passes: int = 2) -> ArchS
     return space.decode(values)
 
 
-def _numeric(dim: Any) -> bool:
+def numeric_dim(dim: Any) -> bool:
     return bool(dim.ordinal) and all(isinstance(c, int | float) for c in dim.choices)
 
 
 def extreme_like(space: SearchSpace, values: np.ndarray, *, largest: bool) -> ArchSpec:
-    """The largest (smallest) spec that keeps the op *types* of the decisions ``values``: numeric
-    dimensions (depth, width, repeat) at their extreme, and every op choice replaced by the
-    variant of the same op with the most (fewest) parameters (kernel size, MLP ratio).
+    """The largest (smallest) spec that keeps the op *types* of the decisions ``values``
+    (`extreme_values`).
 
     In a hybrid space the globally largest spec fixes one mixer type per block, so a sandwich
     built on it would train those mixers' weights on every step and the others only when drawn
     at random, biasing inherited accuracy towards them. Drawing the types per step and taking
     the extremes of the elastic dimensions within them keeps every type equally exposed."""
+    return space.decode(extreme_values(space, values, largest=largest))
+
+
+def extreme_values(space: SearchSpace, values: np.ndarray, *, largest: bool) -> np.ndarray:
+    """``values`` with numeric dimensions (depth, width, repeat) at their extreme, and every op
+    choice replaced by the variant of the same op with the most (fewest) parameters (kernel
+    size, MLP ratio, head size)."""
     sign = 1.0 if largest else -1.0
     out = np.array(values, dtype=np.int64)
     for i, dim in enumerate(space.dims):
-        if _numeric(dim):
+        if numeric_dim(dim):
             pick = np.argmax if largest else np.argmin
             out[i] = int(pick(np.array(dim.choices, dtype=float)))
     for i, dim in enumerate(space.dims):
-        if _numeric(dim) or not all(isinstance(c, Op) for c in dim.choices):
+        if numeric_dim(dim) or not all(isinstance(c, Op) for c in dim.choices):
             continue
         name = dim.choices[out[i]].name
         variants = [k for k, c in enumerate(dim.choices) if c.name == name]
@@ -149,4 +155,4 @@ def extreme_like(space: SearchSpace, values: np.ndarray, *, largest: bool) -> Ar
             cost = spec_cost(space.decode(out))
             scored.append((sign * cost.params, sign * cost.macs, -k, k))
         out[i] = max(scored)[3]
-    return space.decode(out)
+    return out

@@ -11,6 +11,10 @@ Recipes (`RecipeConfig.recipe`):
 * ``spos``: one uniformly sampled subnet per step on the labels (Guo et al., "Single Path
   One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020): the baseline.
 
+Either recipe can shrink progressively (``progressive``, OFA; `evaluators.supernet.schedule`),
+augment its batches (``augment``) and prepare them in ``loader_workers`` processes
+(`evaluators.supernet.batches`); neither the loader processes nor resuming change the result.
+
 Determinism and resume: every random choice of step ``t`` (the subnets, the batch order of its
 epoch) derives from ``(seed, t)`` alone, so a run resumed from the checkpoint of step ``t``
 continues exactly as the uninterrupted run would have. The checkpoint (weights, optimizer state,
@@ -35,13 +39,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.data import Dataset
-from evaluators.supernet.cover import extreme_like
+from evaluators.supernet.batches import AUGMENTATIONS, step_batches
 from evaluators.supernet.network import Supernet, recalibrate
+from evaluators.supernet.schedule import subnets_of_step
 from search_space.errors import MixnasError
 from search_space.spec import ArchSpec
 
 RECIPES = ("sandwich", "spos")
 EXTREMES = ("per_step", "global")
+CHOICES = {"recipe": RECIPES, "extremes": EXTREMES, "augment": AUGMENTATIONS}
+# fields that change how fast a run goes, not what it computes: a resume may change them
+NEUTRAL = ("loader_workers", "checkpoint_every")
 FORMAT = 1
 # progress hook: (steps done, total steps, that step's mean loss)
 Progress = Callable[[int, int, float], None]
@@ -66,6 +74,9 @@ class RecipeConfig:
     extremes: str = "per_step"
     grad_clip: float = 1.0
     warmup_steps: int = 0
+    progressive: float = 0.0  # fraction of the steps spent shrinking progressively (0: off)
+    augment: str = "none"
+    loader_workers: int = 0  # processes preparing batches ahead (0: in the training process)
     checkpoint_every: int = 50
     seed: int = 0
 
@@ -79,8 +90,8 @@ class RecipeConfig:
         out: dict[str, Any] = {}
         for key, value in data.items():
             default = getattr(RecipeConfig(), key)
-            if key in ("recipe", "extremes"):
-                allowed = RECIPES if key == "recipe" else EXTREMES
+            if key in CHOICES:
+                allowed = CHOICES[key]
                 if value not in allowed:
                     raise SupernetError(
                         f"{where}.{key}: must be one of {list(allowed)} (got {value!r})"
@@ -89,7 +100,7 @@ class RecipeConfig:
                 if not isinstance(value, bool):
                     raise SupernetError(f"{where}.{key}: must be true or false (got {value!r})")
             elif isinstance(default, int):
-                low = 0 if key in ("num_random", "warmup_steps", "seed") else 1
+                low = 0 if key in ("num_random", "warmup_steps", "seed", "loader_workers") else 1
                 if isinstance(value, bool) or not isinstance(value, int) or value < low:
                     raise SupernetError(
                         f"{where}.{key}: must be an integer >= {low} (got {value!r})"
@@ -101,37 +112,10 @@ class RecipeConfig:
                 or value < 0
             ):
                 raise SupernetError(f"{where}.{key}: must be a number >= 0 (got {value!r})")
+            elif key == "progressive" and value > 1:
+                raise SupernetError(f"{where}.{key}: must be a fraction in [0, 1] (got {value!r})")
             out[key] = value
         return RecipeConfig(**out)
-
-
-def _step_rng(seed: int, step: int) -> np.random.Generator:
-    return np.random.default_rng([seed, step])
-
-
-def _batch(data: Dataset, cfg: RecipeConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = len(data.y_train)
-    size = max(1, min(cfg.batch_size, n))
-    per_epoch = max(1, n // size)  # full batches: batch norm needs more than one sample
-    epoch, position = divmod(step, per_epoch)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    index = torch.randperm(n, generator=gen)[position * size : (position + 1) * size]
-    return data.x_train[index], data.y_train[index]
-
-
-def subnets_of_step(supernet: Supernet, cfg: RecipeConfig, step: int) -> list[ArchSpec]:
-    """The subnets step ``step`` trains, teacher first for the sandwich rule."""
-    rng = _step_rng(cfg.seed, step)
-    if cfg.recipe == "spos":
-        return [supernet.space.sample(rng)]
-    if cfg.extremes == "global":
-        top, bottom = supernet.largest(), supernet.smallest()
-    else:  # the extremes of the elastic dimensions within this step's mixer types
-        types = supernet.space.random_values(rng)
-        top = extreme_like(supernet.space, types, largest=True)
-        bottom = extreme_like(supernet.space, types, largest=False)
-    rand = [supernet.space.sample(rng) for _ in range(cfg.num_random)]
-    return [top, bottom, *rand]
 
 
 def _lr(cfg: RecipeConfig, step: int) -> float:
@@ -178,7 +162,7 @@ def train_supernet(
     step, history, seconds, resumed = 0, [], 0.0, False
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint)
-        if state["config"] != asdict(cfg):
+        if _outcome(state["config"]) != _outcome(asdict(cfg)):
             raise SupernetError(
                 f"{checkpoint}: was written with a different recipe config; "
                 "use a new run folder or the same config"
@@ -205,11 +189,19 @@ def train_supernet(
                 },
             )
 
-    done_here = 0
     supernet.train()
-    while step < cfg.steps and (stop_after is None or done_here < stop_after):
-        start = time.perf_counter()
-        x, y = _batch(data, cfg, step)
+    last = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    batches = step_batches(
+        data,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        first=step,
+        last=last,
+        augment=cfg.augment,
+        workers=cfg.loader_workers,
+    )
+    start = time.perf_counter()
+    for x, y in batches:
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step)
         optimizer.zero_grad(set_to_none=True)
@@ -217,14 +209,22 @@ def train_supernet(
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
         optimizer.step()
-        step, done_here = step + 1, done_here + 1
+        step += 1
         history.append(float(np.mean(losses)))
         seconds += time.perf_counter() - start
         if progress is not None:
             progress(step, cfg.steps, history[-1])
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             write()
+        start = time.perf_counter()  # the next batch's wait counts, the bookkeeping does not
     return {"steps": step, "seconds": seconds, "history": history, "resumed": resumed}
+
+
+def _outcome(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe fields that decide the trained weights (a resume must keep them)."""
+    defaults = asdict(RecipeConfig())
+    merged = {**defaults, **config}  # a checkpoint written before a field existed: its default
+    return {k: v for k, v in merged.items() if k not in NEUTRAL}
 
 
 def _train_step(
