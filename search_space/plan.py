@@ -22,9 +22,20 @@ from search_space.ops import (
     OpContext,
     OpDef,
 )
+from search_space.ops.base import LAYOUT_TOKENS
 from search_space.ops.stems import prefix_tokens
 from search_space.registry import Registry
-from search_space.spec import ALLOWED_BITS, FLOAT, SCOPE_DATA, ArchSpec, Op, Quant, Skip, Stage
+from search_space.spec import (
+    ALLOWED_BITS,
+    FLOAT,
+    SCOPE_DATA,
+    TOKENS_PREFIX,
+    ArchSpec,
+    Op,
+    Quant,
+    Skip,
+    Stage,
+)
 from search_space.structure import (
     LATENT_READ,
     LATENT_TOKENS,
@@ -155,6 +166,7 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
         )
         ops.append(ds)
         grid, dim = ds.op.out_grid(ctx, ds.params), stage.width  # type: ignore[union-attr]
+        prefix = ds.op.out_prefix(ctx, ds.params)  # type: ignore[union-attr]
         _check_grid(grid, f"{path}.downsample")
         here = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
         if stage.skip is not None:
@@ -272,6 +284,8 @@ def _plan_block(
             )
         dim = end - start
     ctx = OpContext(dim=dim, grid=grid, prefix=prefix, out_dim=dim)
+    # the channel branch's view: all tokens, or the prefix tokens alone as a 1-D sequence
+    channel_ctx = _channel_context(block, ctx, path)
     q, where = block.quant, {"stage": stage, "block": index}
     norm = Op(block.norm)
     # token mixer 'none': the block has no token branch (no norm, mixer or layer scale)
@@ -314,14 +328,14 @@ def _plan_block(
         block.channel_mixer,
         f"{path}.channel_mixer",
         "channel_mixer",
-        ctx,
+        channel_ctx,
         q,
         **where,
     )
     if block.nested_ratio is not None:
         mixer = _nested(mixer, block.nested_ratio, f"{path}.nested_ratio")
     if mixer.op is not None and mixer.op.name != "none":
-        out.append(_planned(NORMS, norm, f"{path}.norm", "norm2", ctx, q, **where))
+        out.append(_planned(NORMS, norm, f"{path}.norm", "norm2", channel_ctx, q, **where))
         out.append(mixer)
         if block.layer_scale is not None:
             out.append(
@@ -329,7 +343,7 @@ def _plan_block(
                     f"{path}.layer_scale",
                     "layer_scale2",
                     None,
-                    ctx,
+                    channel_ctx,
                     {"init": block.layer_scale},
                     q,
                     stage,
@@ -338,7 +352,38 @@ def _plan_block(
             )
     if block.repeat != 1:
         out = [dataclasses.replace(item, times=block.repeat) for item in out]
+    if token_branch and block.tokens == TOKENS_PREFIX:
+        _check_prefix_token_mixer(block, path)
     return out
+
+
+def _channel_context(block: Any, ctx: OpContext, path: str) -> OpContext:
+    """The context of a block's channel branch: the block's own, or, for ``tokens: prefix``,
+    the prefix tokens alone as a 1-D sequence without prefix (so any channel mixer's cost
+    formula counts exactly the tokens it sees)."""
+    if block.tokens != TOKENS_PREFIX:
+        return ctx
+    if ctx.prefix < 1:
+        raise SpaceError(
+            f"{path}.tokens",
+            "'prefix' needs prefix (class) tokens here: a stem with cls_token or an 'embed' "
+            "downsampler before this block",
+            value=block.tokens,
+        )
+    return OpContext(dim=ctx.dim, grid=(ctx.prefix,), prefix=0, out_dim=ctx.dim)
+
+
+def _check_prefix_token_mixer(block: Any, path: str) -> None:
+    """A ``tokens: prefix`` block keeps only the prefix rows of its token mixer's update, so the
+    mixer must produce them: grid-layout mixers give prefix tokens a zero update."""
+    op = TOKEN_MIXERS.get(block.token_mixer.name)
+    if op.layout != LAYOUT_TOKENS:
+        raise SpaceError(
+            f"{path}.tokens",
+            f"'prefix' needs a token mixer that updates prefix tokens (layout 'tokens'); "
+            f"{op.name!r} has layout {op.layout!r}",
+            value=block.tokens,
+        )
 
 
 def _shared(items: list[PlannedOp], stage: Stage, j: int, path: str) -> list[PlannedOp]:

@@ -27,6 +27,10 @@ GRANULARITIES = ("per_tensor", "per_channel")
 SCOPES = ("data", "latent")
 SCOPE_DATA = "data"
 MERGES = ("concat", "add")
+# which tokens a block updates: all of them, or only the prefix (class) tokens (CaiT)
+BLOCK_TOKENS = ("all", "prefix")
+TOKENS_ALL = "all"
+TOKENS_PREFIX = "prefix"
 # Bit-widths a quantization policy may name; 32 means float (no quantization).
 ALLOWED_BITS = (2, 3, 4, 5, 6, 8, 16, 32)
 
@@ -164,7 +168,12 @@ class Block:
     ``latent`` applies the block to the stage's latent tokens instead of the data tokens (FIT:
     Chen & Li, "FIT: Far-reaching Interleaved Transformers", 2023; see `Latents`). ``channels``
     = [start, end] applies the block to that channel slice only, the other channels passing
-    through (partial-channel branches: Next-ViT's NTB, FasterNet, SHViT).
+    through (partial-channel branches: Next-ViT's NTB, FasterNet, SHViT). ``tokens`` =
+    ``prefix`` makes the block update the prefix (class) tokens only, the grid tokens passing
+    through unchanged: the token mixer reads every token and only its prefix rows are added
+    (pair it with ``class_attention``, which computes only those), and the channel branch
+    (norm, channel mixer, layer scale) runs on the prefix tokens alone (CaiT's class-attention
+    blocks: Touvron et al., "Going deeper with Image Transformers", 2021; VOLO, SpectFormer-H).
     """
 
     token_mixer: Op
@@ -178,6 +187,7 @@ class Block:
     scope: str = SCOPE_DATA
     share: int | None = None
     channels: tuple[int, int] | None = None
+    tokens: str = TOKENS_ALL
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -198,6 +208,8 @@ class Block:
             out["share"] = self.share
         if self.channels is not None:
             out["channels"] = list(self.channels)
+        if self.tokens != TOKENS_ALL:
+            out["tokens"] = self.tokens
         return out
 
 
@@ -441,7 +453,7 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
 
 def parse_block(data: Any, path: str) -> Block:
     keys = {"token_mixer", "channel_mixer", "norm", "layer_scale", "quant", "residual"}
-    keys |= {"repeat", "nested_ratio", "scope", "share", "channels"}
+    keys |= {"repeat", "nested_ratio", "scope", "share", "channels", "tokens"}
     d = _expect_mapping(data, path, keys, {"token_mixer", "channel_mixer"})
     nested = d.get("nested_ratio")
     if nested is not None and (
@@ -451,6 +463,9 @@ def parse_block(data: Any, path: str) -> Block:
     scope = d.get("scope", SCOPE_DATA)
     if scope not in SCOPES:
         raise SpaceError(f"{path}.scope", f"must be one of {list(SCOPES)}", value=scope)
+    tokens = d.get("tokens", TOKENS_ALL)
+    if tokens not in BLOCK_TOKENS:
+        raise SpaceError(f"{path}.tokens", f"must be one of {list(BLOCK_TOKENS)}", value=tokens)
     ls = d.get("layer_scale")
     if ls is not None and (isinstance(ls, bool) or not isinstance(ls, int | float) or ls <= 0):
         raise SpaceError(f"{path}.layer_scale", "must be a positive number or null", value=ls)
@@ -469,6 +484,7 @@ def parse_block(data: Any, path: str) -> Block:
         scope=scope,
         share=None if d.get("share") is None else _int(d["share"], f"{path}.share", 0),
         channels=_channels(d.get("channels"), f"{path}.channels"),
+        tokens=tokens,
     )
 
 

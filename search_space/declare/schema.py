@@ -459,7 +459,7 @@ def check_rules(decl: SpaceDecl) -> None:
                     op.check_rules(ctx, ds.kwargs, f"{path}.downsample[{j}]")
                     new_grid = op.out_grid(ctx, ds.kwargs)
                     _grid_ok(new_grid, f"{path}.downsample[{j}]")
-                    after.add((new_grid, prefix))
+                    after.add((new_grid, op.out_prefix(ctx, ds.kwargs)))
         contexts = after
         for grid, prefix in contexts:
             for w in stage.widths:

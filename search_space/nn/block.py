@@ -72,8 +72,27 @@ class Branch(nn.Module):
         return x + self.drop_path(self.scale(y))
 
 
+class PrefixOnly(nn.Module):
+    """Restricts a branch's update to the first ``prefix`` (class) tokens (``tokens: prefix``).
+
+    With ``reads_all`` the branch sees every token (a token branch: class attention reads the
+    grid tokens as keys and values) and only its prefix rows are kept; otherwise it sees the
+    prefix tokens alone (a channel branch: norm and channel mixer run on the class tokens only,
+    as in CaiT's class-attention blocks). The grid tokens pass through unchanged either way.
+    """
+
+    def __init__(self, branch: nn.Module, prefix: int, *, reads_all: bool) -> None:
+        super().__init__()
+        self.branch, self.num_prefix, self.reads_all = branch, prefix, reads_all
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = x[:, : self.num_prefix]
+        head = self.branch(x if self.reads_all else head)[:, : self.num_prefix]
+        return torch.cat([head, x[:, self.num_prefix :]], dim=1)
+
+
 class MixerBlock(nn.Module):
-    def __init__(self, token_branch: Branch, channel_branch: Branch | None) -> None:
+    def __init__(self, token_branch: nn.Module, channel_branch: nn.Module | None) -> None:
         super().__init__()
         self.token = token_branch
         self.channel = channel_branch

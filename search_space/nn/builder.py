@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from search_space.nn.block import Branch, MixerBlock
+from search_space.nn.block import Branch, MixerBlock, PrefixOnly
 from search_space.nn.structure import ChannelSlice, Repeated
 from search_space.plan import PlannedOp, plan
-from search_space.spec import SCOPE_DATA, ArchSpec, Block, Quant, Stage
+from search_space.spec import SCOPE_DATA, TOKENS_PREFIX, ArchSpec, Block, Quant, Stage
 
 
 def instantiate(item: PlannedOp) -> nn.Module:
@@ -103,7 +103,10 @@ class StructuredStage(nn.Module):
         self.source = stage.skip.source if stage.skip is not None else -1
         self.merge = instantiate(roles["merge"]) if "merge" in roles else None
         self.latents = instantiate(roles["latents"]) if "latents" in roles else None
-        self.prefix = extras[0].ctx.prefix
+        first = extras[0]
+        assert first.op is not None
+        # the blocks see the downsampler's output, which may carry new prefix tokens
+        self.prefix = first.op.out_prefix(first.ctx, first.params)
         cross = iter(item for item in extras[1:] if item.role in ("read", "write"))
         self.kinds: list[str] = []
         self.steps = nn.ModuleList()
@@ -139,11 +142,11 @@ class StructuredStage(nn.Module):
 
 
 def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> nn.Module:
-    def branch(role: str, residual: bool = True) -> Branch:
+    def branch(role: str, residual: bool = True) -> nn.Module:
         item = roles[role]
         assert item.op is not None
         ctx = item.ctx
-        return Branch(
+        built = Branch(
             block.norm,
             instantiate(item),
             item.op,
@@ -154,6 +157,12 @@ def _block(roles: dict[str, PlannedOp], block: Block, drop_path: float) -> nn.Mo
             drop_path,
             residual,
         )
+        if block.tokens != TOKENS_PREFIX:
+            return built
+        # the plan gives the channel branch the prefix tokens as its whole (1-D) grid
+        reads_all = role == "token_mixer"
+        prefix = ctx.prefix if reads_all else ctx.grid[0]
+        return PrefixOnly(built, prefix, reads_all=reads_all)
 
     channel = branch("channel_mixer") if "norm2" in roles else None
     if "token_mixer" not in roles:  # token mixer 'none': the channel branch is the block

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,6 +11,7 @@ from torch import nn
 from search_space.nn.convs import avg_pool_nd, conv_nd
 from search_space.nn.layout import grid_to_tokens, tokens_to_grid
 from search_space.nn.norms import ChannelsFirstNorm, make_norm
+from search_space.nn.stems import TokenPrefix
 from search_space.ops.downsample import conv_padding
 
 
@@ -115,3 +118,46 @@ class PoolDownsample(_Downsample):
 
     def downsample(self, grid: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(grid_to_tokens(self.pool(grid))))
+
+
+class EmbedTokens(nn.Module):
+    """The ``embed`` downsampler: keeps the grid, adds a class token and/or positions.
+
+    Class-attention networks (CaiT, VOLO, SpectFormer-H) append their class token just before
+    the class-attention blocks rather than in the stem, and VOLO adds its position embedding
+    after the outlooker stage; this does either at a stage boundary. A width change projects
+    grid and prefix tokens with linear layers first. The new class token goes in front of any
+    existing prefix tokens (heads with ``pool: cls`` read it); ``mean`` makes it the average of
+    the grid tokens (SpectFormer-H), ``learned`` a parameter (CaiT, VOLO). Positions cover all
+    tokens, as the stems' do.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        *,
+        grid: tuple[int, ...],
+        prefix: int,
+        class_token: str,
+        pos_embed: str,
+    ) -> None:
+        super().__init__()
+        self.num_prefix, self.mean_token = prefix, class_token == "mean"
+        changes = dim != out_dim
+        self.proj = nn.Linear(dim, out_dim) if changes else None
+        self.prefix_proj = nn.Linear(dim, out_dim) if changes and prefix else None
+        existing = prefix + math.prod(grid) + int(self.mean_token)
+        self.embed = TokenPrefix(
+            out_dim, existing, cls_token=class_token == "learned", pos_embed=pos_embed
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head, grid = x[:, : self.num_prefix], x[:, self.num_prefix :]
+        if self.proj is not None:
+            grid = self.proj(grid)
+            # without prefix tokens the (empty) head still has to be at the new width
+            head = self.prefix_proj(head) if self.prefix_proj is not None else grid[:, :0]
+        if self.mean_token:
+            head = torch.cat([grid.mean(dim=1, keepdim=True), head], dim=1)
+        return self.embed(torch.cat([head, grid], dim=1))  # type: ignore[no-any-return]

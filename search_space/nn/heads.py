@@ -23,6 +23,7 @@ class Classifier(nn.Module):
         hidden: int,
         hidden_act: str,
         distill: bool = False,
+        token_label: bool = False,
     ) -> None:
         super().__init__()
         self.num_prefix, self.pool, self.pre_pool = prefix, pool, norm_position == "pre_pool"
@@ -33,14 +34,19 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(hidden or dim, num_classes)
         # DeiT-style distillation head; inference averages the two classifiers' logits
         self.dist = nn.Linear(hidden or dim, num_classes) if distill else None
+        # token labelling (Jiang et al., "All Tokens Matter", LV-ViT; VOLO, SpectFormer-H): a
+        # classifier on every grid token whose strongest logit per class joins the output
+        self.aux = nn.Linear(dim, num_classes) if token_label else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_pool:
             x = self.norm(x)
-        x = x[:, 0] if self.pool == "cls" else x[:, self.num_prefix :].mean(dim=1)
+        tokens = x[:, self.num_prefix :]
+        x = x[:, 0] if self.pool == "cls" else tokens.mean(dim=1)
         if not self.pre_pool:
             x = self.norm(x)
         x = self.pre_logits(x)
-        if self.dist is not None:
-            return (self.fc(x) + self.dist(x)) / 2
-        return self.fc(x)
+        logits = self.fc(x) if self.dist is None else (self.fc(x) + self.dist(x)) / 2
+        if self.aux is not None:
+            logits = logits + 0.5 * self.aux(tokens).amax(dim=1)
+        return logits

@@ -144,10 +144,15 @@ class ParamDef:
 Rule = Callable[[OpContext, Mapping[str, Any]], str | None]
 CostFn = Callable[[OpContext, Mapping[str, Any]], Cost]
 GridFn = Callable[[OpContext, Mapping[str, Any]], tuple[int, ...]]
+PrefixFn = Callable[[OpContext, Mapping[str, Any]], int]
 
 
 def _same_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
     return ctx.grid
+
+
+def _same_prefix(ctx: OpContext, params: Mapping[str, Any]) -> int:
+    return ctx.prefix
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,8 @@ class OpDef:
         family: mixer family id of the seed catalog (M01..M23), when there is one.
         rules: structural rules; each returns a message when the spec breaks it.
         out_grid: the grid after the op (stems and downsamplers change it).
+        out_prefix: the prefix (class) tokens after the op (a downsampler may add some; stems
+            declare theirs through ``cls_token``).
         spatial_dims: grid ranks the op supports (1 = sequences, 2 = images).
         doc: one-line description.
         examples: parameter sets (besides the defaults) the contract suite exercises.
@@ -180,6 +187,7 @@ class OpDef:
     family: str = ""
     rules: tuple[Rule, ...] = ()
     out_grid: GridFn = _same_grid
+    out_prefix: PrefixFn = _same_prefix
     spatial_dims: tuple[int, ...] = (1, 2)
     doc: str = ""
     examples: tuple[dict[str, Any], ...] = ()

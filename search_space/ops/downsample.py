@@ -150,3 +150,54 @@ register(
         "changes (Next-ViT patch embedding: no bias, batch norm)",
     )
 )
+
+
+# -- embed -----------------------------------------------------------------------------------------
+
+CLASS_TOKENS = ("none", "learned", "mean")
+
+
+def _embed_prefix(ctx: OpContext, params: Mapping[str, Any]) -> int:
+    return ctx.prefix + (params["class_token"] != "none")
+
+
+def _embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    cost = Cost(activations=(ctx.n + _embed_prefix(ctx, params)) * ctx.out_dim)
+    if ctx.dim != ctx.out_dim:
+        cost += linear_cost(ctx.n, ctx.dim, ctx.out_dim) + _prefix_cost(ctx)
+    if params["class_token"] == "learned":
+        cost += Cost(params=ctx.out_dim)
+    # the mean is free (fvcore counts no reductions); so is adding positions
+    if params["pos_embed"] == "learned":
+        cost += Cost(params=(ctx.n + _embed_prefix(ctx, params)) * ctx.out_dim)
+    return cost
+
+
+register(
+    OpDef(
+        name="embed",
+        kind="downsample",
+        module=f"{_MODULE}:EmbedTokens",
+        params=(
+            ParamDef(
+                "class_token",
+                str,
+                "learned",
+                choices=CLASS_TOKENS,
+                doc="prepend a class token: learned (CaiT, VOLO), the mean of the grid tokens "
+                "(SpectFormer-H), or none",
+            ),
+            ParamDef(
+                "pos_embed",
+                str,
+                "none",
+                choices=("none", "learned", "sinusoidal"),
+                doc="add a position embedding over all tokens (VOLO after its outlooker stage)",
+            ),
+        ),
+        cost=_embed_cost,
+        out_prefix=_embed_prefix,
+        doc="keep the grid; prepend a class token and/or add positions mid-network, as stems "
+        "do (a linear projection first if the width changes)",
+    )
+)

@@ -20,12 +20,17 @@ def _cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     cost += linear_cost(1, width, ctx.num_classes)
     if params["distill"]:  # a second classifier whose logits are averaged in (DeiT's dist head)
         cost += linear_cost(1, width, ctx.num_classes)
+    if params["token_label"]:  # a classifier on every grid token; the max over tokens is free
+        cost += linear_cost(ctx.n, ctx.dim, ctx.num_classes)
     return cost
 
 
 def _cls_needs_prefix(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
     if params["pool"] == "cls" and ctx.prefix < 1:
-        return "pool='cls' needs a class token (stem parameter cls_token: true)"
+        return (
+            "pool='cls' needs a class token (stem parameter cls_token: true, or an 'embed' "
+            "downsampler)"
+        )
     return None
 
 
@@ -64,6 +69,13 @@ register(
                 bool,
                 False,
                 doc="add a distillation classifier, averaged at inference (DeiT, LeViT)",
+            ),
+            ParamDef(
+                "token_label",
+                bool,
+                False,
+                doc="add a token-labelling classifier on the grid tokens: logits + 0.5 * its "
+                "max over tokens (VOLO, SpectFormer-H, LV-ViT)",
             ),
         ),
         cost=_cost,

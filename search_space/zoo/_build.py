@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from search_space.spec import ArchSpec, Block, InputSpec, Op, Stage
+from search_space.spec import TOKENS_ALL, ArchSpec, Block, InputSpec, Op, Stage
 
 IMAGENET_CLASSES = 1000
 
@@ -30,8 +30,9 @@ def block(
     *,
     norm: str = "layernorm",
     layer_scale: float | None = None,
+    tokens: str = TOKENS_ALL,
 ) -> Block:
-    return Block(token_mixer, channel_mixer, norm=norm, layer_scale=layer_scale)
+    return Block(token_mixer, channel_mixer, norm=norm, layer_scale=layer_scale, tokens=tokens)
 
 
 def stage(width: int, downsample: Op, blocks: Sequence[Block]) -> Stage:

@@ -30,7 +30,8 @@ def _stage_contexts(spec: ArchSpec) -> list[tuple[tuple[int, ...], int]]:
     out = []
     for item in plan(spec):
         if item.role == "downsample" and item.op is not None:
-            out.append((item.op.out_grid(item.ctx, item.params), item.ctx.prefix))
+            op, ctx, params = item.op, item.ctx, item.params
+            out.append((op.out_grid(ctx, params), op.out_prefix(ctx, params)))
     return out
 
 

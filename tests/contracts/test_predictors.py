@@ -144,8 +144,8 @@ def test_every_mixer_has_a_lookup_table_decomposition(op, role: str, ctx: OpCont
     params = op.complete({}, "params")
     try:
         op.check_rules(ctx, params, "op")
-    except SpaceError:
-        ctx = OpContext(dim=ctx.dim, grid=ctx.grid, prefix=0, out_dim=ctx.dim)
+    except SpaceError:  # the other case: no class token, or one (class attention needs it)
+        ctx = OpContext(dim=ctx.dim, grid=ctx.grid, prefix=int(not ctx.prefix), out_dim=ctx.dim)
         op.check_rules(ctx, params, "op")
     item = PlannedOp("stages[0].blocks[0]", role, op, ctx, params, FLOAT, 0, 0)
     signature = item.signature()
