@@ -38,6 +38,7 @@ NOT_SEED_PAPERS = {
     "Training data-efficient image transformers & distillation through attention",
     "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale",
     "MLP-Mixer: An all-MLP Architecture for Vision",
+    "Going deeper with Image Transformers",  # CaiT: SMMix's baseline CaiT-XXS-24/36
 }
 
 

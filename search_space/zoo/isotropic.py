@@ -1,18 +1,20 @@
 """Isotropic (columnar) models, catalog macro MA1: one width, one token grid, patchify stem.
 
-DeiT / ViT (Touvron et al. 2021; Dosovitskiy et al. 2021), MLP-Mixer (Tolstikhin et al. 2021).
-Configurations follow timm's ``vision_transformer.py`` and ``mlp_mixer.py``.
+DeiT / ViT (Touvron et al. 2021; Dosovitskiy et al. 2021), MLP-Mixer (Tolstikhin et al. 2021),
+CaiT (Touvron et al. 2021; its class-attention stage keeps the grid).
+Configurations follow timm's ``vision_transformer.py``, ``mlp_mixer.py`` and ``cait.py``.
 """
 
 from __future__ import annotations
 
 from search_space.spec import ArchSpec
-from search_space.zoo._build import block, op, spec, uniform
+from search_space.zoo._build import block, op, spec, stage, uniform
 from search_space.zoo.registry import add, timm
 
 DEIT = "Training data-efficient image transformers & distillation through attention"
 VIT = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
 MIXER = "MLP-Mixer: An all-MLP Architecture for Vision"
+CAIT = "Going deeper with Image Transformers"
 
 
 def vit(
@@ -89,4 +91,38 @@ def mixer_b16() -> ArchSpec:
         op("patch_embed", patch_size=16),
         [uniform(768, 12, op("none"), layer)],
         op("classifier", norm_position="pre_pool"),
+    )
+
+
+@add(
+    "cait_xxs24",
+    paper=CAIT,
+    families=("M01", "M20"),
+    macro=("MA1",),
+    published=timm("cait_xxs24_224", 11.96, 2.53),
+    notes=(
+        "the self-attention blocks are plain multi-head attention: CaiT's talking-heads "
+        "projections (two 4x4 linears across the heads, before and after the softmax; 960 "
+        "parameters and 29.5 M MACs in all) have no op, so MACs are 1.0% under timm's"
+    ),
+)
+def cait_xxs24() -> ArchSpec:
+    # timm cait.py (cait_xxs24_224): 16x16 patches to 192, learned positions on the patch
+    # tokens, 24 layer-scale blocks (4 heads, MLP 4x, init 1e-5) without a class token; then a
+    # learned class token and 2 class-attention blocks (class token only, layer scale, MLP 4x);
+    # LN over all tokens; classifier on the class token
+    layer = block(op("attention", head_dim=48), op("mlp", ratio=4.0), layer_scale=1e-5)
+    class_block = block(
+        op("class_attention", head_dim=48),
+        op("mlp", ratio=4.0),
+        layer_scale=1e-5,
+        tokens="prefix",
+    )
+    return spec(
+        op("patch_embed", patch_size=16, pos_embed="learned"),
+        [
+            uniform(192, 24, op("none"), layer),
+            stage(192, op("embed", class_token="learned"), [class_block] * 2),
+        ],
+        op("classifier", pool="cls", norm_position="pre_pool"),
     )
