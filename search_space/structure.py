@@ -170,6 +170,6 @@ def shared_view(op: OpDef | None) -> OpDef:
 
     def cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
         c = inner(ctx, params)
-        return Cost(0, c.macs, c.activations, c.dynamic_macs)
+        return dataclasses.replace(c, params=0)
 
     return dataclasses.replace(op, cost=cost, _param_index={})

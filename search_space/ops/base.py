@@ -44,27 +44,35 @@ class Cost:
         activations: elements of the tensors the op writes (output and saved intermediates), the
             basis of the activation-memory estimate.
         dynamic_macs: the part of ``macs`` that multiplies two activations (attention scores and
-            weighted sums, scans) rather than a weight and an activation; bit-operations count
-            these at activation x activation bits.
+            weighted sums, scans, deformable sampling) rather than a weight and an activation;
+            bit-operations count these at activation x activation bits.
+        fft_macs: the part of ``macs`` spent in FFTs (`fft_macs`), which fvcore, thop and
+            ptflops do not count; `search_space.costs.macs_as_counted` leaves it out for them.
     """
 
     params: int = 0
     macs: int = 0
     activations: int = 0
     dynamic_macs: int = 0
+    fft_macs: int = 0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
-            self.params + other.params,
-            self.macs + other.macs,
-            self.activations + other.activations,
-            self.dynamic_macs + other.dynamic_macs,
+            params=self.params + other.params,
+            macs=self.macs + other.macs,
+            activations=self.activations + other.activations,
+            dynamic_macs=self.dynamic_macs + other.dynamic_macs,
+            fft_macs=self.fft_macs + other.fft_macs,
         )
 
     def scaled(self, times: int) -> Cost:
         """The cost of applying the op ``times`` times with the same weights."""
         return Cost(
-            self.params, self.macs * times, self.activations * times, self.dynamic_macs * times
+            params=self.params,
+            macs=self.macs * times,
+            activations=self.activations * times,
+            dynamic_macs=self.dynamic_macs * times,
+            fft_macs=self.fft_macs * times,
         )
 
 

@@ -48,9 +48,11 @@ def global_local_filter_cost(grid: tuple[int, ...], channels: int, kernel: int) 
     """HorNet's GlobalLocalFilter on ``channels``: LayerNorm, half through a depthwise conv (no
     bias), half through a GFNet global filter, channels interleaved, LayerNorm."""
     n, half = math.prod(grid), channels // 2
+    transforms = 2 * fft_macs(n, half)  # a real forward and a real inverse FFT per channel
     spectral = Cost(
         params=2 * math.prod(rfft_grid(grid)) * half,
-        macs=2 * fft_macs(n, half),
+        macs=transforms,
+        fft_macs=transforms,
         activations=n * half,
     )
     return (

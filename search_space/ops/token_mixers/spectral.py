@@ -23,6 +23,7 @@ def _global_filter_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return Cost(
         params=2 * bins * ctx.dim,
         macs=transforms,
+        fft_macs=transforms,
         activations=2 * 2 * bins * ctx.dim + ctx.n * ctx.dim,
     )
 
