@@ -3,7 +3,9 @@ coverage of the seed catalog's mixer families (section (a)) and macro structures
 
 Run ``.venv/bin/python docs/make_zoo_table.py``; a test fails when the file is out of date. The
 numbers are the analytic costs (`search_space.spec_cost`), which equal the built model's
-parameters and fvcore-counted MACs (tests/test_zoo.py checks both).
+parameters and MACs counted with mixnas's handlers (tests/test_zoo.py checks both). A published
+MAC figure is set beside ours under the counting convention it was produced with
+(`search_space.costs.macs_as_counted`), as the tests compare them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from search_space import spec_cost, zoo
+from search_space.costs import (
+    COUNTER_FVCORE,
+    COUNTER_MIXNAS,
+    COUNTER_MODULE_HOOKS,
+    macs_as_counted,
+    total_cost,
+)
+from search_space.zoo.registry import SOURCE_NONE, SOURCE_TIMM
 
 OUT = Path(__file__).with_name("zoo.md")
 
@@ -66,6 +76,18 @@ MISSING = {
 # models the issue or the catalog names that the zoo does not emit yet, and why
 NOT_EMITTED: dict[str, str] = {}
 
+# what each MAC-counting convention leaves out (search_space.costs.macs_as_counted)
+CONVENTIONS = {
+    COUNTER_MIXNAS: "every MAC of the analytic model, FFTs at 2 n log2 n per complex transform",
+    COUNTER_FVCORE: "fvcore's rules, as in timm's tables: FFTs are not counted",
+    COUNTER_MODULE_HOOKS: (
+        "ptflops / mmcv `get_model_complexity_info` / thop count leaf `nn.Module` layers only: "
+        "no FFTs and no functional activation x activation MACs (attention scores and weighted "
+        "sums, scans, deformable sampling); approximate, as those counters also count norms, "
+        "activations and biases as elementwise operations"
+    ),
+}
+
 
 def _pct(ours: float, published: float | None) -> str:
     if published is None:
@@ -80,30 +102,59 @@ def _num(value: float | None, digits: int = 2) -> str:
 def _models_table() -> list[str]:
     lines = [
         "| model | res | params (M) ours / published | diff | MACs (G) ours / published | diff "
-        "| source | mixers | families | macro | paper |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| counted as | all MACs (G) | source | mixers | families | macro | paper |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in zoo.names():
         meta, spec = zoo.info(name), zoo.get(name)
         cost, pub = spec_cost(spec), meta.published
-        params, macs = cost.params / 1e6, cost.macs / 1e9
-        source = pub.source if pub.source != "timm" else f"timm `{pub.ref}`"
+        # ours as the published figure's counter would count it; all of ours beside it
+        params, macs = cost.params / 1e6, macs_as_counted(spec, pub.counter) / 1e9
+        counted = f"`{pub.counter}`" if pub.macs_g is not None else "-"
+        source = pub.source if pub.source != SOURCE_TIMM else f"timm `{pub.ref}`"
         if pub.source == "paper":
             source = f"paper: {pub.ref}"
         mixers = ", ".join(f"`{m}`" for m in spec.mixer_names())
         lines.append(
             f"| `{name}` | {spec.input.resolution[0]} | {params:.2f} / {_num(pub.params_m)} "
             f"| {_pct(params, pub.params_m)} | {macs:.2f} / {_num(pub.macs_g)} "
-            f"| {_pct(macs, pub.macs_g)} | {source} | {mixers} | {', '.join(meta.families)} "
-            f"| {', '.join(meta.macro)} | {meta.paper} |"
+            f"| {_pct(macs, pub.macs_g)} | {counted} | {cost.macs / 1e9:.2f} | {source} "
+            f"| {mixers} | {', '.join(meta.families)} | {', '.join(meta.macro)} | {meta.paper} |"
         )
     return lines
+
+
+def _conventions() -> list[str]:
+    return [f"- `{key}`: {what}." for key, what in CONVENTIONS.items()]
+
+
+def _counter_note(name: str) -> str | None:
+    """Why a paper's MACs are compared under another counter than mixnas's, with the parts."""
+    pub, spec = zoo.info(name).published, zoo.get(name)
+    if pub.source in (SOURCE_TIMM, SOURCE_NONE) or pub.counter == COUNTER_MIXNAS:
+        return None
+    cost = total_cost(spec)
+    ours = macs_as_counted(spec, pub.counter) / 1e9
+    left_out = f"{cost.fft_macs / 1e6:.1f} M of FFTs"
+    if pub.counter == COUNTER_MODULE_HOOKS:
+        left_out += (
+            f" and {cost.dynamic_macs / 1e6:.1f} M of functional activation x activation MACs"
+        )
+    return (
+        f"- `{name}` (MACs counted as `{pub.counter}`): {pub.counter_evidence}. Under that "
+        f"convention ours are {ours:.2f} G ({_pct(ours, pub.macs_g)} against {pub.macs_g} G); "
+        f"all of mixnas's MACs are {cost.macs / 1e9:.2f} G ({_pct(cost.macs / 1e9, pub.macs_g)}), "
+        f"the difference being {left_out} that such a counter does not see"
+    )
 
 
 def _notes() -> list[str]:
     lines = []
     for name in zoo.names():
         meta = zoo.info(name)
+        counter = _counter_note(name)
+        if counter:
+            lines.append(counter + ".")
         if meta.deviation:
             lines.append(f"- `{name}` (outside the tolerance): {meta.deviation}.")
         if meta.notes:
@@ -129,16 +180,24 @@ def render() -> str:
         "Generated by `docs/make_zoo_table.py` from `search_space.zoo`; do not edit by hand.",
         f"{len(zoo.names())} architectures of the seed papers, each an `ArchSpec` built by the one "
         "generic builder (`mixnas zoo list|show|build`). Ours = analytic params and MACs at the "
-        "model's resolution (equal to the built model's parameters and fvcore's MACs); published "
-        "= timm's benchmark table (`../shared/data/timm_results`, fvcore MACs) or the paper / "
-        "official README. Tolerances (tests/test_zoo.py): timm 0.5% params and 3% MACs, papers 3% "
-        "and 5%.",
+        "model's resolution; the MACs set beside a published figure are counted the way that "
+        "figure was (column 'counted as', conventions below), and 'all MACs' are every MAC "
+        "mixnas counts (equal to the built model's MACs counted with fvcore plus mixnas's "
+        "handlers). Published = timm's benchmark table (`../shared/data/timm_results`, fvcore "
+        "MACs) or the paper / official README. Tolerances (tests/test_zoo.py): timm 0.5% params "
+        "and 3% MACs, papers 3% and 5%.",
         f"Coverage: {covered_f} of {len(FAMILIES)} mixer families, {covered_m} of {len(MACROS)} "
         "macro structures.",
         "",
         "## Models",
         "",
         *_models_table(),
+        "",
+        "MAC counting conventions ('counted as'; `search_space.costs.macs_as_counted`). A paper's "
+        "figure is taken as `mixnas` unless its code shows the counter used (the evidence is "
+        "noted in the next section):",
+        "",
+        *_conventions(),
         "",
         "## How specs depart from the reference implementations",
         "",

@@ -13,6 +13,7 @@ from mixnas.commands.common import emit, fmt_big, fmt_int
 def model_row(name: str) -> dict[str, Any]:
     """One model's metadata and analytic costs at its own resolution (JSON-ready)."""
     from search_space import spec_cost, zoo
+    from search_space.costs import macs_as_counted
 
     meta, spec = zoo.info(name), zoo.get(name)
     cost = spec_cost(spec)
@@ -32,6 +33,10 @@ def model_row(name: str) -> dict[str, Any]:
             "resolution": pub.resolution,
             "source": pub.source,
             "ref": pub.ref,
+            "counter": pub.counter,
+            "counter_evidence": pub.counter_evidence,
+            # our MACs as that counter counts them, the figure to compare with macs_g
+            "macs_as_counted": macs_as_counted(spec, pub.counter),
         },
         "notes": meta.notes,
         "id": spec.id,

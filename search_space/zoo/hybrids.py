@@ -7,6 +7,7 @@ detail exactly, the model's ``notes`` say how the spec departs from it.
 
 from __future__ import annotations
 
+from search_space.costs import COUNTER_MODULE_HOOKS
 from search_space.spec import ArchSpec, Block, Op, Stage
 from search_space.zoo._build import block, op, spec, stage
 from search_space.zoo.pyramids import pyramid, swin_like
@@ -297,12 +298,16 @@ def vcmamba_b() -> ArchSpec:
     paper=SPECTFORMER,
     families=("M10", "M01", "M20"),
     macro=("MA2", "MA4"),
-    published=paper(22.2, 3.9, "SpectFormers hierarchical_architecture README (SpectFormer-H-S)"),
-    deviation=(
-        "MACs +5.3% with the reference code's structure: 21.7 M of the 4.11 G are the spectral "
-        "gating's FFTs, which mixnas counts and fvcore does not (fvcore: 4.08 G, +4.7%); "
-        "leaving out the attention matmuls too, as thop and ptflops do, gives 3.93 G, within "
-        "1% of the README's 3.9 G"
+    published=paper(
+        22.2,
+        3.9,
+        "SpectFormers hierarchical_architecture README (SpectFormer-H-S)",
+        counter=COUNTER_MODULE_HOOKS,
+        counter_evidence=(
+            "SpectFormers hierarchical_architecture/main.py imports "
+            "util.flops_counter.get_model_complexity_info, and its (commented-out) call has "
+            "ptflops's signature: a module-hook counter"
+        ),
     ),
     notes=(
         "the stem's two stride-1 3x3 convs are conv downsamplers (BN, no ReLU) of two "

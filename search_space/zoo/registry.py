@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from search_space.costs import COUNTER_FVCORE, COUNTER_MIXNAS, check_counter
+from search_space.errors import SpaceError
 from search_space.registry import Registry
 from search_space.spec import ArchSpec
 
@@ -29,6 +31,11 @@ class Published:
         resolution: input side the numbers are for.
         source: `SOURCE_TIMM`, `SOURCE_PAPER` or `SOURCE_NONE`.
         ref: the timm model name, or where in the paper the numbers are (e.g. "Table 1").
+        counter: the MAC-counting convention ``macs_g`` was produced under, one of
+            `search_space.costs.COUNTERS`; the tests and docs/zoo.md compare it with
+            `search_space.costs.macs_as_counted` under that convention. "mixnas" (every MAC)
+            unless there is evidence of the counter the authors used.
+        counter_evidence: where that evidence is (required for a counter other than "mixnas").
     """
 
     params_m: float | None
@@ -36,6 +43,17 @@ class Published:
     resolution: int
     source: str
     ref: str = ""
+    counter: str = COUNTER_MIXNAS
+    counter_evidence: str = ""
+
+    def __post_init__(self) -> None:
+        check_counter(self.counter, "published.counter")
+        # a convention that lowers our count must say why it applies, or it could hide a miss
+        if self.counter != COUNTER_MIXNAS and not self.counter_evidence:
+            raise SpaceError(
+                "published.counter_evidence",
+                f"counter {self.counter!r} needs the evidence of the counter the authors used",
+            )
 
 
 @dataclass(frozen=True)
@@ -92,14 +110,27 @@ def add(
     return wrap
 
 
+TIMM_COUNTER_EVIDENCE = "timm's benchmark tables give fvcore counts (infer_gmacs)"
+
+
 def timm(model: str, params_m: float, macs_g: float, resolution: int = 224) -> Published:
-    return Published(params_m, macs_g, resolution, SOURCE_TIMM, model)
+    return Published(
+        params_m, macs_g, resolution, SOURCE_TIMM, model, COUNTER_FVCORE, TIMM_COUNTER_EVIDENCE
+    )
 
 
 def paper(
-    params_m: float | None, macs_g: float | None, ref: str, resolution: int = 224
+    params_m: float | None,
+    macs_g: float | None,
+    ref: str,
+    resolution: int = 224,
+    *,
+    counter: str = COUNTER_MIXNAS,
+    counter_evidence: str = "",
 ) -> Published:
-    return Published(params_m, macs_g, resolution, SOURCE_PAPER, ref)
+    """A paper's (or official README's) size; ``counter`` and ``counter_evidence`` record the MAC
+    counter its code used, when the code shows it (see `Published`)."""
+    return Published(params_m, macs_g, resolution, SOURCE_PAPER, ref, counter, counter_evidence)
 
 
 def unpublished(resolution: int = 224, why: str = "") -> Published:
