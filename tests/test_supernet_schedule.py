@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,8 +129,30 @@ def test_loader_workers_change_speed_not_weights_and_may_change_on_resume(tmp_pa
         ({"progressive": 1.5}, "progressive"),
         ({"augment": "mixup"}, "augment"),
         ({"loader_workers": -1}, "loader_workers"),
+        ({"updates": "some"}, "updates"),
     ],
 )
 def test_bad_schedule_options_name_the_field(data: dict[str, object], field: str) -> None:
     with pytest.raises(SupernetError, match=f"supernet.{field}"):
         RecipeConfig.from_dict(data)
+
+
+def test_each_subnet_can_update_the_weights_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = replace(CFG, steps=3)
+    supernet, data = _setup()
+    accumulated = train_supernet(supernet, data, cfg)
+    each, _ = _setup()
+    optimizer_steps: list[int] = []
+    original = torch.optim.AdamW.step
+
+    def counting(self: torch.optim.AdamW, *args: object, **kwargs: object) -> object:
+        optimizer_steps.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting)
+    out = train_supernet(each, data, replace(cfg, updates="each"))
+    per_step = 2 + cfg.num_random  # largest, smallest, random
+    assert len(optimizer_steps) == cfg.steps * per_step
+    # the step's first subnet sees the same weights; the later ones see weights it moved
+    assert out["history"][0] != accumulated["history"][0]
+    assert all(np.isfinite(out["history"]))

@@ -47,7 +47,8 @@ from search_space.spec import ArchSpec
 
 RECIPES = ("sandwich", "spos")
 EXTREMES = ("per_step", "global")
-CHOICES = {"recipe": RECIPES, "extremes": EXTREMES, "augment": AUGMENTATIONS}
+UPDATES = ("accumulate", "each")
+CHOICES = {"recipe": RECIPES, "extremes": EXTREMES, "augment": AUGMENTATIONS, "updates": UPDATES}
 # fields that change how fast a run goes, not what it computes: a resume may change them
 NEUTRAL = ("loader_workers", "checkpoint_every")
 FORMAT = 1
@@ -72,6 +73,7 @@ class RecipeConfig:
     num_random: int = 2
     distill: bool = False  # measured: in-place distillation hurt ranking at CPU budgets (docs)
     extremes: str = "per_step"
+    updates: str = "accumulate"
     grad_clip: float = 1.0
     warmup_steps: int = 0
     progressive: float = 0.0  # fraction of the steps spent shrinking progressively (0: off)
@@ -204,11 +206,7 @@ def train_supernet(
     for x, y in batches:
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step)
-        optimizer.zero_grad(set_to_none=True)
-        losses = _train_step(supernet, cfg, step, x, y)
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
-        optimizer.step()
+        losses = _train_step(supernet, optimizer, cfg, step, x, y)
         step += 1
         history.append(float(np.mean(losses)))
         seconds += time.perf_counter() - start
@@ -228,11 +226,18 @@ def _outcome(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _train_step(
-    supernet: Supernet, cfg: RecipeConfig, step: int, x: torch.Tensor, y: torch.Tensor
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    cfg: RecipeConfig,
+    step: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
 ) -> list[float]:
-    """Forward and backward of every subnet of the step; gradients accumulate."""
+    """Forward and backward of every subnet of the step: gradients accumulate into one update
+    (``updates: accumulate``), or each subnet updates the weights in turn (``each``)."""
     teacher: torch.Tensor | None = None
     losses = []
+    optimizer.zero_grad(set_to_none=True)
     for k, spec in enumerate(subnets_of_step(supernet, cfg, step)):
         logits = supernet.configure(spec)(x)
         if teacher is not None and cfg.distill:
@@ -248,7 +253,18 @@ def _train_step(
         if k == 0 and cfg.recipe == "sandwich":
             teacher = logits.detach()
         losses.append(loss.item())
+        if cfg.updates == "each":
+            _update(supernet, optimizer, cfg)
+    if cfg.updates == "accumulate":
+        _update(supernet, optimizer, cfg)
     return losses
+
+
+def _update(supernet: Supernet, optimizer: torch.optim.Optimizer, cfg: RecipeConfig) -> None:
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def evaluate_subnet(
