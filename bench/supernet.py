@@ -322,6 +322,9 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             )
             + ".",
             "",
+            "Reading and the one-seed exploration of the other options (distillation, "
+            "learning rates, global extremes): docs/supernet.md, section How well it ranks.",
+            "",
             f"Reproduce: `python bench/supernet.py "
             f"--steps {','.join(str(b) for b in args.steps)} --standalone-steps "
             f"{args.standalone_steps} --n {args.n} --lr {args.lr:g} "
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30, help="subnets to rank")
     parser.add_argument(
-        "--steps", type=_ints, default=[1000], help="sandwich steps; a table per value"
+        "--steps", type=_ints, default=[1000, 3000], help="sandwich steps; a table per value"
     )
     parser.add_argument("--standalone-steps", type=int, default=600)
     parser.add_argument("--standalone-seeds", type=_ints, default=[0, 1])
