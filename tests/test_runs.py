@@ -188,6 +188,24 @@ def test_report_and_export_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no finished trial 999" in capsys.readouterr().err
 
 
+def test_runs_lists_each_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = small_config(
+        "listed", str(tmp_path), budget={"trials": 6}, backend={"name": "local", "workers": 0}
+    )
+    summary = run_search(parse_config(config), quiet=True)
+    (tmp_path / "notes").mkdir()  # a folder that is not a run is passed over
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "listed" and row["trials"] == 6 and row["budget"] == 6
+    assert row["ok"] + row["failed"] + row["pruned"] == 6 and row["running"] == 0
+    assert row["front"] == len(summary.front) and row["best"]["trial_id"] in summary.front
+    assert main(["runs", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["run", "created"] and table[1].startswith("listed ")
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
+
+
 def test_export_torchscript_checks_outputs(tmp_path: Path) -> None:
     from mixnas.export import export_run
 

@@ -1,10 +1,88 @@
-"""``mixnas report RUN_DIR`` and ``mixnas export RUN_DIR``: read a run folder back."""
+"""``mixnas runs [RUNS_DIR]``, ``mixnas report RUN_DIR`` and ``mixnas export RUN_DIR``: list run
+folders and read one back."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """One line's worth of a run folder: when, how far, how it went."""
+    from mixnas.records import FAILED, OK, PRUNED, RUNNING
+    from mixnas.report.data import RunData
+
+    run = RunData.load(run_dir)
+    counts = run.counts()
+    best = run.best()
+    first = run.config.objectives[0].metric
+    space = run.config.space if isinstance(run.config.space, str) else "(inline)"
+    return {
+        "name": run_dir.name,
+        "path": str(run_dir),
+        "created": run.manifest.get("created", ""),
+        "space": space,
+        "strategy": run.config.strategy,
+        "backend": run.manifest.get("backend", ""),
+        "trials": sum(counts.values()),
+        "budget": run.config.trials,
+        "ok": counts[OK],
+        "failed": counts[FAILED],
+        "pruned": counts[PRUNED],
+        "running": counts[RUNNING],  # in flight when the run stopped: a resume re-runs them
+        "front": len(run.front()),
+        "best": {first: best.metrics[first], "trial_id": best.trial_id} if best else None,
+        "report": (run_dir / "report.html").is_file(),
+    }
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from mixnas.commands.common import emit
+    from mixnas.report.data import NotARunError
+
+    root = Path(args.runs_dir)
+    if not root.is_dir():
+        print(f"mixnas: error: {root}: no such folder of runs", file=sys.stderr)
+        return 2
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            rows.append(run_summary(folder))
+        except NotARunError:
+            continue  # other folders may sit beside the runs
+    rows.sort(key=lambda r: (r["created"], r["name"]))
+    if args.json:
+        emit(rows)
+        return 0
+    if not rows:
+        print(f"no runs in {root}")
+        return 0
+    header = ("run", "created", "space", "strategy", "trials", "ok/failed/pruned", "front", "best")
+    lines = [header]
+    for r in rows:
+        budget = f"/{r['budget']}" if r["budget"] else ""
+        best = "-"
+        if r["best"]:
+            (metric, value), trial = next(iter(r["best"].items())), r["best"]["trial_id"]
+            best = f"{metric}={value:.4g} (trial {trial})"
+        lines.append(
+            (
+                r["name"],
+                r["created"][:19].replace("T", " "),
+                str(r["space"]),
+                r["strategy"],
+                f"{r['trials']}{budget}" + (f" ({r['running']} in flight)" if r["running"] else ""),
+                f"{r['ok']}/{r['failed']}/{r['pruned']}",
+                str(r["front"]),
+                best,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -37,6 +115,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_to(sub: Any) -> None:
+    runs = sub.add_parser("runs", help="list the run folders of a runs directory")
+    runs.add_argument("runs_dir", nargs="?", default="runs", help="default: runs")
+    runs.add_argument("--json", action="store_true", help="a JSON list, one object per run")
+    runs.set_defaults(func=cmd_runs)
+
     report = sub.add_parser("report", help="write report.html, pareto.csv, trials.csv of a run")
     report.add_argument("run_dir", help="a run folder, e.g. runs/default")
     report.set_defaults(func=cmd_report)
