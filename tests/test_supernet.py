@@ -82,6 +82,52 @@ def test_extract_matches_the_supernet_for_100_specs(space: SearchSpace, supernet
         assert torch.allclose(got, expected, atol=1e-5, rtol=0), spec.id
 
 
+# a class token added mid-network (CaiT/VOLO style), read by class attention and the head
+CLASS_TOKENS: dict[str, Any] = {
+    "name": "class_tokens",
+    "input": {"kind": "image", "channels": 1, "resolution": 16, "num_classes": 10},
+    "stem": {"name": "patch_embed", "patch_size": 2, "norm": "layernorm"},
+    "token_mixers": {
+        "attention": {"head_dim": [8, 16]},
+        "class_attention": {"head_dim": [8, 16]},
+        "dwconv": {"kernel": [3, 5]},
+        "pooling": {},
+    },
+    "channel_mixers": {"mlp": {"ratio": [1.0, 2.0]}},
+    "stages": [
+        {"depth": [1, 2], "width": [16, 32], "token_mixers": ["dwconv", "pooling"]},
+        {
+            "depth": [1, 2],
+            "width": [32, 48],
+            "downsample": [
+                {"name": "embed", "class_token": "learned", "pos_embed": "learned"},
+                {"name": "embed", "class_token": "learned"},
+            ],
+            "token_mixers": ["attention", "class_attention"],
+            "patterns": ["uniform", "free"],
+        },
+    ],
+    "head": {"name": "classifier", "pool": "cls", "norm": "layernorm"},
+}
+
+
+def test_class_attention_and_mid_network_class_tokens_share_weights_too() -> None:
+    space = SearchSpace.from_dict(CLASS_TOKENS)
+    supernet = Supernet(space, seed=0).eval()
+    rng = np.random.default_rng(3)
+    mixers = set()
+    for _ in range(20):
+        spec = space.sample(rng)
+        mixers |= {b.token_mixer.name for b in spec.blocks}
+        x = example_input(spec, batch_size=2)
+        with torch.no_grad():
+            expected = supernet.configure(spec)(x)
+            model = supernet.extract(spec).eval()
+            assert count_params(model) == count_params(build_model(spec))
+            assert torch.allclose(model(x), expected, atol=1e-5, rtol=0), spec.id
+    assert "class_attention" in mixers
+
+
 def test_train_mode_matches_too(space: SearchSpace, supernet: Supernet) -> None:
     # batch norm uses batch statistics in train mode: the same in both models
     rng = np.random.default_rng(2)

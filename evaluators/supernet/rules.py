@@ -72,6 +72,7 @@ RULES: dict[tuple[str, str], ShareRule] = {
     ("token_mixer", "linear_attention"): _rule(("head_dim", "feature_map"), _QKV),
     ("token_mixer", "window_attention"): _rule(("head_dim", "shift"), _QKV, (GRID,)),
     ("token_mixer", "sr_attention"): _rule(("head_dim",), {"kv.": (0, 2)}),
+    ("token_mixer", "class_attention"): _rule(("head_dim",), {"kv.": (0, 2)}),
     ("token_mixer", "token_mlp"): _rule(("ratio",), keyed_by=(GRID,)),
     ("token_mixer", "global_filter"): _rule(keyed_by=(GRID,)),
     ("token_mixer", "selective_ssm"): _rule(keyed_by=(WIDTH,)),
@@ -87,6 +88,8 @@ RULES: dict[tuple[str, str], ShareRule] = {
     ("downsample", "conv"): _rule(),
     ("downsample", "pool"): _rule(),
     ("downsample", "patch_merging"): _rule(chunks={"norm.": (0, 0), "reduction.": (1, 0)}),
+    # class token and positions: positions are per token of the grid, so one set per grid
+    ("downsample", "embed"): _rule(keyed_by=(GRID,)),
     ("head", "classifier"): _rule(),
 }
 
