@@ -223,36 +223,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several saved runs over the same subnets and reference as one (runs by seed)."""
+    out = json.loads(json.dumps(parts[0]))
+    out["commands"] = [p.get("command", "(not recorded)") for p in parts]
+    for part in parts[1:]:
+        if part["standalone_reference"] != out["standalone_reference"]:
+            raise SystemExit(
+                "bench/supernet.py: merged results must share the stand-alone reference"
+            )
+        out["wall_min"] += part["wall_min"]
+        for budget, recipes in part["budgets"].items():
+            mine = out["budgets"].setdefault(budget, {})
+            for name, r in recipes.items():
+                if name not in mine:
+                    mine[name] = r
+                    continue
+                seeds = {x["seed"] for x in mine[name]["runs"]}
+                mine[name]["runs"] += [x for x in r["runs"] if x["seed"] not in seeds]
+    for recipes in out["budgets"].values():
+        for r in recipes.values():
+            r["runs"].sort(key=lambda x: x["seed"])
+    return out
+
+
 def _mean(runs: list[dict[str, Any]], field: str) -> float:
     return float(np.mean([r[field] for r in runs]))
 
 
 def _verdict(recipes: dict[str, Any]) -> str:
+    """Each recipe against SPOS on the seeds both ran: means, paired wins, a paired t-test."""
+    from scipy.stats import ttest_rel
+
     if BASELINE not in recipes:
         return ""
-    base = _mean(recipes[BASELINE]["runs"], "kendall")
+    base = {r["seed"]: r["kendall"] for r in recipes[BASELINE]["runs"]}
     parts = []
     for name, r in recipes.items():
         if name == BASELINE:
             continue
-        tau = _mean(r["runs"], "kendall")
-        wins = sum(
-            a["kendall"] > b["kendall"]
-            for a, b in zip(r["runs"], recipes[BASELINE]["runs"], strict=True)
-        )
+        pairs = [(x["kendall"], base[x["seed"]]) for x in r["runs"] if x["seed"] in base]
+        tau, spos = np.mean([a for a, _ in pairs]), np.mean([b for _, b in pairs])
+        wins = sum(a > b for a, b in pairs)
+        test = ""
+        if len(pairs) >= 3:
+            p = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+            test = f", paired t-test p = {p:.2f}"
         parts.append(
-            f"{name} {tau:.3f} ({'meets' if tau >= 0.6 else 'misses'} 0.6, "
-            f"{'above' if tau > base else 'below'} SPOS's {base:.3f}; higher on {wins} of "
-            f"{len(r['runs'])} seeds)"
+            f"{name} {tau:.3f} vs SPOS {spos:.3f} on the same {len(pairs)} seeds "
+            f"({'meets' if tau >= 0.6 else 'misses'} 0.6, {'above' if tau > spos else 'below'} "
+            f"SPOS, higher on {wins} of {len(pairs)} seeds{test})"
         )
-    return "Kendall tau, mean over seeds (target >= 0.6 and above SPOS): " + "; ".join(parts) + "."
+    return "Kendall tau (target >= 0.6 and above SPOS): " + "; ".join(parts) + "."
 
 
 def _table(recipes: dict[str, Any]) -> list[str]:
     rows = [
-        "| recipe | Kendall tau, mean (sd) | per seed | Spearman | top-5 overlap "
+        "| recipe | seeds | Kendall tau, mean (sd) | per seed | Spearman | top-5 overlap "
         "| inherited top1 (min-max) | optimizer steps | supernet CPU-min |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in recipes.items():
         runs, cfg = r["runs"], r["config"]
@@ -261,7 +290,8 @@ def _table(recipes: dict[str, Any]) -> list[str]:
         lows = min(min(x["inherited_top1"]) for x in runs)
         highs = max(max(x["inherited_top1"]) for x in runs)
         rows.append(
-            f"| {RECIPES[name][0]} | {np.mean(taus):.3f} ({np.std(taus):.3f}) | "
+            f"| {RECIPES[name][0]} | {','.join(str(x['seed']) for x in runs)} | "
+            f"{np.mean(taus):.3f} ({np.std(taus):.3f}) | "
             f"{' / '.join(f'{t:.3f}' for t in taus)} | {_mean(runs, 'spearman'):.3f} | "
             f"{_mean(runs, 'top5'):.2f} | {lows:.1f}-{highs:.1f} | {steps} | "
             f"{_mean(runs, 'train_cpu_min'):.2f} |"
@@ -271,7 +301,6 @@ def _table(recipes: dict[str, Any]) -> list[str]:
 
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     ref = out["standalone_reference"]
-    seeds = ", ".join(str(s) for s in args.seeds)
     repeat = out.get("standalone_repeatability")
     ceiling = (
         f" The reference's own repeatability, Kendall tau between its two stand-alone seeds, is "
@@ -310,7 +339,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "Every recipe of a table gets the same number of subnet forward/backward passes; the "
             "sandwich's subnets per step are the largest and smallest of the step's mixer types "
             f"and {args.num_random} random ones. AdamW at lr {args.lr:g}, labels with smoothing "
-            f"0.1 (no in-place distillation), supernet seeds {seeds}.",
+            "0.1 (no in-place distillation); the seeds column gives each recipe's supernet seeds "
+            "(a seed sets the initial weights and the subnets drawn).",
             "",
             *tables,
             f"Wall time {out['wall_min']:.1f} min on {args.workers} worker processes"
@@ -325,14 +355,31 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "Reading and the one-seed exploration of the other options (distillation, "
             "learning rates, global extremes): docs/supernet.md, section How well it ranks.",
             "",
-            f"Reproduce: `python bench/supernet.py "
-            f"--steps {','.join(str(b) for b in args.steps)} --standalone-steps "
-            f"{args.standalone_steps} --n {args.n} --lr {args.lr:g} "
-            f"--seeds {','.join(str(s) for s in args.seeds)} "
-            f"--standalone-seeds {','.join(str(s) for s in args.standalone_seeds)} "
-            f"--recipes {','.join(args.recipes)} --out docs/benchmarks.md`.",
+            _reproduce(args, out),
             "",
         ]
+    )
+
+
+def command(args: argparse.Namespace) -> str:
+    return (
+        f"python bench/supernet.py --steps {','.join(str(b) for b in args.steps)} "
+        f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
+        f"--seeds {','.join(str(s) for s in args.seeds)} "
+        f"--standalone-seeds {','.join(str(s) for s in args.standalone_seeds)} "
+        f"--recipes {','.join(args.recipes)}"
+    )
+
+
+def _reproduce(args: argparse.Namespace, out: dict[str, Any]) -> str:
+    commands = out.get("commands")
+    if not commands:
+        return f"Reproduce: `{command(args)} --out docs/benchmarks.md`."
+    runs = "; ".join(f"`{c} --json PART{i}.json`" for i, c in enumerate(commands, 1))
+    files = " ".join(f"PART{i}.json" for i in range(1, len(commands) + 1))
+    return (
+        f"Reproduce: {runs}; then `python bench/supernet.py --from-json {files} "
+        "--out docs/benchmarks.md` merges them (runs are deterministic given the seed)."
     )
 
 
@@ -363,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results")
     parser.add_argument(
-        "--from-json", type=Path, default=None, help="only render a report of saved results"
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="only render saved results (several: merged by seed)",
     )
     parser.add_argument(
         "--cache", type=Path, default=None, help="reuse stand-alone results stored in this file"
@@ -373,7 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     if not MNIST.exists():
         print(f"bench/supernet.py: {MNIST} is missing (../shared/data)", file=sys.stderr)
         return 2
-    out = json.loads(args.from_json.read_text()) if args.from_json else run(args)
+    if args.from_json:
+        parts = [json.loads(path.read_text()) for path in args.from_json]
+        out = parts[0] if len(parts) == 1 else merge(parts)
+    else:
+        out = run(args)
+        out["command"] = command(args)
     if args.json is not None and not args.from_json:
         args.json.write_text(json.dumps(out, indent=2))
     text = report(args, out)
