@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators.counting import count_macs
-from search_space import build_model, example_input, spec_cost, validate_spec
+from search_space import build_model, spec_cost, validate_spec
 from search_space.errors import SpaceError
 from search_space.nn.block import PrefixOnly
 from search_space.nn.mixers.class_attention import ClassAttention
 from search_space.plan import plan
 from search_space.spec import ArchSpec, Block, InputSpec, Op, Stage
+from tests.analytic_check import built_matches_analytic
 
 IMAGE = InputSpec("image", 10, resolution=(8, 8))
 CA = Op.of("class_attention", {"head_dim": 4})
@@ -39,18 +39,6 @@ def _spec(
         Stage(width, embed or Op.of("embed"), (post,)),
     )
     return ArchSpec(IMAGE, stem, stages, head or Op.of("classifier", {"pool": "cls"}))
-
-
-def _matches_analytic(spec: ArchSpec) -> None:
-    """Parameters equal and fvcore's MACs equal the analytic costs; forward and backward run."""
-    model = build_model(spec)
-    cost = spec_cost(spec)
-    assert sum(p.numel() for p in model.parameters()) == cost.params
-    out = model(example_input(spec, batch_size=2))
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
-    out.sum().backward()
-    counted = count_macs(model, example_input(spec, batch_size=1))
-    assert math.isclose(counted, cost.macs, rel_tol=1e-9), (counted, cost.macs)
 
 
 # -- the mixer -------------------------------------------------------------------------------
@@ -128,7 +116,7 @@ def test_prefix_block_costs_the_channel_mixer_on_the_class_tokens_only() -> None
     assert items["channel_mixer"].ctx.tokens == 1 and items["norm2"].ctx.tokens == 1
     everywhere = spec_cost(_spec(Block(CA, MLP)))
     assert everywhere.macs - spec_cost(spec).macs == 4 * (2 * 8 * 16) + 4 * 5 * 8
-    _matches_analytic(spec)
+    built_matches_analytic(spec)
 
 
 def test_prefix_block_round_trips_and_the_default_keeps_old_json() -> None:
@@ -149,7 +137,7 @@ def test_prefix_block_is_refused_without_prefix_or_with_a_grid_mixer() -> None:
     with pytest.raises(SpaceError, match="layout 'tokens'"):
         validate_spec(_spec(Block(Op.of("dwconv", {"kernel": 3}), MLP, tokens="prefix")))
     # any channel mixer may run on the class tokens: a token-layout attention mixer too
-    _matches_analytic(_spec(Block(Op.of("attention", {"head_dim": 4}), MLP, tokens="prefix")))
+    built_matches_analytic(_spec(Block(Op.of("attention", {"head_dim": 4}), MLP, tokens="prefix")))
 
 
 # -- the embed downsampler --------------------------------------------------------------------
@@ -193,7 +181,7 @@ def test_embed_mean_token_and_positions() -> None:
 def test_embed_matches_its_analytic_costs(params: dict, stem_cls: bool, width: int) -> None:
     post = Block(Op.of("attention", {"head_dim": 4}), MLP)
     embed, head = Op.of("embed", params), Op.of("classifier")  # gap: there may be no class token
-    _matches_analytic(_spec(post, embed=embed, stem_cls=stem_cls, width=width, head=head))
+    built_matches_analytic(_spec(post, embed=embed, stem_cls=stem_cls, width=width, head=head))
 
 
 # -- the token-labelling head -----------------------------------------------------------------
@@ -210,4 +198,4 @@ def test_token_label_head_adds_half_the_max_over_grid_tokens() -> None:
     aux = F.linear(normed[:, 1:], classifier.aux.weight, classifier.aux.bias)
     expected = classifier.fc(normed[:, 0]) + 0.5 * aux.max(dim=1).values
     torch.testing.assert_close(y, expected)
-    _matches_analytic(spec)
+    built_matches_analytic(spec)

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
-import torch
 
-from evaluators.counting import count_macs
-from search_space import SearchSpace, build_model, example_input, spec_cost, validate_spec
+from search_space import SearchSpace, spec_cost, validate_spec
 from search_space.errors import SpaceError
 from search_space.spec import ArchSpec, Block, InputSpec, Latents, Op, Skip, Stage
+from tests.analytic_check import built_matches_analytic
 
 ATT = Op.of("attention", {"head_dim": 16})
 MLP = Op.of("mlp")
@@ -23,17 +21,6 @@ IMAGE = InputSpec("image", 10, resolution=(32, 32))
 def _spec(stages: list[Stage], *, patch: int = 8, cls: bool = False) -> ArchSpec:
     stem = Op.of("patch_embed", {"patch_size": patch, "cls_token": cls})
     return ArchSpec(IMAGE, stem, tuple(stages), Op.of("classifier"))
-
-
-def _built_matches_analytic(spec: ArchSpec) -> None:
-    model = build_model(spec)
-    cost = spec_cost(spec)
-    assert sum(p.numel() for p in model.parameters()) == cost.params
-    out = model(example_input(spec, batch_size=2))
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
-    out.sum().backward()
-    counted = count_macs(model, example_input(spec, batch_size=1))
-    assert math.isclose(counted, cost.macs, rel_tol=0.02), (counted, cost.macs)
 
 
 def test_defaults_keep_the_old_json_keys() -> None:
@@ -71,7 +58,7 @@ def test_repeat_counts_macs_per_application_and_params_once() -> None:
     block_macs = sum(op_cost(item).macs for item in plan(once) if item.block == 0)
     assert spec_cost(thrice).params == spec_cost(once).params
     assert spec_cost(thrice).macs - spec_cost(once).macs == 2 * block_macs > 0
-    _built_matches_analytic(thrice)
+    built_matches_analytic(thrice, rel_tol=0.02)
 
 
 def test_shared_block_adds_macs_but_no_params() -> None:
@@ -80,7 +67,7 @@ def test_shared_block_adds_macs_but_no_params() -> None:
     shared = _spec([Stage(32, Op.of("none"), (Block(ATT, MLP), proj, Block(ATT, MLP, share=0)))])
     assert spec_cost(shared).params == spec_cost(plain).params
     assert spec_cost(shared).macs > spec_cost(plain).macs
-    _built_matches_analytic(shared)
+    built_matches_analytic(shared, rel_tol=0.02)
 
 
 def test_nested_mlp_stores_the_parent_and_runs_the_prefix() -> None:
@@ -91,7 +78,7 @@ def test_nested_mlp_stores_the_parent_and_runs_the_prefix() -> None:
     )
     assert spec_cost(nested).params == spec_cost(full).params
     assert spec_cost(nested).macs == spec_cost(small).macs
-    _built_matches_analytic(nested)
+    built_matches_analytic(nested, rel_tol=0.02)
 
 
 def test_latent_tokens_read_and_write_around_latent_blocks() -> None:
@@ -102,7 +89,7 @@ def test_latent_tokens_read_and_write_around_latent_blocks() -> None:
 
     roles = [item.role for item in plan(spec)]
     assert roles.count("read") == 1 and roles.count("write") == 1 and "latents" in roles
-    _built_matches_analytic(spec)
+    built_matches_analytic(spec, rel_tol=0.02)
 
 
 def test_unet_skips_and_upsampling() -> None:
@@ -114,7 +101,7 @@ def test_unet_skips_and_upsampling() -> None:
         Stage(16, Op.of("none"), (conv,), skip=Skip(2, "add")),
     ]
     spec = _spec(stages, patch=2)
-    _built_matches_analytic(spec)
+    built_matches_analytic(spec, rel_tol=0.02)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +211,7 @@ def test_token_mixer_none_leaves_only_the_channel_branch() -> None:
     only_mlp = _spec([Stage(32, Op.of("none"), (Block(Op.of("none"), MLP, layer_scale=0.1),))])
     roles = [item.role for item in plan(only_mlp) if item.block == 0]
     assert roles == ["norm2", "channel_mixer", "layer_scale2"]
-    _built_matches_analytic(only_mlp)
+    built_matches_analytic(only_mlp, rel_tol=0.02)
     empty = _spec([Stage(32, Op.of("none"), (Block(Op.of("none"), Op.of("none")),))])
     with pytest.raises(SpaceError, match="token mixer or a channel mixer"):
         validate_spec(empty)
@@ -247,7 +234,7 @@ def test_channel_slices_and_grow_express_a_split_and_concat_branch() -> None:
         if i.path.endswith("[0].token_mixer") and i.stage == 1
     )
     assert mixer.ctx.dim == 8
-    _built_matches_analytic(spec)
+    built_matches_analytic(spec, rel_tol=0.02)
     wide = dataclasses.replace(tail, channels=(24, 40))
     bad = spec.replace(stages=(stages[0], dataclasses.replace(stages[1], blocks=(wide,))))
     with pytest.raises(SpaceError, match="channels"):
