@@ -133,7 +133,9 @@ def levit_128() -> ArchSpec:
     paper=CVT,
     families=("M01", "M15"),
     macro=("MA3",),
-    published=paper(20, 4.5, "CvT paper, Table 2 (CvT-13); recalled, not re-read"),
+    published=paper(
+        20, 4.5, "microsoft/CvT README, ImageNet-1k table (CvT-13, 224: 20M, 4.5 GFLOPs)"
+    ),
     notes="the class token CvT adds in stage 3 is left out (global average pooling instead)",
 )
 def cvt_13() -> ArchSpec:
@@ -158,7 +160,9 @@ def cvt_13() -> ArchSpec:
     paper=UNIFORMER,
     families=("M15", "M01"),
     macro=("MA2", "MA4"),
-    published=paper(22, 3.6, "UniFormer paper, Table (UniFormer-S); recalled, not re-read"),
+    published=paper(
+        22, 3.6, "Sense-X/UniFormer image_classification README (UniFormer-S: 22M, 3.6G)"
+    ),
     notes="the dynamic position embedding (3x3 dwconv) is its own residual block before each block",
 )
 def uniformer_s() -> ArchSpec:
@@ -190,7 +194,11 @@ def uniformer_s() -> ArchSpec:
     paper=T2T,
     families=("M01", "M07"),
     macro=("MA1", "MA12"),
-    published=paper(21.5, 4.8, "T2T-ViT README (21.5M); MACs from the paper table, recalled"),
+    published=paper(
+        21.5,
+        4.8,
+        "T2T-ViT README (21.5M); 4.8 G as T2T-ViT-14's MACs in later papers' tables (DVT)",
+    ),
 )
 def t2t_vit_14() -> ArchSpec:
     # yitu-opensource/T2T-ViT t2t_vit_14: soft split 7/4, 3/2, 3/2 with performer T2T layers

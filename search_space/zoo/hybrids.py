@@ -76,7 +76,7 @@ def dinat_t() -> ArchSpec:
     paper=HORNET,
     families=("M17",),
     macro=("MA2",),
-    published=paper(22, 4.0, "HorNet paper Table (HorNet-T 7x7); recalled, not re-read"),
+    published=paper(22, 4.0, "raoyongming/HorNet README model zoo (HorNet-T 7x7: 22M, 4.0G)"),
 )
 def hornet_t() -> ArchSpec:
     orders = (2, 3, 4, 5)
@@ -403,7 +403,7 @@ LITV2 = "Fast Vision Transformers with HiLo Attention"
     paper=INTERNIMAGE,
     families=("M18",),
     macro=("MA2",),
-    published=paper(30, 5.0, "InternImage paper Table (InternImage-T); recalled, not re-read"),
+    published=paper(30, 5.0, "OpenGVLab/InternImage README (InternImage-T, 224: 30M, 5G)"),
     notes="the 1x1 conv head (to 1.5x width, before pooling) is a pre-logits layer after pooling",
 )
 def internimage_t() -> ArchSpec:
@@ -428,7 +428,9 @@ def internimage_t() -> ArchSpec:
     paper=FLATTEN,
     families=("M07", "M02"),
     macro=("MA2", "MA4"),
-    published=paper(29, 4.5, "FLatten paper Table (FLatten-Swin-T); recalled, not re-read"),
+    published=paper(
+        29, 4.5, "FLatten Transformer paper, ImageNet table (FLatten-Swin-T: 29M, 4.5G)"
+    ),
 )
 def flatten_swin_t() -> ArchSpec:
     # LeapLabTHU/FLatten-Transformer flatten_swin_t: focused linear attention (window 56 = the
@@ -449,7 +451,7 @@ def flatten_swin_t() -> ArchSpec:
     paper=LITV2,
     families=("M09", "M05", "M12"),
     macro=("MA2", "MA4", "MA6"),
-    published=paper(28, 3.7, "LITv2 paper Table (LITv2-S); recalled, not re-read"),
+    published=paper(28, 3.7, "ziplab/LITv2 README (LITv2-S, 224: 28M, 3.7G)"),
     notes="deformable token merging (DTM) is patch merging",
 )
 def litv2_s() -> ArchSpec:
