@@ -95,15 +95,13 @@ def extreme_spec(space: SearchSpace, *, largest: bool, passes: int = 2) -> ArchS
 
     values = np.zeros(len(space.dims), dtype=np.int64)
     for i, dim in enumerate(space.dims):
-        if dim.ordinal and all(isinstance(c, int | float) for c in dim.choices):
+        if numeric_dim(dim):
             pick = np.argmax if largest else np.argmin
             values[i] = int(pick(np.array(dim.choices, dtype=float)))
     for _ in range(passes):
         changed = False
         for i, dim in enumerate(space.dims):
-            if dim.size < 2 or (
-                dim.ordinal and all(isinstance(c, int | float) for c in dim.choices)
-            ):
+            if dim.size < 2 or numeric_dim(dim):
                 continue
             best, best_score = values[i], score(values)
             for v in range(dim.size):
@@ -121,21 +119,15 @@ def numeric_dim(dim: Any) -> bool:
     return bool(dim.ordinal) and all(isinstance(c, int | float) for c in dim.choices)
 
 
-def extreme_like(space: SearchSpace, values: np.ndarray, *, largest: bool) -> ArchSpec:
-    """The largest (smallest) spec that keeps the op *types* of the decisions ``values``
-    (`extreme_values`).
+def extreme_values(space: SearchSpace, values: np.ndarray, *, largest: bool) -> np.ndarray:
+    """``values`` with numeric dimensions (depth, width, repeat) at their extreme, and every op
+    choice replaced by the variant of the same op with the most (fewest) parameters (kernel
+    size, MLP ratio, head size): the op *types* stay as drawn.
 
     In a hybrid space the globally largest spec fixes one mixer type per block, so a sandwich
     built on it would train those mixers' weights on every step and the others only when drawn
     at random, biasing inherited accuracy towards them. Drawing the types per step and taking
     the extremes of the elastic dimensions within them keeps every type equally exposed."""
-    return space.decode(extreme_values(space, values, largest=largest))
-
-
-def extreme_values(space: SearchSpace, values: np.ndarray, *, largest: bool) -> np.ndarray:
-    """``values`` with numeric dimensions (depth, width, repeat) at their extreme, and every op
-    choice replaced by the variant of the same op with the most (fewest) parameters (kernel
-    size, MLP ratio, head size)."""
     sign = 1.0 if largest else -1.0
     out = np.array(values, dtype=np.int64)
     for i, dim in enumerate(space.dims):
