@@ -118,6 +118,54 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert all(torch.equal(reference[k], v) for k, v in _weights(resumed).items())
 
 
+def test_moving_average_is_the_trained_supernet_and_resumes(tmp_path: Path) -> None:
+    cfg = replace(CFG, ema=0.5)
+    raw, data = _setup()
+    train_supernet(raw, data, replace(cfg, ema=0.0))
+    averaged, _ = _setup()
+    whole = train_supernet(averaged, data, cfg)
+    # the same updates: the raw weights match; the result is their average, not the last ones
+    shared = [k for k, v in _weights(raw).items() if v.is_floating_point()]
+    assert any(not torch.equal(_weights(raw)[k], _weights(averaged)[k]) for k in shared)
+    ckpt = tmp_path / "ema.pt"
+    first, _ = _setup()
+    train_supernet(first, data, cfg, checkpoint=ckpt, stop_after=5)
+    resumed, _ = _setup()
+    out = train_supernet(resumed, data, cfg, checkpoint=ckpt)
+    assert out["history"] == whole["history"]
+    reference = _weights(averaged)
+    assert all(torch.equal(reference[k], v) for k, v in _weights(resumed).items())
+    # the stored checkpoint keeps the raw weights for resuming; loading it gives the average
+    loaded, _ = load_supernet_from(ckpt, tmp_path)
+    assert all(torch.equal(reference[k], v) for k, v in _weights(loaded).items())
+
+
+def test_moving_average_of_one_update_by_hand() -> None:
+    """decay d after updates w1, w2: the average is d * w1 + (1 - d) * w2 (torch's EMA starts
+    from the first update's weights)."""
+    cfg = RecipeConfig(steps=2, batch_size=16, num_random=1, ema=0.25, lr=0.05)
+    steps: list[dict[str, torch.Tensor]] = []
+    for last in (1, 2):
+        supernet, data = _setup()
+        train_supernet(supernet, data, replace(cfg, ema=0.0), stop_after=last)
+        steps.append(_weights(supernet))
+    averaged, data = _setup()
+    train_supernet(averaged, data, cfg)
+    got = _weights(averaged)
+    for k, w1 in steps[0].items():
+        if w1.is_floating_point() and k in dict(averaged.named_parameters()):
+            assert torch.allclose(got[k], 0.25 * w1 + 0.75 * steps[1][k], atol=1e-6), k
+
+
+def load_supernet_from(ckpt: Path, tmp_path: Path) -> tuple[Supernet, dict[str, Any]]:
+    """`load_supernet` needs the space in the checkpoint: store it as the CLI does."""
+    state = torch.load(ckpt, weights_only=True)
+    state["space"] = MINI
+    path = tmp_path / "with_space.pt"
+    torch.save(state, path)
+    return load_supernet(path)
+
+
 _KILLED = """
 import sys
 sys.path.insert(0, {root!r})
@@ -172,7 +220,12 @@ def test_a_changed_recipe_does_not_resume(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "field"),
-    [({"recipe": "ofa"}, "recipe"), ({"steps": 0}, "steps"), ({"stepz": 3}, "stepz")],
+    [
+        ({"recipe": "ofa"}, "recipe"),
+        ({"steps": 0}, "steps"),
+        ({"stepz": 3}, "stepz"),
+        ({"ema": 1.0}, "ema"),
+    ],
 )
 def test_bad_recipe_options_name_the_field(data: dict[str, Any], field: str) -> None:
     with pytest.raises(SupernetError, match=f"supernet.{field}"):

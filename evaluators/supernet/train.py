@@ -14,6 +14,10 @@ Recipes (`RecipeConfig.recipe`):
 Either recipe can shrink progressively (``progressive``, OFA; `evaluators.supernet.schedule`),
 augment its batches (``augment``) and prepare them in ``loader_workers`` processes
 (`evaluators.supernet.batches`); neither the loader processes nor resuming change the result.
+With ``ema: d`` the trained supernet is the exponential moving average of the weights over the
+optimizer updates (decay ``d`` per update; torch's `AveragedModel`), as BigNAS and timm's
+``ModelEma`` do: a subnet's inherited weights then depend less on which paths the last few
+updates happened to train.
 
 Determinism and resume: every random choice of step ``t`` (the subnets, the batch order of its
 epoch) derives from ``(seed, t)`` alone, so a run resumed from the checkpoint of step ``t``
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from evaluators.data import Dataset
 from evaluators.supernet.batches import AUGMENTATIONS, step_batches
@@ -77,6 +82,7 @@ class RecipeConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 0
     progressive: float = 0.0  # fraction of the steps spent shrinking progressively (0: off)
+    ema: float = 0.0  # decay per optimizer update of the weights' moving average (0: off)
     augment: str = "none"
     loader_workers: int = 0  # processes preparing batches ahead (0: in the training process)
     checkpoint_every: int = 50
@@ -116,6 +122,10 @@ class RecipeConfig:
                 raise SupernetError(f"{where}.{key}: must be a number >= 0 (got {value!r})")
             elif key == "progressive" and value > 1:
                 raise SupernetError(f"{where}.{key}: must be a fraction in [0, 1] (got {value!r})")
+            elif key == "ema" and value >= 1:
+                raise SupernetError(
+                    f"{where}.{key}: must be a decay in [0, 1), 0 for off (got {value!r})"
+                )
             out[key] = value
         return RecipeConfig(**out)
 
@@ -161,6 +171,7 @@ def train_supernet(
     loss history and whether it resumed.
     """
     optimizer = torch.optim.AdamW(supernet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    average = _moving_average(supernet, cfg.ema)
     step, history, seconds, resumed = 0, [], 0.0, False
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint)
@@ -171,6 +182,8 @@ def train_supernet(
             )
         supernet.load_state_dict(state["weights"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         step, history = int(state["step"]), list(state["history"])
         seconds, resumed = float(state["seconds"]), True
 
@@ -187,6 +200,7 @@ def train_supernet(
                     "seconds": seconds,
                     "config": asdict(cfg),
                     "supernet": {"seed": supernet.seed, "strict": supernet.strict},
+                    **({} if average is None else {"ema": average.state_dict()}),
                     **dict(extra or {}),
                 },
             )
@@ -206,7 +220,7 @@ def train_supernet(
     for x, y in batches:
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step)
-        losses = _train_step(supernet, optimizer, cfg, step, x, y)
+        losses = _train_step(supernet, optimizer, cfg, step, x, y, average)
         step += 1
         history.append(float(np.mean(losses)))
         seconds += time.perf_counter() - start
@@ -215,7 +229,22 @@ def train_supernet(
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             write()
         start = time.perf_counter()  # the next batch's wait counts, the bookkeeping does not
+    if average is not None and step == cfg.steps:
+        _copy_parameters(average.module, supernet)  # the average is the trained supernet
     return {"steps": step, "seconds": seconds, "history": history, "resumed": resumed}
+
+
+def _moving_average(supernet: Supernet, decay: float) -> AveragedModel | None:
+    if not decay:
+        return None
+    # buffers are not averaged: batch norms are recalibrated per subnet before scoring anyway
+    return AveragedModel(supernet, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+@torch.no_grad()
+def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
+    for a, b in zip(source.parameters(), target.parameters(), strict=True):
+        b.copy_(a)
 
 
 def _outcome(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,6 +261,7 @@ def _train_step(
     step: int,
     x: torch.Tensor,
     y: torch.Tensor,
+    average: AveragedModel | None = None,
 ) -> list[float]:
     """Forward and backward of every subnet of the step: gradients accumulate into one update
     (``updates: accumulate``), or each subnet updates the weights in turn (``each``)."""
@@ -254,17 +284,24 @@ def _train_step(
             teacher = logits.detach()
         losses.append(loss.item())
         if cfg.updates == "each":
-            _update(supernet, optimizer, cfg)
+            _update(supernet, optimizer, cfg, average)
     if cfg.updates == "accumulate":
-        _update(supernet, optimizer, cfg)
+        _update(supernet, optimizer, cfg, average)
     return losses
 
 
-def _update(supernet: Supernet, optimizer: torch.optim.Optimizer, cfg: RecipeConfig) -> None:
+def _update(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    cfg: RecipeConfig,
+    average: AveragedModel | None,
+) -> None:
     if cfg.grad_clip:
         nn.utils.clip_grad_norm_(supernet.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if average is not None:
+        average.update_parameters(supernet)
 
 
 def evaluate_subnet(
@@ -336,6 +373,12 @@ def load_supernet(path: Path) -> tuple[Supernet, dict[str, Any]]:
     )
     try:
         supernet.load_state_dict(state.pop("weights"))
+        if "ema" in state and int(state["step"]) == int(state["config"]["steps"]):
+            # a finished run's result is its moving average (the raw weights are for resuming)
+            average = _moving_average(supernet, float(state["config"]["ema"]))
+            assert average is not None
+            average.load_state_dict(state.pop("ema"))
+            _copy_parameters(average.module, supernet)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise SupernetError(f"{path}: weights do not fit the stored space ({first})") from None
