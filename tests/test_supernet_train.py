@@ -102,6 +102,11 @@ def test_in_place_distillation_trains_students_on_the_teacher() -> None:
     plain = train_supernet(labels, data, replace(cfg, distill=False))
     # the same subnets and batches: only the students' targets differ
     assert out["history"][0] != plain["history"][0] and all(np.isfinite(out["history"]))
+    # distill_start: the first two of three steps learn the labels, the third distils
+    later, _ = _setup()
+    delayed = train_supernet(later, data, replace(cfg, distill_start=0.5))
+    assert delayed["history"][:2] == plain["history"][:2]
+    assert delayed["history"][2] != plain["history"][2]
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:

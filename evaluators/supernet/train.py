@@ -6,7 +6,8 @@ Recipes (`RecipeConfig.recipe`):
   subnets, accumulating the gradients into one optimizer step (Yu & Huang, "Universally
   Slimmable Networks and Improved Training Techniques", ICCV 2019; BigNAS, Yu et al., ECCV
   2020). With ``distill: true`` the students learn the largest one's soft predictions (in-place
-  distillation); the default is the labels, which ranked subnets far better in
+  distillation), from step ``distill_start * steps`` on (the labels before: OFA distils from a
+  trained network); the default is the labels, which ranked subnets far better in
   ``bench/supernet.py`` at CPU budgets (see docs/supernet.md).
 * ``spos``: one uniformly sampled subnet per step on the labels (Guo et al., "Single Path
   One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020): the baseline.
@@ -77,6 +78,7 @@ class RecipeConfig:
     label_smoothing: float = 0.1
     num_random: int = 2
     distill: bool = False  # measured: in-place distillation hurt ranking at CPU budgets (docs)
+    distill_start: float = 0.0  # fraction of the steps before distillation starts (labels first)
     extremes: str = "per_step"
     updates: str = "accumulate"
     grad_clip: float = 1.0
@@ -120,7 +122,7 @@ class RecipeConfig:
                 or value < 0
             ):
                 raise SupernetError(f"{where}.{key}: must be a number >= 0 (got {value!r})")
-            elif key == "progressive" and value > 1:
+            elif key in ("progressive", "distill_start") and value > 1:
                 raise SupernetError(f"{where}.{key}: must be a fraction in [0, 1] (got {value!r})")
             elif key == "ema" and value >= 1:
                 raise SupernetError(
@@ -266,11 +268,14 @@ def _train_step(
     """Forward and backward of every subnet of the step: gradients accumulate into one update
     (``updates: accumulate``), or each subnet updates the weights in turn (``each``)."""
     teacher: torch.Tensor | None = None
+    # a teacher that has not learned yet teaches collapse: every subnet outputs the same
+    # input-independent distribution, which zeroes the students' loss (seen at lr 0.02)
+    distill = cfg.distill and step >= cfg.distill_start * cfg.steps
     losses = []
     optimizer.zero_grad(set_to_none=True)
     for k, spec in enumerate(subnets_of_step(supernet, cfg, step)):
         logits = supernet.configure(spec)(x)
-        if teacher is not None and cfg.distill:
+        if teacher is not None and distill:
             # in-place distillation: the largest subnet's soft predictions are the targets
             loss = F.kl_div(
                 F.log_softmax(logits, dim=1), F.softmax(teacher, dim=1), reduction="batchmean"
