@@ -83,19 +83,19 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         "sandwich, accumulated, progressive shrinking over the first half",
         {"recipe": "sandwich", "updates": "accumulate", "progressive": 0.5},
     ),
-    "spos": ("SPOS, uniform single path", {"recipe": "spos"}),
-    "sandwich_ema": (
-        "sandwich, accumulated, weights averaged (EMA)",
-        {"recipe": "sandwich", "updates": "accumulate", "ema_span": EMA_SPAN},
-    ),
-    "spos_ema": ("SPOS, weights averaged (EMA)", {"recipe": "spos", "ema_span": EMA_SPAN}),
     "sandwich_distill": (
         "sandwich, accumulated, in-place distillation after the first quarter",
         {"recipe": "sandwich", "updates": "accumulate", "distill": True, "distill_start": 0.25},
     ),
+    "sandwich_ema": (
+        "sandwich, accumulated, weights averaged (EMA)",
+        {"recipe": "sandwich", "updates": "accumulate", "ema_span": EMA_SPAN},
+    ),
+    "spos": ("SPOS, uniform single path", {"recipe": "spos"}),
+    "spos_ema": ("SPOS, weights averaged (EMA)", {"recipe": "spos", "ema_span": EMA_SPAN}),
 }
 BASELINE = "spos"
-# a default run; the EMA recipes were measured once (docs/supernet.md) and are opt-in
+# a default run; the distillation and EMA recipes were measured (docs/supernet.md) and are opt-in
 DEFAULT_RECIPES = ["sandwich", "sandwich_each", "sandwich_progressive", "spos"]
 
 
@@ -300,6 +300,11 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     continue
                 seeds = {x["seed"] for x in mine[name]["runs"]}
                 mine[name]["runs"] += [x for x in r["runs"] if x["seed"] not in seeds]
+    order = list(RECIPES)
+    out["budgets"] = {
+        budget: {name: out["budgets"][budget][name] for name in sorted(recipes, key=order.index)}
+        for budget, recipes in sorted(out["budgets"].items(), key=lambda kv: int(kv[0]))
+    }
     for recipes in out["budgets"].values():
         for r in recipes.values():
             r["runs"].sort(key=lambda x: x["seed"])
@@ -417,8 +422,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "Every recipe of a table gets the same number of subnet forward/backward passes; the "
             "sandwich's subnets per step are the largest and smallest of the step's mixer types "
             f"and {args.num_random} random ones. AdamW at lr {args.lr:g}, labels with smoothing "
-            "0.1 (no in-place distillation); the seeds column gives each recipe's supernet seeds "
-            "(a seed sets the initial weights and the subnets drawn).",
+            "0.1 (in-place distillation only where the recipe says so); the seeds column gives "
+            "each recipe's supernet seeds (a seed sets the initial weights and the subnets drawn).",
             "",
             *tables,
             f"Wall time {out['wall_min']:.1f} min on {args.workers} worker processes"
