@@ -283,7 +283,8 @@ def write_section(path: Path, section: str) -> None:
     if title in text:
         start = text.index(title)
         end = text.find("\n## ", start + len(title))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+        rest = text[end + 1 :] if end != -1 else ""
+        text = text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)

@@ -270,23 +270,29 @@ def _option(part: dict[str, Any], field: str, flag: str, default: str) -> str:
     return words[words.index(flag) + 1] if flag in words else default
 
 
-def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def merge(parts: list[dict[str, Any]], reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Several saved runs over the same subnets as one: supernet runs by seed, and the
     stand-alone results of every seed any part has (the same seed must agree: training is
-    deterministic), so a run that adds stand-alone seeds sharpens every part's reference."""
+    deterministic), so a run that adds stand-alone seeds sharpens every part's reference.
+    With ``reference`` (a saved run, e.g. of longer stand-alone trainings) its stand-alone
+    results replace the parts' own."""
     out = json.loads(json.dumps(parts[0]))
     out["commands"] = [p.get("command", "(not recorded)") for p in parts]
-    steps = {_option(p, "standalone_steps", "--standalone-steps", "600") for p in parts}
+    sources = parts if reference is None else [reference]
+    steps = {_option(p, "standalone_steps", "--standalone-steps", "600") for p in sources}
     if len(steps) > 1:
         raise SystemExit(f"bench/supernet.py: merged results mix stand-alone steps {sorted(steps)}")
     alone: dict[int, list[float]] = {}
-    for part in parts:
+    for part in sources:
         seeds = _ints(_option(part, "standalone_seeds", "--standalone-seeds", "0,1"))
         for seed, top1 in zip(seeds, part["standalone_top1"], strict=True):
             if alone.setdefault(seed, top1) != top1:
                 raise SystemExit(
                     f"bench/supernet.py: stand-alone seed {seed} differs between parts"
                 )
+    if reference is not None:
+        out["reference_command"] = reference.get("command", "(not recorded)")
+        out["standalone_cpu_min"] = reference["standalone_cpu_min"]
     out["standalone_seeds"] = sorted(alone)
     out["standalone_steps"] = int(steps.pop())
     out["standalone_top1"] = [alone[seed] for seed in out["standalone_seeds"]]
@@ -383,9 +389,11 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     pairs = repeat["pairwise_kendall"]
     ceiling = ""
     if pairs:
-        ceiling = (
-            f" Its own repeatability: Kendall tau between two stand-alone seeds "
-            f"{np.mean(pairs):.3f} (mean of {len(pairs)} pairs, {min(pairs):.3f}-{max(pairs):.3f})"
+        ceiling = " Its own repeatability: Kendall tau between two stand-alone seeds " + (
+            f"{pairs[0]:.3f}"
+            if len(pairs) == 1
+            else f"{np.mean(pairs):.3f} (mean of {len(pairs)} pairs, "
+            f"{min(pairs):.3f}-{max(pairs):.3f})"
         )
         if "split_half_kendall" in repeat:
             ceiling += (
@@ -426,11 +434,16 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
             "each recipe's supernet seeds (a seed sets the initial weights and the subnets drawn).",
             "",
             *tables,
-            f"Wall time {out['wall_min']:.1f} min on {args.workers} worker processes"
+            (
+                f"Wall time {out['wall_min']:.1f} min, summed over the "
+                f"{len(out['commands'])} merged runs (2 worker processes each)"
+                if "commands" in out
+                else f"Wall time {out['wall_min']:.1f} min on {args.workers} worker processes"
+            )
             + (
                 f" ({out['cached']} stand-alone results reused from `--cache`, an earlier run "
                 "with the same settings; training is deterministic)"
-                if out.get("cached")
+                if out.get("cached") and "commands" not in out
                 else ""
             )
             + ".",
@@ -461,6 +474,9 @@ def _reproduce(args: argparse.Namespace, out: dict[str, Any]) -> str:
         return f"Reproduce: `{command(args)} --out docs/benchmarks.md`."
     runs = "; ".join(f"`{c} --json PART{i}.json`" for i, c in enumerate(commands, 1))
     files = " ".join(f"PART{i}.json" for i in range(1, len(commands) + 1))
+    if "reference_command" in out:
+        runs += f"; `{out['reference_command']} --json REFERENCE.json`"
+        files += " --reference REFERENCE.json"
     return (
         f"Reproduce: {runs}; then `python bench/supernet.py --from-json {files} "
         "--out docs/benchmarks.md` merges them (runs are deterministic given the seed)."
@@ -503,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only render saved results (several: merged by seed)",
     )
     parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="with --from-json: rank against this saved run's stand-alone results instead",
+    )
+    parser.add_argument(
         "--cache", type=Path, default=None, help="reuse stand-alone results stored in this file"
     )
     parser.add_argument("--out", type=Path, default=None, help="markdown file to update")
@@ -510,9 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     if not MNIST.exists():
         print(f"bench/supernet.py: {MNIST} is missing (../shared/data)", file=sys.stderr)
         return 2
+    if args.reference and not args.from_json:
+        parser.error("--reference re-ranks saved runs: use it with --from-json")
     if args.from_json:
         parts = [json.loads(path.read_text()) for path in args.from_json]
-        out = parts[0] if len(parts) == 1 else merge(parts)
+        reference = json.loads(args.reference.read_text()) if args.reference else None
+        out = merge(parts, reference)
     else:
         out = run(args)
         out["command"] = command(args)

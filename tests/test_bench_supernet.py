@@ -102,3 +102,14 @@ def test_merge_refuses_disagreeing_stand_alone_results() -> None:
     other = _part({0: _acc(5), 1: _acc(1)}, {})
     with pytest.raises(SystemExit, match="seed 0"):
         merge([first, other])
+
+
+def test_a_reference_run_replaces_the_parts_stand_alone_results() -> None:
+    part = _part({0: _acc(0), 1: _acc(1)}, {"spos": {0: _acc(7)}})
+    longer = {**_part({0: _acc(3), 1: _acc(4)}, {}), "standalone_steps": 1500}
+    merged = merge([part], longer)
+    assert merged["standalone_steps"] == 1500
+    reference = np.mean([_acc(3), _acc(4)], axis=0)
+    run = merged["budgets"]["100"]["spos"]["runs"][0]
+    assert run["kendall"] == pytest.approx(kendalltau(_acc(7), reference).statistic)
+    assert "--reference REFERENCE.json" in report(_args(), merged)
