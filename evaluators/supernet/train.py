@@ -232,7 +232,7 @@ def train_supernet(
             write()
         start = time.perf_counter()  # the next batch's wait counts, the bookkeeping does not
     if average is not None and step == cfg.steps:
-        _copy_parameters(average.module, supernet)  # the average is the trained supernet
+        _use_average(supernet, average.state_dict())  # the average is the trained supernet
     return {"steps": step, "seconds": seconds, "history": history, "resumed": resumed}
 
 
@@ -244,9 +244,11 @@ def _moving_average(supernet: Supernet, decay: float) -> AveragedModel | None:
 
 
 @torch.no_grad()
-def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
-    for a, b in zip(source.parameters(), target.parameters(), strict=True):
-        b.copy_(a)
+def _use_average(supernet: Supernet, averaged: Mapping[str, torch.Tensor]) -> None:
+    """Loads the averaged parameters of an `AveragedModel` state (keys ``module.<name>``); its
+    buffers are stale copies and are left out."""
+    for name, param in supernet.named_parameters():
+        param.copy_(averaged[f"module.{name}"])
 
 
 def _outcome(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -380,11 +382,8 @@ def load_supernet(path: Path) -> tuple[Supernet, dict[str, Any]]:
         supernet.load_state_dict(state.pop("weights"))
         if "ema" in state and int(state["step"]) == int(state["config"]["steps"]):
             # a finished run's result is its moving average (the raw weights are for resuming)
-            average = _moving_average(supernet, float(state["config"]["ema"]))
-            assert average is not None
-            average.load_state_dict(state.pop("ema"))
-            _copy_parameters(average.module, supernet)
-    except RuntimeError as err:
+            _use_average(supernet, state.pop("ema"))
+    except (RuntimeError, KeyError) as err:
         first = str(err).splitlines()[0]
         raise SupernetError(f"{path}: weights do not fit the stored space ({first})") from None
     return supernet.eval(), state
