@@ -361,16 +361,11 @@ def _table(recipes: dict[str, Any]) -> list[str]:
         lows = min(min(x["inherited_top1"]) for x in runs)
         highs = max(max(x["inherited_top1"]) for x in runs)
         have = [x for x in runs if "largest_top1" in x]  # runs saved before it was measured
-        extremes = (
-            f"{_mean(have, 'largest_top1'):.1f} / {_mean(have, 'smallest_top1'):.1f}"
-            + (
-                ""
-                if len(have) == len(runs)
-                else f" (seeds {','.join(str(x['seed']) for x in have)})"
-            )
-            if have
-            else "-"
-        )
+        extremes = "-"
+        if have:
+            extremes = f"{_mean(have, 'largest_top1'):.1f} / {_mean(have, 'smallest_top1'):.1f}"
+            if len(have) < len(runs):
+                extremes += f" (seeds {','.join(str(x['seed']) for x in have)})"
         rows.append(
             f"| {RECIPES[name][0]} | {','.join(str(x['seed']) for x in runs)} | "
             f"{np.mean(taus):.3f} ({np.std(taus):.3f}) | "
