@@ -43,6 +43,7 @@ from search_space.errors import MixnasError
 DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("local", "ray")
 PICKS = ("front", "best")
+MAX_BATCH = 4096  # candidates per in-driver batch: beyond this a batch only delays the front
 TOP_LEVEL_FIELDS = (
     "name", "seed", "space", "objectives", "constraints", "evaluators", "strategy", "budget",
     "backend", "trial_timeout", "runs_dir", "export", "description", "initial",
@@ -81,6 +82,7 @@ class EvaluatorConfig:
     budget: Mapping[str, float] = field(default_factory=dict)
     data: Any = None
     promote: PromoteRule | None = None
+    device: str = "auto"  # torch device for evaluators that run models: auto|cpu|cuda|cuda:N
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class BackendConfig:
     address: str | None = None  # Ray: an existing cluster's address; None starts a local one
     cpus_per_trial: float = 1.0
     threads_per_worker: int = 0  # torch threads in each worker; 0: cores / workers
+    gpus_per_trial: float = 0.0  # Ray: GPUs each trial reserves (fractional shares a GPU)
+    # candidates asked, evaluated and committed together when trials run in the driver
+    # (workers: 0); None: chosen from the evaluators (large when all are cheap, else 1)
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,8 @@ class SearchConfig:
                 "address": self.backend.address,
                 "cpus_per_trial": self.backend.cpus_per_trial,
                 "threads_per_worker": self.backend.threads_per_worker,
+                "gpus_per_trial": self.backend.gpus_per_trial,
+                "batch": self.backend.batch,
             },
             "trial_timeout": self.trial_timeout,
             "runs_dir": self.runs_dir,
@@ -158,6 +166,8 @@ def evaluator_to_dict(e: EvaluatorConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"name": e.name, "options": dict(e.options), "budget": dict(e.budget)}
     if e.data is not None:
         out["data"] = e.data
+    if e.device != "auto":
+        out["device"] = e.device
     if e.promote is not None:
         p = e.promote
         out["promote"] = {
@@ -358,7 +368,7 @@ def _evaluator(value: Any, field: str, r: _Reader) -> EvaluatorConfig:
     if isinstance(value, str):
         return EvaluatorConfig(value)
     e = r.mapping(value, field)
-    r.known(e, ["name", "options", "budget", "data", "promote"], field)
+    r.known(e, ["name", "options", "budget", "data", "promote", "device"], field)
     name = e.get("name")
     if not isinstance(name, str):
         raise r.fail(f"{field}.name", "must name an evaluator", name)
@@ -389,7 +399,16 @@ def _evaluator(value: Any, field: str, r: _Reader) -> EvaluatorConfig:
         budget=budget,
         data=e.get("data"),
         promote=promote,
+        device=_device(e.get("device", "auto"), f"{field}.device", r),
     )
+
+
+def _device(value: Any, field: str, r: _Reader) -> str:
+    """A torch device name as the design guide spells it (availability is checked by
+    `mixnas.job`, which knows whether this machine has a GPU)."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise r.fail(field, "must be auto, cpu, cuda or cuda:N", value)
+    return value
 
 
 def _strategy(value: Any, r: _Reader) -> tuple[str, dict[str, Any]]:
@@ -426,8 +445,18 @@ def _backend(value: Any, r: _Reader) -> BackendConfig:
     if isinstance(value, str):
         value = {"name": value}
     b = r.mapping(value, "backend")
-    r.known(b, ["name", "workers", "address", "cpus_per_trial", "threads_per_worker"], "backend")
+    r.known(
+        b,
+        ["name", "workers", "address", "cpus_per_trial", "threads_per_worker", "gpus_per_trial",
+         "batch"],
+        "backend",
+    )  # fmt: skip
     address = b.get("address")
+    batch = b.get("batch")
+    if batch is not None and batch != "auto":
+        batch = r.integer(batch, "backend.batch", minimum=1)
+        if batch > MAX_BATCH:
+            raise r.fail("backend.batch", f"must be at most {MAX_BATCH}", batch)
     if address is not None and not isinstance(address, str):
         raise r.fail("backend.address", "must be a Ray address like 'auto' or 'host:6379'", address)
     return BackendConfig(
@@ -438,6 +467,8 @@ def _backend(value: Any, r: _Reader) -> BackendConfig:
         threads_per_worker=r.integer(
             b.get("threads_per_worker", 0), "backend.threads_per_worker", minimum=0
         ),
+        gpus_per_trial=r.number(b.get("gpus_per_trial", 0.0), "backend.gpus_per_trial", minimum=0),
+        batch=None if batch in (None, "auto") else batch,
     )
 
 
