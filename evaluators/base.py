@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -68,14 +68,27 @@ class EvalResult:
 
 
 class Evaluator:
-    """Base class: subclasses implement `_evaluate` and name the metrics they produce."""
+    """Base class: subclasses implement `_evaluate` and name the metrics they produce.
+
+    ``cheap`` marks an evaluator that is fast and safe to run in the driver's own process
+    (analytic costs, predicted latency, inherited accuracy from a loaded supernet): a run whose
+    evaluators are all cheap evaluates candidates many at a time in the driver instead of paying
+    a process dispatch per trial. Such an evaluator may override `evaluate_many` to vectorise.
+    """
 
     name: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    cheap: ClassVar[bool] = False
 
     def evaluate(self, spec: ArchSpec, context: EvalContext | None = None) -> EvalResult:
         """Evaluates ``spec``; never raises for a bad architecture (see `safe_evaluate`)."""
         return safe_evaluate(self, spec, context or EvalContext())
+
+    def evaluate_many(
+        self, specs: Sequence[ArchSpec], context: EvalContext | None = None
+    ) -> list[EvalResult]:
+        """Evaluates several specs; each result is what `evaluate` gives that spec alone."""
+        return [self.evaluate(spec, context) for spec in specs]
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         raise NotImplementedError
@@ -114,6 +127,7 @@ class CostEvaluator(Evaluator):
 
     name = "cost"
     metrics = ("params", "macs", "activation_bytes", "bytes", "bitops")
+    cheap = True  # analytic: well under a millisecond a spec
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         from search_space import spec_cost

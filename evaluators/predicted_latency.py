@@ -35,6 +35,7 @@ class PredictedLatency(Evaluator):
     """
 
     name = "predicted_latency"
+    cheap = True  # a lookup-table sum or a model's prediction: no model is run
 
     def __init__(self, device: str = "host", *, threads: int = 1, batch_size: int = 1) -> None:
         known = known_devices()

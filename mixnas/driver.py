@@ -1,33 +1,44 @@
 """The search loop: ask the strategy, evaluate, record each finished trial, tell, checkpoint.
 
-Durability and resume. The trial records (`mixnas.records`) are the truth; the strategy
-checkpoint is written after every `tell`. A trial is keyed by the strategy's candidate number, and
-a strategy restored from its checkpoint asks exactly the candidates it asked after that checkpoint
-(its RNG state is in it). So a resumed run re-asks the batch that was in flight when the run was
-killed, recognises every candidate whose record is already finished (same number, same spec id)
-and reuses that record instead of evaluating again, and evaluates the rest. Whether the kill came
-during an evaluation, between a record and the `tell`, or while the checkpoint was written (it is
-replaced atomically), the resumed run ends with the same records as an uninterrupted one, for
-deterministic evaluators.
+Durability and resume. The trial records (`mixnas.records`) are the truth: a finished trial is
+committed before it is told. The strategy checkpoint (`strategy.json`) is small and bounded: the
+strategy's RNG state, counters and pending candidates, not its history, which is rebuilt from the
+records in tell order (``seq``) on resume. A trial is keyed by the strategy's candidate number,
+and a strategy restored from its checkpoint asks exactly the candidates it asked after that
+checkpoint (its RNG state is in it); candidates in flight at the checkpoint are in it too. So a
+resumed run hands out the in-flight candidates again and re-asks what was asked after the
+checkpoint, recognises every candidate whose record is already finished (same number, same spec
+id) and tells that record instead of evaluating it again, and evaluates the rest. With one worker
+(or in-driver batches) the resumed run ends with the same records as an uninterrupted one, for
+deterministic evaluators. A checkpoint that cannot be read is rebuilt from the records (with a
+fresh random stream, said in one line); records that hold fewer told trials than the checkpoint
+are an error, never silently continued.
 
-Batches are synchronous: the driver asks ``workers`` candidates, evaluates them in parallel, and
-tells them in candidate order, so that the sequence of asks, and with it the records, does not
-depend on which worker finishes first. Screening thresholds (`mixnas.pipeline`) come from the
-trials told before the batch was asked, for the same reason.
+Scheduling. With worker processes the driver is asynchronous: a worker that finishes gets the
+next candidate at once, asked with the screening thresholds of the trials told by then; with more
+than one worker, which candidate a worker gets depends on timing (docs/runs.md). A run whose
+evaluators are all cheap (`evaluators.Evaluator.cheap`), or one with ``workers: 0``, evaluates in
+the driver's process in batches of ``backend.batch`` candidates, committed in one transaction and
+checkpointed once per batch.
+
+Nothing done per trial grows with the run: the front and the thresholds are kept up to date
+incrementally (`mixnas.running`), specs of the history are loaded from the records on demand.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mixnas.config import ConfigError, SearchConfig, parse_config
-from mixnas.front import front
 from mixnas.job import Job, prepare
+from mixnas.lock import RunLock
 from mixnas.manifest import (
     CHECKPOINT,
     CONFIG,
@@ -36,11 +47,18 @@ from mixnas.manifest import (
     read_json,
     write_json_atomic,
 )
-from mixnas.pipeline import TrialOutcome, promotion_threshold, with_cost
+from mixnas.pipeline import TrialOutcome, with_cost
 from mixnas.progress import EventLog, Progress
 from mixnas.records import DB_NAME, RunStore, TrialRecord
-from mixnas.workers import InlineRunner, Task, WorkerPool
+from mixnas.running import RunningFront, Threshold
+from mixnas.workers import Done, InlineRunner, Task, WorkerPool
+from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
+from strategies.base import StoredCandidate
+
+log = logging.getLogger(__name__)
+AUTO_BATCH = 64  # in-driver batch of cheap trials: one commit and one checkpoint per 64 trials
+SPEC_CACHE = 4096  # specs of told trials kept parsed (parents, populations, archives)
 
 
 @dataclass
@@ -100,7 +118,7 @@ def run_with(
 ) -> RunSummary:
     """Opens the run folder, runs ``driver`` to the budget, keeps the lookup tables it used."""
     job, run_dir = open_run(config, resume=resume)
-    with RunStore(run_dir) as store:
+    with RunLock(run_dir), RunStore(run_dir) as store:
         summary = driver(job, run_dir, store, quiet=quiet).run()
     keep_lookup_tables(job, run_dir)
     return summary
@@ -146,8 +164,36 @@ def _note_resume(run_dir: Path) -> None:
     write_json_atomic(path, data)
 
 
+class SpecCache:
+    """Specs of told trials, parsed from the records when a strategy looks at them; the most
+    recently used are kept (a strategy's parents and archive), so memory stays bounded."""
+
+    def __init__(self, store: RunStore, size: int = SPEC_CACHE) -> None:
+        self.store = store
+        self.size = size
+        self._specs: OrderedDict[int, ArchSpec] = OrderedDict()
+
+    def __call__(self, trial_id: int) -> ArchSpec:
+        spec = self._specs.get(trial_id)
+        if spec is None:
+            spec = ArchSpec.from_dict(self.store.spec(trial_id))
+        self.keep(trial_id, spec)
+        return spec
+
+    def keep(self, trial_id: int, spec: ArchSpec) -> None:
+        self._specs[trial_id] = spec
+        self._specs.move_to_end(trial_id)
+        if len(self._specs) > self.size:
+            self._specs.popitem(last=False)
+
+    def candidate(self, cand: Candidate) -> StoredCandidate:
+        """``cand`` as the strategy's history keeps it once its record is committed."""
+        self.keep(cand.number, cand.spec)
+        return StoredCandidate(cand.number, cand.origin, cand.spec.id, self)
+
+
 class LocalDriver:
-    """The ask-evaluate-record-tell loop over local worker processes."""
+    """The ask-evaluate-record-tell loop over local worker processes or in-driver batches."""
 
     def __init__(self, job: Job, run_dir: Path, store: RunStore, *, quiet: bool) -> None:
         self.job = job
@@ -156,55 +202,133 @@ class LocalDriver:
         self.store = store
         self.quiet = quiet
         self.strategy = job.strategy()
+        self.specs = SpecCache(store)
         self.elapsed_before = 0.0
-        checkpoint = run_dir / CHECKPOINT
-        if checkpoint.is_file():
-            state = read_json(checkpoint)
-            self.strategy.load_state_dict(state["strategy"])
-            self.elapsed_before = float(state.get("elapsed", 0.0))
         self.rules = {
-            i: cfg.promote
+            i: Threshold(cfg.promote)
             for i, cfg in enumerate(with_cost(self.config.evaluators))
             if cfg.promote is not None
         }
+        self.front = RunningFront(self.config.objectives, self.config.constraints)
+        self.notes: list[str] = []  # what the restore had to say (events log and console)
+        self._restore()
+        # candidates asked but not told when the run stopped (in flight at a kill): handed out
+        # again, in order, before anything new is asked
+        self.unfinished = sorted(self.strategy.pending.values(), key=lambda c: c.number)
+
+    # -- restore -----------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Loads the checkpoint and the history from the records (see the module docstring)."""
+        path = self.run_dir / CHECKPOINT
+        state = self._read_checkpoint(path) if path.is_file() else None
+        if state is None and path.is_file():
+            self._rebuild()
+        elif state is not None:
+            self.elapsed_before = float(state.get("elapsed", 0.0))
+            strategy_state = state["strategy"]
+            if "history" in strategy_state:  # a checkpoint of mixnas < 0.2 holds the history
+                self.strategy.load_state_dict(strategy_state)
+            else:
+                told = int(strategy_state["told"])
+                history = self._history(limit=told)
+                if len(history) < told:
+                    raise ConfigError(
+                        "--resume",
+                        f"{self.store.path} holds {len(history)} finished trials but "
+                        f"{path.name} has told {told}: the records were damaged or replaced; "
+                        "restore them from a backup or start a new run",
+                        value=str(self.run_dir),
+                    )
+                self.strategy.restore(strategy_state, history)
+        for obs in self.strategy.history:
+            self._account(obs.candidate.number, obs.status, obs.metrics)
+
+    def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        try:
+            state = read_json(path)
+            if not isinstance(state, dict) or not isinstance(state.get("strategy"), dict):
+                raise ValueError("not a strategy checkpoint")
+            return state
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            self.notes.append(f"{path} could not be read ({type(err).__name__}: {err})")
+            return None
+
+    def _rebuild(self) -> None:
+        """A strategy from the records alone: every finished trial told in tell order, the
+        unfinished ones pending again, and a random stream seeded from the seed and the count
+        (the original stream is lost with the checkpoint)."""
+        history = self._history(limit=None)
+        unfinished = self.store.unfinished()
+        state = self.strategy.checkpoint_state()
+        state.update(
+            told=len(history),
+            asked=self.store.max_trial_id() + 1,
+            pending=[
+                {"spec": r.spec, "number": r.trial_id, "origin": r.origin} for r in unfinished
+            ],
+            initial=[],
+        )
+        import numpy as np
+
+        state["rng"] = np.random.default_rng([self.config.seed, len(history)]).bit_generator.state
+        self.strategy.restore(state, history)
+        note = (
+            f"rebuilt the strategy from {len(history)} finished trial(s) in {self.store.path.name}"
+            f" ({len(unfinished)} unfinished asked again); the run goes on with a new random "
+            "stream"
+        )
+        self.notes.append(note)
+        log.warning("%s: %s", self.run_dir, "; ".join(self.notes))
+
+    def _history(self, limit: int | None) -> list[Observation]:
+        return [
+            Observation(
+                StoredCandidate(t.trial_id, t.origin, t.spec_id, self.specs),
+                finite(t.metrics),
+                t.status,
+            )
+            for t in self.store.told(limit)
+        ]
+
+    def _account(self, trial_id: int, status: str, metrics: Any) -> None:
+        """Keeps the front and the screening thresholds up to date with one told trial."""
+        for threshold in self.rules.values():
+            threshold.add(metrics)
+        self.front.add(_Told(trial_id, status, metrics))
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        cfg = self.config
         summary = RunSummary(self.run_dir)
         start = time.monotonic()
         events = EventLog(self.run_dir)
-        events.emit("start", told=len(self.strategy.history), budget=cfg.trials)
+        for note in self.notes:
+            events.emit("note", text=note)
+        told = len(self.strategy.history)
         progress = Progress(
-            cfg.trials, cfg.objectives, quiet=self.quiet, initial=len(self.strategy.history)
+            self.config.trials, self.config.objectives, quiet=self.quiet, initial=told
         )
-        self._front_size = len(front(self.store.records(), cfg.objectives, cfg.constraints))
         try:
             with self._runner() as runner:
+                events.emit("start", told=told, budget=self.config.trials, capacity=runner.capacity)
                 while True:
-                    stop = self._stop_reason(start)
-                    if stop:
-                        summary.stopped_by = stop
+                    if not summary.stopped_by:
+                        summary.stopped_by = self._fill(runner, summary, progress, events, start)
+                    if not runner.busy:
                         break
-                    batch = self.strategy.ask(self._batch_size())
-                    if not batch:
-                        summary.stopped_by = "space exhausted"
-                        break
-                    self._run_batch(batch, runner, summary, progress, events)
-                    self._checkpoint(start)
+                    self._finish(runner.collect(), summary, progress, events, start)
         finally:
             progress.close()
             summary.seconds = time.monotonic() - start
             events.emit("stop", reason=summary.stopped_by, seconds=round(summary.seconds, 3))
             events.close()
-        records = self.store.records()
-        summary.front = [r.trial_id for r in front(records, cfg.objectives, cfg.constraints)]
+        summary.front = sorted(self.front.trial_ids)
         return summary
 
     def _runner(self) -> Any:
         cfg = self.config
-        if cfg.backend.workers == 0:
-            return InlineRunner(cfg.evaluators, seed=cfg.seed)
+        batch = self.batch_size()
+        if batch > 1 or cfg.backend.workers == 0:
+            return InlineRunner(cfg.evaluators, seed=cfg.seed, batch=batch)
         threads = cfg.backend.threads_per_worker or max(
             1, (os.cpu_count() or 1) // cfg.backend.workers
         )
@@ -216,110 +340,132 @@ class LocalDriver:
             timeout=cfg.trial_timeout,
         )
 
-    def _stop_reason(self, start: float) -> str:
+    def batch_size(self) -> int:
+        """Candidates per in-driver batch: the config's ``backend.batch``, else `AUTO_BATCH` when
+        every evaluator is cheap, else 1 (one trial at a time, in worker processes)."""
+        if self.config.backend.batch is not None:
+            return self.config.backend.batch
+        return AUTO_BATCH if self.job.cheap else 1
+
+    def _stop_reason(self, start: float, in_flight: int = 0) -> str:
         cfg = self.config
-        if cfg.trials is not None and len(self.strategy.history) >= cfg.trials:
+        if cfg.trials is not None and len(self.strategy.history) + in_flight >= cfg.trials:
             return "trial budget"
         elapsed = self.elapsed_before + time.monotonic() - start
         if cfg.seconds is not None and elapsed >= cfg.seconds:
             return "time budget"
         return ""
 
-    def _batch_size(self) -> int:
-        n = max(1, self.config.backend.workers)
-        if self.config.trials is not None:
-            n = min(n, self.config.trials - len(self.strategy.history))
-        return n
+    def _fill(
+        self, runner: Any, summary: RunSummary, progress: Progress, events: EventLog, start: float
+    ) -> str:
+        """Hands candidates to the runner until it is full; returns why asking stopped, if it
+        did ("" while the budget lasts)."""
+        while runner.busy < runner.capacity:
+            stop = self._stop_reason(start, runner.busy)
+            if stop:
+                return stop
+            free = runner.capacity - runner.busy
+            if self.config.trials is not None:
+                free = min(free, self.config.trials - len(self.strategy.history) - runner.busy)
+            batch = [self.unfinished.pop(0) for _ in range(min(free, len(self.unfinished)))]
+            if len(batch) < free:
+                batch += self.strategy.ask(free - len(batch))
+            if not batch:
+                return "space exhausted"
+            thresholds = self.thresholds()
+            reused: list[tuple[Candidate, TrialRecord]] = []
+            with self.store.transaction():
+                for cand in batch:
+                    done = self.store.get(cand.number)
+                    if done is not None and done.done and done.spec_id == cand.spec.id:
+                        reused.append((cand, done))  # finished before a kill: never run twice
+                        continue
+                    self.store.start(cand.number, cand.spec.id, cand.origin, cand.spec.to_dict())
+                    runner.submit(Task(cand.number, cand.spec.to_dict(), thresholds, cand))
+            for cand, record in reused:
+                summary.reused += 1
+                self._tell(cand, record, summary, progress)
+            if reused:
+                self._checkpoint(start)
+        return ""
 
     def thresholds(self) -> dict[int, float | None]:
-        earlier = [o.metrics for o in self.strategy.history]
-        return {i: promotion_threshold(rule, earlier) for i, rule in self.rules.items()}
+        return {i: threshold.value() for i, threshold in self.rules.items()}
 
-    def _run_batch(
+    def _finish(
         self,
-        batch: list[Candidate],
-        runner: Any,
+        done: list[Done],
         summary: RunSummary,
         progress: Progress,
         events: EventLog,
+        start: float,
     ) -> None:
-        thresholds = self.thresholds()
-        results: dict[int, TrialRecord] = {}
-        tasks = []
-        for cand in batch:
-            done = self.store.get(cand.number)
-            if done is not None and done.done and done.spec_id == cand.spec.id:
-                results[cand.number] = done  # finished before a kill: never evaluated twice
-                summary.reused += 1
-                continue
-            self.store.start(cand.number, cand.spec.id, cand.origin, cand.spec.to_dict())
-            tasks.append(Task(cand.number, cand.spec.to_dict(), thresholds))
-        origins = {c.number: c for c in batch}
+        """Commits what ended (one transaction), tells it in that order, checkpoints once."""
+        if not done:
+            return
+        records = self.store.finish_many(
+            self._record(task, outcome, worker) for task, outcome, worker in done
+        )
+        for (task, _, worker), record in zip(done, records, strict=True):
+            events.emit(
+                "trial",
+                trial_id=record.trial_id,
+                spec_id=record.spec_id,
+                status=record.status,
+                error=record.error,
+                metrics=finite(record.metrics),
+                worker=worker,
+                flush=False,
+            )
+            self._tell(task.candidate, record, summary, progress)
+        events.flush()
+        self._checkpoint(start)
 
-        def on_done(task: Task, outcome: TrialOutcome, worker: str) -> None:
-            previous = self.store.get(task.trial_id)
-            started = previous.started if previous is not None else None
-            cand = origins[task.trial_id]
-            results[task.trial_id] = self.record(cand, outcome, worker, started, events)
-
-        runner.run(tasks, on_done)
-        for cand in sorted(batch, key=lambda c: c.number):
-            record = results[cand.number]
-            self.strategy.tell([Observation(cand, finite(record.metrics), record.status)])
-            summary.finished += 1
-            summary.ok += record.status == "ok"
-            summary.failed += record.status == "failed"
-            summary.pruned += record.status == "pruned"
-            if record.status == "ok":
-                self._front_size = len(
-                    front(self.store.records(), self.config.objectives, self.config.constraints)
-                )
-            progress.update(record, self._front_size)
-
-    def record(
-        self,
-        cand: Candidate,
-        outcome: TrialOutcome,
-        worker: str,
-        started: float | None,
-        events: EventLog | None,
-    ) -> TrialRecord:
-        """Commits a finished trial to the records and the event log; returns it as stored."""
-        record = TrialRecord(
+    def _record(self, task: Task, outcome: TrialOutcome, worker: str) -> TrialRecord:
+        cand = task.candidate
+        return TrialRecord(
             trial_id=cand.number,
             spec_id=cand.spec.id,
             origin=cand.origin,
             status=outcome.status,
-            spec=cand.spec.to_dict(),
+            spec=task.spec,
             metrics=outcome.metrics,
             timings=outcome.timings,
             stages=outcome.stages,
             error=outcome.error,
-            started=started,
+            started=task.submitted,
             worker=worker,
         )
-        self.store.finish(record)
-        if events is not None:
-            events.emit(
-                "trial",
-                trial_id=cand.number,
-                spec_id=cand.spec.id,
-                status=outcome.status,
-                error=outcome.error,
-                metrics=finite(outcome.metrics),
-                worker=worker,
-            )
-        return self.store.get(cand.number) or record
+
+    def _tell(
+        self, cand: Candidate, record: TrialRecord, summary: RunSummary, progress: Progress
+    ) -> None:
+        metrics = finite(record.metrics)
+        self.strategy.tell([Observation(self.specs.candidate(cand), metrics, record.status)])
+        self._account(record.trial_id, record.status, metrics)
+        summary.finished += 1
+        summary.ok += record.status == "ok"
+        summary.failed += record.status == "failed"
+        summary.pruned += record.status == "pruned"
+        progress.update(record, len(self.front))
 
     def _checkpoint(self, start: float) -> None:
         write_json_atomic(
             self.run_dir / CHECKPOINT,
             {
-                "strategy": self.strategy.state_dict(),
+                "strategy": self.strategy.checkpoint_state(),
                 "told": len(self.strategy.history),
                 "elapsed": self.elapsed_before + time.monotonic() - start,
             },
         )
+
+
+@dataclass(frozen=True)
+class _Told:
+    trial_id: int
+    status: str
+    metrics: Any
 
 
 def finite(metrics: Any) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Job:
     declaration: Mapping[str, Any]
     metrics: tuple[str, ...]  # every metric the evaluators report
     initial: tuple[Any, ...] = ()  # ArchSpecs proposed before the strategy's own
+    cheap: bool = False  # every evaluator is cheap (`evaluators.Evaluator.cheap`)
 
     @property
     def space_hash(self) -> str:
@@ -66,12 +68,13 @@ def prepare(config: SearchConfig) -> Job:
     source = config.source
     declaration = _declaration(config.space, source)
     space = _with_predictors(_space(declaration, source), source)
-    metrics = _check_evaluators(config)
+    metrics, cheap = _check_evaluators(config)
     for i, o in enumerate(config.objectives):
         _known_metric(o.metric, metrics, f"objectives[{i}].metric", source)
     for metric in config.constraints:
         _known_metric(metric, metrics, f"constraints.{metric}", source)
-    job = Job(config, space, declaration, metrics, _initial(config, space))
+    _check_devices(config)
+    job = Job(config, space, declaration, metrics, _initial(config, space), cheap)
     _check_strategy(job)
     return job
 
@@ -127,7 +130,8 @@ def _with_predictors(space: Any, source: str | None) -> Any:
         raise ConfigError("space.constraints", str(err), source=source) from None
 
 
-def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
+def _check_evaluators(config: SearchConfig) -> tuple[tuple[str, ...], bool]:
+    """The metrics the evaluators report, and whether they are all cheap."""
     import evaluators
 
     known = evaluators.names()
@@ -164,7 +168,78 @@ def _check_evaluators(config: SearchConfig) -> tuple[str, ...]:
                 value=cfg.promote.metric,
             )
         produced.extend(produced_metrics(evaluator))
-    return tuple(dict.fromkeys(produced))
+    cheap = all(bool(getattr(e, "cheap", False)) for e in instances)
+    return tuple(dict.fromkeys(produced)), cheap
+
+
+def _check_devices(config: SearchConfig) -> None:
+    """Each evaluator's ``device`` and ``backend.gpus_per_trial`` against the GPUs the processes
+    that evaluate will see (see `evaluators.devices`): asking for a GPU that is not there is a
+    one-line error here rather than a failure in every trial.
+
+    What a trial sees: a local worker is pinned to one GPU (``cuda:0`` to it); the driver itself
+    (``workers: 0``) sees all of them; a Ray trial sees only the GPUs it reserves
+    (``gpus_per_trial``; Ray hides every GPU from a trial that reserves none).
+    """
+    from evaluators.devices import DeviceError, check_device, device_index, gpu_count
+
+    backend, source = config.backend, config.source
+    wanted = backend.gpus_per_trial
+    if wanted > 0:
+        if backend.name != "ray":
+            raise ConfigError(
+                "backend.gpus_per_trial",
+                "only the ray backend reserves GPUs per trial; the local backend pins one GPU "
+                "to each worker by itself (remove this field)",
+                source=source,
+                value=wanted,
+            )
+        if wanted > 1 and not float(wanted).is_integer():
+            raise ConfigError(
+                "backend.gpus_per_trial",
+                "must be a fraction up to 1 (trials share a GPU) or a whole number of GPUs",
+                source=source,
+                value=wanted,
+            )
+        # with an address the trials run on the cluster's nodes, whose GPUs this machine cannot
+        # see: Ray schedules each trial on a node that has the share it reserves
+        if backend.address is None and gpu_count() < math.ceil(wanted):
+            have = gpu_count()
+            found = f"this machine has {have} CUDA device(s)" if have else "no CUDA device here"
+            raise ConfigError(
+                "backend.gpus_per_trial",
+                f"{found}; use 0 (the default) or a cluster address with GPUs",
+                source=source,
+                value=wanted,
+            )
+    for i, cfg in enumerate(config.evaluators):
+        field = f"evaluators[{i}].device"
+        index = device_index(cfg.device)
+        if index is None:
+            continue  # cpu, or auto (the CPU where the trial sees no GPU)
+        if backend.name == "ray":
+            seen = math.ceil(wanted)
+            if seen == 0:
+                raise ConfigError(
+                    field,
+                    "Ray shows a trial only the GPUs it reserves: set backend.gpus_per_trial",
+                    source=source,
+                    value=cfg.device,
+                )
+        else:
+            try:
+                check_device(cfg.device)
+            except DeviceError as err:
+                raise ConfigError(field, str(err), source=source) from None
+            seen = gpu_count() if backend.workers == 0 else 1
+        if index >= seen:
+            why = "backend.gpus_per_trial" if backend.name == "ray" else "one pinned to each worker"
+            raise ConfigError(
+                field,
+                f"a trial sees {seen} GPU(s) ({why}), numbered from cuda:0: use device: cuda",
+                source=source,
+                value=cfg.device,
+            )
 
 
 def _initial(config: SearchConfig, space: Any) -> tuple[Any, ...]:

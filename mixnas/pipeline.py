@@ -94,13 +94,15 @@ def produced_metrics(evaluator: Any) -> tuple[str, ...]:
 class TrialPipeline:
     """Evaluates specs with a fixed list of evaluators (see the module docstring)."""
 
-    def __init__(
-        self, configs: Sequence[EvaluatorConfig], *, seed: int, device: str = "cpu"
-    ) -> None:
+    def __init__(self, configs: Sequence[EvaluatorConfig], *, seed: int) -> None:
+        from evaluators.devices import resolve_device
+
         self.configs = with_cost(configs)
         self.evaluators = create_evaluators(self.configs)
         self.seed = seed
-        self.device = device
+        # resolved here, in the process that evaluates: what ``auto`` means depends on the GPUs
+        # this process sees (a pinned local worker, a Ray trial's reservation)
+        self.devices = [resolve_device(c.device) for c in self.configs]
 
     def run(
         self,
@@ -112,32 +114,84 @@ class TrialPipeline:
         evaluator ``i`` (None: promote unconditionally, e.g. during warm-up). ``on_stage`` gets
         the partial outcome before each evaluator starts (status ``running``, the evaluator's
         name last in ``stages``), so a trial killed for its time limit keeps what it had."""
+        return self.run_many([spec], thresholds, on_stage)[0]
+
+    @property
+    def cheap(self) -> bool:
+        """Whether every evaluator is cheap (fast, in-process, nothing to isolate): such trials
+        are evaluated many at a time in the driver rather than one process dispatch each."""
+        return all(bool(getattr(e, "cheap", False)) for e in self.evaluators)
+
+    def run_many(
+        self,
+        specs: Sequence[ArchSpec],
+        thresholds: Mapping[int, float | None],
+        on_stage: Callable[[TrialOutcome], None] | None = None,
+    ) -> list[TrialOutcome]:
+        """`run` for several specs at once: each evaluator gets the specs still running in one
+        `evaluate_many` call (an evaluator may vectorise it); each spec's outcome is what `run`
+        would give it alone. ``on_stage`` reports the first spec's progress (workers run one)."""
         from evaluators import EvalContext
 
-        metrics: dict[str, float] = {}
-        timings: dict[str, float] = {}
-        stages: list[str] = []
+        trials = [_Trial() for _ in specs]
         for index, (cfg, evaluator) in enumerate(zip(self.configs, self.evaluators, strict=True)):
-            if cfg.promote is not None and not _promoted(
-                metrics.get(cfg.promote.metric), cfg.promote, thresholds.get(index)
-            ):
-                return TrialOutcome(PRUNED, metrics, timings, tuple(stages))
+            rule = cfg.promote
+            for t in trials:
+                threshold = thresholds.get(index)
+                if (
+                    t.status is None
+                    and rule
+                    and not _promoted(t.metrics.get(rule.metric), rule, threshold)
+                ):
+                    t.status = PRUNED
+            running = [i for i, t in enumerate(trials) if t.status is None]
+            if not running:
+                break
             context = EvalContext(
-                seed=self.seed, budget=dict(cfg.budget), data=cfg.data, device=self.device
+                seed=self.seed, budget=dict(cfg.budget), data=cfg.data, device=self.devices[index]
             )
-            if on_stage is not None:
-                on_stage(TrialOutcome(RUNNING, dict(metrics), dict(timings), (*stages, cfg.name)))
+            if on_stage is not None and running[0] == 0:
+                on_stage(trials[0].partial(cfg.name))
             start = time.perf_counter()
-            result = evaluator.evaluate(spec, context)
-            timings[cfg.name] = time.perf_counter() - start
-            stages.append(cfg.name)
-            metrics.update({k: float(v) for k, v in result.metrics.items()})
-            if result.status != OK:
-                # an evaluator's own pruning (a rung rule) ends the trial like screening does
-                status = PRUNED if result.status == PRUNED else FAILED
-                error = f"{cfg.name}: {result.error}" if result.error else ""
-                return TrialOutcome(status, metrics, timings, tuple(stages), error)
-        return TrialOutcome(OK, metrics, timings, tuple(stages))
+            results = _evaluate_many(evaluator, [specs[i] for i in running], context)
+            seconds = (time.perf_counter() - start) / len(running)  # a batch's time, shared
+            for i, result in zip(running, results, strict=True):
+                t = trials[i]
+                t.timings[cfg.name] = seconds
+                t.stages.append(cfg.name)
+                t.metrics.update({k: float(v) for k, v in result.metrics.items()})
+                if result.status != OK:
+                    # an evaluator's own pruning (a rung rule) ends the trial like screening does
+                    t.status = PRUNED if result.status == PRUNED else FAILED
+                    t.error = f"{cfg.name}: {result.error}" if result.error else ""
+        return [t.outcome() for t in trials]
+
+
+def _evaluate_many(evaluator: Any, specs: list[ArchSpec], context: Any) -> list[Any]:
+    many = getattr(evaluator, "evaluate_many", None)
+    if many is not None:
+        return list(many(specs, context))
+    return [evaluator.evaluate(spec, context) for spec in specs]
+
+
+@dataclass(eq=False)
+class _Trial:
+    """One spec's outcome while `TrialPipeline.run_many` builds it."""
+
+    status: str | None = None  # None while evaluators remain
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def partial(self, running: str) -> TrialOutcome:
+        return TrialOutcome(
+            RUNNING, dict(self.metrics), dict(self.timings), (*self.stages, running)
+        )
+
+    def outcome(self) -> TrialOutcome:
+        status = OK if self.status is None else self.status
+        return TrialOutcome(status, self.metrics, self.timings, tuple(self.stages), self.error)
 
 
 def _promoted(value: float | None, rule: PromoteRule, threshold: float | None) -> bool:

@@ -28,9 +28,15 @@ class EventLog:
     def __init__(self, run_dir: Path) -> None:
         self._file = open(run_dir / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 - kept open
 
-    def emit(self, event: str, **fields: Any) -> None:
+    def emit(self, event: str, *, flush: bool = True, **fields: Any) -> None:
+        """Appends one event; ``flush=False`` leaves it buffered until `flush` (a driver
+        flushes once per batch of trials, after their records are committed)."""
         line = {"time": round(time.time(), 3), "event": event, **fields}
         self._file.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+        if flush:
+            self._file.flush()
+
+    def flush(self) -> None:
         self._file.flush()
 
     def close(self) -> None:

@@ -24,12 +24,12 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from mixnas.config import SearchConfig, evaluator_to_dict
-from mixnas.driver import LocalDriver, RunSummary, finite, run_with
+from mixnas.driver import LocalDriver, RunSummary, run_with
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from mixnas.progress import EventLog, Progress
-from mixnas.records import OK, RunStore, TrialRecord
+from mixnas.records import RunStore
+from mixnas.workers import Task
 from search_space.spec import ArchSpec
-from strategies import Candidate, Observation
 
 _PIPELINES: dict[str, TrialPipeline] = {}  # per Ray worker process, when actors are reused
 # Tune pickles its search algorithm with the experiment state; the searcher therefore holds a
@@ -128,7 +128,7 @@ class RayDriver(LocalDriver):
 
     def __init__(self, job: Any, run_dir: Path, store: RunStore, *, quiet: bool) -> None:
         super().__init__(job, run_dir, store, quiet=quiet)
-        self.in_flight: dict[str, tuple[Candidate, float]] = {}
+        self.in_flight: dict[str, Task] = {}
         self.last_result: dict[str, dict[str, Any]] = {}
         self.summary = RunSummary(run_dir)
         self.events: EventLog | None = None
@@ -136,9 +136,6 @@ class RayDriver(LocalDriver):
         self.start = time.monotonic()
         # plain data for Ray, rebuilt into a pipeline in each Ray worker
         self.evaluator_dicts = [evaluator_to_dict(c) for c in self.config.evaluators]
-        # candidates asked but not told when the run stopped (in flight at a kill; trials are
-        # told as they end here, not per batch): handed out again before any new ask
-        self.unfinished = sorted(self.strategy.pending.values(), key=lambda c: c.number)
 
     # -- searcher callbacks ----------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -159,14 +156,17 @@ class RayDriver(LocalDriver):
             done = self.store.get(cand.number)
             if done is not None and done.done and done.spec_id == cand.spec.id:
                 self.summary.reused += 1  # finished before a kill: tell it, ask again
-                self._tell(cand, done)
+                self._tell(cand, done, self.summary, self._progress())
+                self._checkpoint(self.start)
                 continue
-            self.store.start(cand.number, cand.spec.id, cand.origin, cand.spec.to_dict())
-            self.in_flight[trial_id] = (cand, time.time())
+            spec = cand.spec.to_dict()
+            thresholds = self.thresholds()
+            self.store.start(cand.number, cand.spec.id, cand.origin, spec)
+            self.in_flight[trial_id] = Task(cand.number, spec, thresholds, cand)
             return {
                 "trial_number": cand.number,
-                "spec": cand.spec.to_dict(),
-                "thresholds": {str(k): v for k, v in self.thresholds().items()},
+                "spec": spec,
+                "thresholds": {str(k): v for k, v in thresholds.items()},
                 "evaluators": self.evaluator_dicts,
                 "seed": cfg.seed,
                 "timeout": cfg.trial_timeout,
@@ -179,7 +179,7 @@ class RayDriver(LocalDriver):
     def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         if trial_id not in self.in_flight:
             return
-        cand, started = self.in_flight.pop(trial_id)
+        task = self.in_flight.pop(trial_id)
         result = result or self.last_result.pop(trial_id, None)
         if result is not None and "outcome" in result:
             outcome = TrialOutcome.from_dict(json.loads(result["outcome"]))
@@ -188,22 +188,14 @@ class RayDriver(LocalDriver):
             reason = "the trial errored (a crash or a lost node); Ray's trial log has the details"
             outcome = failed(reason)
             worker = "ray"
-        record = self.record(cand, outcome, worker, started, self.events)
-        self._tell(cand, record)
-        self._checkpoint(self.start)
+        assert self.events is not None
+        self._finish(
+            [(task, outcome, worker)], self.summary, self._progress(), self.events, self.start
+        )
 
-    def _tell(self, cand: Candidate, record: TrialRecord) -> None:
-        self.strategy.tell([Observation(cand, finite(record.metrics), record.status)])
-        s = self.summary
-        s.finished += 1
-        s.ok += record.status == OK
-        s.failed += record.status == "failed"
-        s.pruned += record.status == "pruned"
-        if self.progress is not None:
-            from mixnas.front import front
-
-            size = len(front(self.store.records(), self.config.objectives, self.config.constraints))
-            self.progress.update(record, size)
+    def _progress(self) -> Progress:
+        assert self.progress is not None, "the searcher is called only while the run is on"
+        return self.progress
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -229,7 +221,10 @@ class RayDriver(LocalDriver):
             )
         try:
             remaining = None if cfg.trials is None else cfg.trials - len(self.strategy.history)
-            trainable = tune.with_resources(evaluate_trial, {"cpu": cfg.backend.cpus_per_trial})
+            resources = {"cpu": cfg.backend.cpus_per_trial}
+            if cfg.backend.gpus_per_trial > 0:  # a fraction shares one GPU between trials
+                resources["gpu"] = cfg.backend.gpus_per_trial
+            trainable = tune.with_resources(evaluate_trial, resources)
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
@@ -257,10 +252,7 @@ class RayDriver(LocalDriver):
                 ray.shutdown()
         if not self.summary.stopped_by:
             self.summary.stopped_by = "trial budget"
-        from mixnas.front import front
-
-        records = self.store.records()
-        self.summary.front = [r.trial_id for r in front(records, cfg.objectives, cfg.constraints)]
+        self.summary.front = sorted(self.front.trial_ids)
         return self.summary
 
 

@@ -5,20 +5,27 @@ killed at any instant (SIGKILL included) loses at most the trials still being ev
 lets a reader (``mixnas report``, pandas, a notebook) read while the run writes. A row is keyed by
 the strategy's candidate number, which a resumed strategy reproduces, so a resumed run can recognise
 a trial it has already finished and never evaluates it twice.
+
+``seq`` numbers finished trials in the order the driver committed them, which is the order it told
+them to the strategy: the strategy's history is rebuilt from the records in that order on resume,
+so the strategy checkpoint stays small. Trials that finish together (a batch of cheap
+evaluations) are committed in one transaction, so a run of 100,000 quick trials pays one disk
+sync per batch rather than one per trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the seq column (tell order)
 DB_NAME = "trials.sqlite"
 RUNNING, OK, FAILED, PRUNED = "running", "ok", "failed", "pruned"
 FINISHED = (OK, FAILED, PRUNED)
@@ -37,9 +44,15 @@ CREATE TABLE IF NOT EXISTS trials (
     error TEXT NOT NULL DEFAULT '',
     started REAL,
     finished REAL,
-    worker TEXT NOT NULL DEFAULT ''
+    worker TEXT NOT NULL DEFAULT '',
+    seq INTEGER
 );
 """
+_SEQ_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS trials_seq ON trials (seq)"
+_COLUMNS = (
+    "trial_id, spec_id, origin, status, spec, metrics, timings, stages, error, started, "
+    "finished, worker"
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class TrialRecord:
     started: float | None = None
     finished: float | None = None
     worker: str = ""
+    seq: int | None = None  # commit (= tell) order of finished trials, from 0
 
     @property
     def done(self) -> bool:
@@ -79,15 +93,39 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / DB_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: explicit transactions, each write commits at once
+        # isolation_level=None: explicit transactions; a write outside `transaction` commits at once
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._in_transaction = False
+        self._next_seq = 0
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed trial survives a power cut, not only a killed process
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
         self._conn.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+        self._next_seq = int(
+            self._conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM trials").fetchone()[0]
+        )
+
+    def _migrate(self) -> None:
+        """Schema 1 had no ``seq``: its drivers told trials in trial order, so that is the order."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(trials)")}
+        if "seq" not in columns:
+            with self.transaction():
+                self._conn.execute("ALTER TABLE trials ADD COLUMN seq INTEGER")
+                finished = ", ".join("?" * len(FINISHED))
+                self._conn.execute(
+                    f"UPDATE trials SET seq = (SELECT COUNT(*) FROM trials AS t WHERE "
+                    f"t.trial_id < trials.trial_id AND t.status IN ({finished})) "
+                    f"WHERE status IN ({finished})",
+                    FINISHED + FINISHED,
+                )
+                self._conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+        self._conn.execute(_SEQ_INDEX)
 
     def close(self) -> None:
         self._conn.close()
@@ -99,10 +137,31 @@ class RunStore:
         self.close()
 
     # -- writes ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Groups writes into one transaction: all of them are committed (one disk sync), or,
+        if the block raises or the process dies, none. Nested uses join the outer one."""
+        if self._in_transaction:
+            yield
+            return
+        seq = self._next_seq
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._next_seq = seq
+            raise
+        else:
+            self._conn.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
     def start(self, trial_id: int, spec_id: str, origin: str, spec: Mapping[str, Any]) -> None:
         """Marks a trial as running (replacing an unfinished row left by a killed run)."""
-        existing = self.get(trial_id)
-        if existing is not None and existing.done:
+        existing = self._status(trial_id)
+        if existing in FINISHED:
             raise ValueError(f"trial {trial_id} is already finished; it is never rewritten")
         self._conn.execute(
             "INSERT OR REPLACE INTO trials (trial_id, spec_id, origin, status, spec, started) "
@@ -110,44 +169,108 @@ class RunStore:
             (trial_id, spec_id, origin, RUNNING, json.dumps(spec, sort_keys=True), time.time()),
         )
 
-    def finish(self, record: TrialRecord) -> None:
-        """Writes a finished trial in one transaction."""
+    def finish(self, record: TrialRecord) -> TrialRecord:
+        """Writes a finished trial (in one transaction, or in the enclosing `transaction`);
+        returns it as stored, with its finish time and ``seq``."""
         if record.status not in FINISHED:
             raise ValueError(f"status {record.status!r} is not a finished status {FINISHED}")
-        existing = self.get(record.trial_id)
-        if existing is not None and existing.done:
+        if self._status(record.trial_id) in FINISHED:
             raise ValueError(f"trial {record.trial_id} is already finished; it is never rewritten")
+        stored = replace(
+            record,
+            finished=record.finished if record.finished is not None else time.time(),
+            seq=self._next_seq,
+        )
         self._conn.execute(
-            "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO trials ({_COLUMNS}, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                record.trial_id,
-                record.spec_id,
-                record.origin,
-                record.status,
-                json.dumps(record.spec, sort_keys=True),
-                json.dumps(_clean(record.metrics), sort_keys=True),
-                json.dumps(_clean(record.timings), sort_keys=True),
-                json.dumps(list(record.stages)),
-                record.error,
-                record.started,
-                record.finished if record.finished is not None else time.time(),
-                record.worker,
+                stored.trial_id,
+                stored.spec_id,
+                stored.origin,
+                stored.status,
+                json.dumps(stored.spec, sort_keys=True),
+                json.dumps(_clean(stored.metrics), sort_keys=True),
+                json.dumps(_clean(stored.timings), sort_keys=True),
+                json.dumps(list(stored.stages)),
+                stored.error,
+                stored.started,
+                stored.finished,
+                stored.worker,
+                stored.seq,
             ),
         )
+        self._next_seq += 1
+        return stored
+
+    def finish_many(self, records: Iterable[TrialRecord]) -> list[TrialRecord]:
+        """Writes finished trials in one transaction, in the given (= tell) order."""
+        with self.transaction():
+            return [self.finish(r) for r in records]
 
     def set_meta(self, key: str, value: Any) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
+    def _status(self, trial_id: int) -> str | None:
+        row = self._conn.execute(
+            "SELECT status FROM trials WHERE trial_id = ?", (trial_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     # -- reads -------------------------------------------------------------------------------------
     def get(self, trial_id: int) -> TrialRecord | None:
-        row = self._conn.execute("SELECT * FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS}, seq FROM trials WHERE trial_id = ?", (trial_id,)
+        ).fetchone()
         return None if row is None else _record(row)
+
+    def spec(self, trial_id: int) -> dict[str, Any]:
+        """One trial's spec as plain data (a strategy's lazily loaded history reads this)."""
+        row = self._conn.execute(
+            "SELECT spec FROM trials WHERE trial_id = ?", (trial_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no trial {trial_id} in {self.path}")
+        return dict(json.loads(row[0]))
+
+    def told(self, limit: int | None = None) -> Iterator[TrialSummary]:
+        """The finished trials in tell order (``seq``), without their specs: what a strategy's
+        history is rebuilt from. ``limit``: only the first ones (those a checkpoint had told)."""
+        finished = ", ".join("?" * len(FINISHED))
+        query = (
+            f"SELECT trial_id, spec_id, origin, status, metrics FROM trials "
+            f"WHERE status IN ({finished}) ORDER BY seq"
+        )
+        params: tuple[Any, ...] = FINISHED
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (*FINISHED, int(limit))
+        for trial_id, spec_id, origin, status, metrics in self._conn.execute(query, params):
+            yield TrialSummary(
+                int(trial_id), spec_id, origin, status, _unclean(json.loads(metrics))
+            )
+
+    def unfinished(self) -> list[TrialRecord]:
+        """Trials started but never finished (in flight when a run stopped), in trial order."""
+        return [
+            _record(row)
+            for row in self._conn.execute(
+                f"SELECT {_COLUMNS}, seq FROM trials WHERE status = ? ORDER BY trial_id",
+                (RUNNING,),
+            )
+        ]
+
+    def max_trial_id(self) -> int:
+        """The largest trial number of any row (-1 for an empty store)."""
+        return int(
+            self._conn.execute("SELECT COALESCE(MAX(trial_id), -1) FROM trials").fetchone()[0]
+        )
 
     def records(self, *, finished_only: bool = True) -> list[TrialRecord]:
         return list(self.iter_records(finished_only=finished_only))
 
     def iter_records(self, *, finished_only: bool = True) -> Iterator[TrialRecord]:
-        query = "SELECT * FROM trials"
+        query = f"SELECT {_COLUMNS}, seq FROM trials"
         if finished_only:
             query += f" WHERE status IN ({', '.join('?' * len(FINISHED))})"
         query += " ORDER BY trial_id"
@@ -163,9 +286,20 @@ class RunStore:
         return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
 
 
+@dataclass(frozen=True)
+class TrialSummary:
+    """A finished trial without its spec (cheap to read by the hundred thousand)."""
+
+    trial_id: int
+    spec_id: str
+    origin: str
+    status: str
+    metrics: Mapping[str, float]
+
+
 def _record(row: tuple[Any, ...]) -> TrialRecord:
     (trial_id, spec_id, origin, status, spec, metrics, timings, stages, error, started, finished,
-     worker) = row  # fmt: skip
+     worker, seq) = row  # fmt: skip
     return TrialRecord(
         trial_id=int(trial_id),
         spec_id=spec_id,
@@ -179,6 +313,7 @@ def _record(row: tuple[Any, ...]) -> TrialRecord:
         started=started,
         finished=finished,
         worker=worker,
+        seq=None if seq is None else int(seq),
     )
 
 

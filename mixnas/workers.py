@@ -14,7 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -23,15 +23,19 @@ from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from search_space.spec import ArchSpec
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+Done = tuple["Task", TrialOutcome, str]  # a finished task, its outcome and the worker that ran it
 
 
 @dataclass(frozen=True)
 class Task:
-    """One trial to evaluate: its number, spec (plain data) and screening thresholds."""
+    """One trial to evaluate: its number, spec (plain data) and screening thresholds; the
+    driver's candidate and the time it was handed out stay in the driver."""
 
     trial_id: int
     spec: Mapping[str, Any]
     thresholds: Mapping[int, float | None]
+    candidate: Any = None
+    submitted: float = field(default_factory=time.time)
 
 
 def set_threads(threads: int) -> None:
@@ -138,23 +142,47 @@ class WorkerPool:
         self._workers[worker.index] = fresh
         return fresh
 
-    def run(
-        self, tasks: Iterable[Task], on_done: Callable[[Task, TrialOutcome, str], None]
-    ) -> None:
-        """Evaluates every task, calling ``on_done(task, outcome, worker_name)`` as each ends."""
-        queue = list(tasks)
-        while queue or any(w.task is not None for w in self._workers):
-            for w in self._workers:
-                if w.task is None and queue:
-                    w.task, w.started = queue.pop(0), time.monotonic()
-                    w.conn.send((w.task.trial_id, dict(w.task.spec), dict(w.task.thresholds)))
+    @property
+    def capacity(self) -> int:
+        """How many trials run at once."""
+        return len(self._workers)
+
+    @property
+    def busy(self) -> int:
+        return sum(w.task is not None for w in self._workers)
+
+    def submit(self, task: Task) -> None:
+        """Hands ``task`` to an idle worker at once (the caller keeps ``busy < capacity``)."""
+        idle = next((w for w in self._workers if w.task is None), None)
+        if idle is None:
+            raise RuntimeError("every worker is busy; collect a result first")
+        idle.task, idle.started = task, time.monotonic()
+        idle.conn.send((task.trial_id, dict(task.spec), dict(task.thresholds)))
+
+    def collect(self) -> list[Done]:
+        """Waits until at least one running trial ends (finished, failed, timed out or its
+        worker died) and returns every one that has, in the order they were seen."""
+        done: list[Done] = []
+        while not done and self.busy:
             busy = [w for w in self._workers if w.task is not None]
             ready = wait(
                 [w.conn for w in busy] + [w.process.sentinel for w in busy],
                 timeout=self._next_deadline(busy),
             )
             for w in busy:
-                self._collect(w, ready, on_done)
+                self._collect(w, ready, lambda *item: done.append(item))
+        return done
+
+    def run(
+        self, tasks: Iterable[Task], on_done: Callable[[Task, TrialOutcome, str], None]
+    ) -> None:
+        """Evaluates every task, calling ``on_done(task, outcome, worker_name)`` as each ends."""
+        queue = list(tasks)
+        while queue or self.busy:
+            while queue and self.busy < self.capacity:
+                self.submit(queue.pop(0))
+            for item in self.collect():
+                on_done(*item)
 
     def _next_deadline(self, busy: Sequence[_Worker]) -> float | None:
         if self.timeout is None:
@@ -213,20 +241,47 @@ class WorkerPool:
 
 
 class InlineRunner:
-    """``workers: 0``: evaluates in the driver's process (for debugging; no time limit)."""
+    """Evaluates in the driver's own process, ``batch`` candidates at a time (`workers: 0`, or
+    a run whose evaluators are all cheap); no time limit applies."""
 
-    def __init__(self, configs: Sequence[EvaluatorConfig], *, seed: int) -> None:
+    def __init__(self, configs: Sequence[EvaluatorConfig], *, seed: int, batch: int = 1) -> None:
         self.pipeline = TrialPipeline(configs, seed=seed)
+        self.capacity = batch
+        self._queue: list[Task] = []
+        self._name = f"inline:{os.getpid()}"
+
+    @property
+    def busy(self) -> int:
+        return len(self._queue)
+
+    def submit(self, task: Task) -> None:
+        self._queue.append(task)
+
+    def collect(self) -> list[Done]:
+        """Evaluates every submitted task, in order."""
+        done: list[Done] = []
+        while self._queue:
+            # one pipeline call per run of tasks asked with the same thresholds
+            first = self._queue[0].thresholds
+            size = next(
+                (i for i, t in enumerate(self._queue) if t.thresholds != first), len(self._queue)
+            )
+            tasks, self._queue = self._queue[:size], self._queue[size:]
+            try:
+                specs = [ArchSpec.from_dict(t.spec) for t in tasks]
+                outcomes = self.pipeline.run_many(specs, first)
+            except Exception as exc:  # evaluators catch their own errors; this is a last guard
+                outcomes = [failed(f"{type(exc).__name__}: {exc}")] * len(tasks)
+            done.extend((t, o, self._name) for t, o in zip(tasks, outcomes, strict=True))
+        return done
 
     def run(
         self, tasks: Iterable[Task], on_done: Callable[[Task, TrialOutcome, str], None]
     ) -> None:
         for task in tasks:
-            try:
-                outcome = self.pipeline.run(ArchSpec.from_dict(task.spec), task.thresholds)
-            except Exception as exc:
-                outcome = failed(f"{type(exc).__name__}: {exc}")
-            on_done(task, outcome, f"inline:{os.getpid()}")
+            self.submit(task)
+            for item in self.collect():
+                on_done(*item)
 
     def close(self) -> None:
         pass

@@ -10,12 +10,18 @@ nearly exhausted, `ask` returns fewer candidates rather than loop. `state_dict()
 `load_state_dict()` restores it, so that a resumed strategy continues exactly as the original would
 have: the state is the RNG state, the history in tell order and the pending candidates, and every
 strategy rebuilds its internal state (populations, archives) from the history.
+
+A driver that keeps the history elsewhere (a run's trial records) checkpoints with
+`checkpoint_state()` instead: the same state without the history, so its size does not grow with
+the run, and restores with `restore(state, history)`, handing the history back from its records.
+History read back that way may carry `StoredCandidate`s, whose specs are loaded only when a
+strategy looks at them (NSGA-II looks at its parents' specs, not at the 100,000 it has seen).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -56,6 +62,32 @@ class Candidate:
     spec: ArchSpec
     number: int
     origin: str = "random"
+
+    @property
+    def spec_id(self) -> str:
+        return self.spec.id
+
+
+class StoredCandidate(Candidate):
+    """A candidate read back from where a driver keeps it: the spec id is known at once, the
+    spec itself comes from ``load(number)`` each time it is used (the loader caches what it
+    likes), so a history of 100,000 of them costs little memory and no parsing until needed."""
+
+    def __init__(
+        self, number: int, origin: str, spec_id: str, load: Callable[[int], ArchSpec]
+    ) -> None:
+        object.__setattr__(self, "number", number)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "_spec_id", spec_id)
+        object.__setattr__(self, "_load", load)
+
+    @property  # type: ignore[override]
+    def spec(self) -> ArchSpec:
+        return self._load(self.number)  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def spec_id(self) -> str:
+        return self._spec_id  # type: ignore[attr-defined, no-any-return]
 
 
 @dataclass(frozen=True)
@@ -160,11 +192,10 @@ class Strategy:
         None (or containing NaN) mark a failed evaluation."""
         for item in results:
             obs = item if isinstance(item, Observation) else _as_observation(*item)
-            if obs.candidate.spec.id not in self.pending:
-                raise ValueError(
-                    f"tell: candidate {obs.candidate.spec.id} was not asked or was already told"
-                )
-            del self.pending[obs.candidate.spec.id]
+            spec_id = obs.candidate.spec_id
+            if spec_id not in self.pending:
+                raise ValueError(f"tell: candidate {spec_id} was not asked or was already told")
+            del self.pending[spec_id]
             self.history.append(obs)
             self._observe(obs)
 
@@ -195,29 +226,42 @@ class Strategy:
     # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state: RNG, counters, history and pending candidates."""
+        state = self.checkpoint_state()
+        state["history"] = [_obs_to_dict(o) for o in self.history]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores `state_dict` output; the strategy then continues as the original would."""
+        self.restore(state, [_obs_from_dict(item) for item in state["history"]])
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """`state_dict` without the history (``told`` says how long it was): bounded in size,
+        for drivers that keep the history themselves and hand it back to `restore`."""
         return {
             "strategy": self.name,
             "seed": self.seed,
             "rng": self.rng.bit_generator.state,
             "asked": self._asked,
-            "history": [_obs_to_dict(o) for o in self.history],
+            "told": len(self.history),
             "pending": [_candidate_to_dict(c) for c in self.pending.values()],
             "initial": [s.to_dict() for s in self._initial],
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restores `state_dict` output; the strategy then continues as the original would."""
+    def restore(self, state: Mapping[str, Any], history: Iterable[Observation]) -> None:
+        """Restores a `checkpoint_state` with the history it was taken after (in tell order)."""
         if state.get("strategy") != self.name:
             raise ValueError(
                 f"state of strategy {state.get('strategy')!r} cannot be loaded into {self.name!r}"
             )
         self._reset_state()
         self.history, self.pending, self._seen = [], {}, set()
-        for item in state["history"]:
-            obs = _obs_from_dict(item)
+        for obs in history:
             self.history.append(obs)
-            self._seen.add(obs.spec.id)
+            self._seen.add(obs.candidate.spec_id)
             self._observe(obs)
+        told = state.get("told")
+        if told is not None and int(told) != len(self.history):
+            raise ValueError(f"the state was taken after {told} results; {len(self.history)} given")
         for item in state["pending"]:
             cand = _candidate_from_dict(item)
             self.pending[cand.spec.id] = cand

@@ -62,13 +62,15 @@ class LocalSearch(Strategy):
         taken: set[str] = set()
         while len(out) < n:
             options = {
-                o.spec.id: [s for s in self._unproposed_neighbours(o.spec) if s.id not in taken]
+                o.candidate.spec_id: [
+                    s for s in self._unproposed_neighbours(o.spec) if s.id not in taken
+                ]
                 for o in self.archive
             }
-            members = [o for o in self.archive if options[o.spec.id]]
+            members = [o for o in self.archive if options[o.candidate.spec_id]]
             if not members:
                 break
-            fresh = options[members[int(self.rng.integers(len(members)))].spec.id]
+            fresh = options[members[int(self.rng.integers(len(members)))].candidate.spec_id]
             for i in self.rng.permutation(len(fresh))[: n - len(out)]:
                 out.append((fresh[i], "neighbour"))
                 taken.add(fresh[i].id)

@@ -34,7 +34,7 @@ import importlib.util
 import inspect
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -186,7 +186,7 @@ class OptunaStrategy(Strategy):
             return
         with _quiet():
             self._tell(obs)
-        self._events.append([_TELL, obs.spec.id])
+        self._events.append([_TELL, obs.candidate.spec_id])
 
     # -- state -----------------------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -201,12 +201,14 @@ class OptunaStrategy(Strategy):
         self._trial_number: dict[str, int] = {}  # spec id -> Optuna trial number
         self._events: list[list[str]] = []
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+    def checkpoint_state(self) -> dict[str, Any]:
+        # the Optuna event log is the one part of a checkpoint that grows with the run: Optuna's
+        # sampler state is not JSON, and replaying every ask and tell is the only way back to it
+        state = super().checkpoint_state()
         state["optuna"] = {"version": optuna.__version__, "events": [list(e) for e in self._events]}
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def restore(self, state: Mapping[str, Any], history: Iterable[Observation]) -> None:
         saved = state.get("optuna")
         if not isinstance(saved, Mapping) or "events" not in saved:
             raise ValueError(f"{self.name}: the state has no Optuna event log to replay")
@@ -214,7 +216,7 @@ class OptunaStrategy(Strategy):
         self.seed = int(state["seed"])
         self._replaying = True
         try:
-            super().load_state_dict(state)  # resets the study; history and pending come back
+            super().restore(state, history)  # resets the study; history and pending come back
         finally:
             self._replaying = False
         with _quiet():
@@ -239,7 +241,7 @@ class OptunaStrategy(Strategy):
                 self._apply(kind, trial, spec)
             elif kind == _TELL:
                 obs = next(told, None)
-                if obs is None or obs.spec.id != spec_id:
+                if obs is None or obs.candidate.spec_id != spec_id:
                     raise RuntimeError(
                         f"{self.name}: event log and history disagree at event {number}"
                     )

@@ -93,6 +93,12 @@ class SurrogateSearch(Strategy):
             self._features[spec.id] = self.space.one_hot(spec)
         return self._features[spec.id]
 
+    def _observed_feature(self, obs: Observation) -> np.ndarray:
+        # by the candidate's id first: a history read back from a run's records loads a spec
+        # only the first time its features are needed
+        cached = self._features.get(obs.candidate.spec_id)
+        return cached if cached is not None else self._feature(obs.spec)
+
     def _enumeration(self) -> list[ArchSpec] | None:
         """Every point of a small space, computed once per space object."""
         if self.space.cardinality() > self.exhaustive_limit:
@@ -206,7 +212,7 @@ class SurrogateSearch(Strategy):
         specs, x = self._pool(done, on_front)
         if not specs:
             return self._random(n)
-        feats = np.stack([self._feature(o.spec) for o in done])
+        feats = np.stack([self._observed_feature(o) for o in done])
         score = self._acquisition(x, done, feats, on_front)
         if self.constraints:
             score = score * self._feasibility(x, done, feats)

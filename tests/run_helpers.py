@@ -35,6 +35,29 @@ class SlowScore(Evaluator):
         return EvalResult(OK, {"score": pseudo_score(spec)})
 
 
+class CheapScore(SlowScore):
+    """`SlowScore` marked cheap: a run of it evaluates in the driver, in batches."""
+
+    name = "cheap_score"
+    cheap = True
+
+
+class LongOrShort(Evaluator):
+    """``score`` after a long or a short sleep, chosen by the spec: trials of unequal length, so
+    a batch-synchronous scheduler would leave a worker idle."""
+
+    name = "long_or_short"
+    metrics = ("score",)
+
+    def __init__(self, long: float = 1.0, short: float = 0.05) -> None:
+        self.long, self.short = long, short
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        score = pseudo_score(spec)
+        time.sleep(self.long if int(score) % 2 else self.short)
+        return EvalResult(OK, {"score": score})
+
+
 class Faulty(Evaluator):
     """Misbehaves by spec: raises, returns NaN, or hangs, chosen by ``pseudo_score`` buckets."""
 

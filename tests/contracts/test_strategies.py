@@ -20,6 +20,7 @@ import strategies
 from search_space import ArchSpec, SearchSpace, spec_cost
 from search_space.declare.schema import Constraint
 from strategies import Objective
+from strategies.base import StoredCandidate
 
 TOY = {
     "name": "toy",
@@ -111,6 +112,40 @@ def test_resume_continues_exactly(name: str) -> None:
     for strategy in (original, resumed):
         strategy.tell([(c, _metrics(c.spec)) for c in pending])
     assert _run(original, 12) == _run(resumed, 12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_from_a_bounded_checkpoint_and_a_lazy_history(name: str) -> None:
+    """What a run driver does: a checkpoint without the history, the history handed back as
+    `StoredCandidate`s whose specs load on demand; the strategy continues exactly."""
+    original = _create(name, TWO, seed=3)
+    _run(original, 18)
+    pending = original.ask(2)
+    state = json.loads(json.dumps(original.checkpoint_state()))
+    assert "history" not in state and state["told"] == 18
+    assert len(json.dumps(state)) < len(json.dumps(original.state_dict()))
+    stored = {o.candidate.number: o.spec for o in original.history}
+    loads: list[int] = []
+
+    def load(number: int) -> ArchSpec:
+        loads.append(number)
+        return stored[number]
+
+    history = [
+        strategies.Observation(
+            StoredCandidate(o.candidate.number, o.candidate.origin, o.spec.id, load),
+            o.metrics,
+            o.status,
+        )
+        for o in original.history
+    ]
+    resumed = _create(name, TWO, seed=99)
+    resumed.restore(state, history)
+    for strategy in (original, resumed):
+        strategy.tell([(c, _metrics(c.spec)) for c in pending])
+    assert _run(original, 12) == _run(resumed, 12)
+    with pytest.raises(ValueError, match="taken after 18 results"):
+        _create(name, TWO, seed=3).restore(state, history[:5])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,119 @@
+"""What a driver keeps up to date trial by trial, at a cost that does not grow with the run.
+
+`RunningFront` is the Pareto front of the eligible trials so far (the progress line's "front"),
+updated per trial in time proportional to the front's size, not the run's. `RunningQuantile` is the
+screening threshold of a promotion rule (a quantile of every earlier value of a metric), updated
+in O(log n) per value with two heaps instead of a sort of every earlier value per ask.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mixnas.config import ObjectiveConfig, PromoteRule
+from mixnas.front import eligible
+
+
+class RunningFront:
+    """The non-dominated eligible trials seen so far (see `mixnas.front.front` for the rule)."""
+
+    def __init__(
+        self,
+        objectives: Sequence[ObjectiveConfig],
+        constraints: Mapping[str, Mapping[str, float]],
+    ) -> None:
+        self.objectives = tuple(objectives)
+        self.constraints = constraints
+        self._signs = np.array([-1.0 if o.direction == "maximize" else 1.0 for o in objectives])
+        self._losses = np.zeros((0, len(self.objectives)))
+        self.trial_ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.trial_ids)
+
+    def add(self, trial: Any) -> bool:
+        """Offers a finished trial (anything with ``trial_id``, ``status`` and ``metrics``);
+        True when it joined the front."""
+        if not eligible(trial, self.objectives, self.constraints):
+            return False
+        loss = self._signs * np.array([trial.metrics[o.metric] for o in self.objectives])
+        if len(self.trial_ids):
+            no_worse = np.all(self._losses <= loss, axis=1)
+            better = np.any(self._losses < loss, axis=1)
+            if np.any(no_worse & better):
+                return False  # dominated by a member
+            # members the newcomer dominates leave; equal points both stay, as in `front`
+            keep = ~(np.all(loss <= self._losses, axis=1) & np.any(loss < self._losses, axis=1))
+            self._losses = self._losses[keep]
+            self.trial_ids = [t for t, k in zip(self.trial_ids, keep, strict=True) if k]
+        self._losses = np.vstack([self._losses, loss])
+        self.trial_ids.append(int(trial.trial_id))
+        return True
+
+
+class RunningQuantile:
+    """``numpy.quantile(values, q)`` (linear interpolation) of a growing list of values.
+
+    The two order statistics the interpolation needs are the largest of the ``k + 1`` smallest
+    values and the smallest of the rest, where ``k = floor((n - 1) q)``: a max-heap holds the
+    former group, a min-heap the latter, and each new value moves at most one value across.
+    """
+
+    def __init__(self, q: float) -> None:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], got {q}")
+        self.q = q
+        self._low: list[float] = []  # negated: a max-heap of the k + 1 smallest values
+        self._high: list[float] = []  # a min-heap of the others
+        self.n = 0
+
+    def add(self, value: float) -> None:
+        if self._low and value > -self._low[0]:
+            heapq.heappush(self._high, value)
+        else:
+            heapq.heappush(self._low, -value)
+        self.n += 1
+        want = self._index()[0] + 1
+        while len(self._low) > want:
+            heapq.heappush(self._high, -heapq.heappop(self._low))
+        while len(self._low) < want:
+            heapq.heappush(self._low, -heapq.heappop(self._high))
+
+    def _index(self) -> tuple[int, float]:
+        # the virtual index numpy's "linear" method uses, computed the same way
+        virtual = (self.n - 1) * self.q
+        below = min(max(math.floor(virtual), 0), self.n - 1)
+        return below, virtual - below
+
+    def value(self) -> float:
+        if self.n == 0:
+            raise ValueError("no values yet")
+        _, fraction = self._index()
+        a = -self._low[0]
+        b = self._high[0] if self._high else a
+        # numpy's lerp, which is exact at both ends
+        return float(b - (b - a) * (1.0 - fraction) if fraction >= 0.5 else a + (b - a) * fraction)
+
+
+class Threshold:
+    """A promotion rule's threshold over the trials told so far (`mixnas.pipeline`'s rule)."""
+
+    def __init__(self, rule: PromoteRule) -> None:
+        self.rule = rule
+        top = 1.0 - rule.top if rule.direction == "maximize" else rule.top
+        self._quantile = RunningQuantile(top)
+
+    def add(self, metrics: Mapping[str, float]) -> None:
+        value = metrics.get(self.rule.metric, math.nan)
+        if math.isfinite(value):
+            self._quantile.add(float(value))
+
+    def value(self) -> float | None:
+        if self._quantile.n < max(self.rule.warmup, 1):
+            return None
+        return self._quantile.value()
