@@ -381,8 +381,9 @@ class LocalDriver:
                     if done is not None and done.done and done.spec_id == cand.spec.id:
                         reused.append((cand, done))  # finished before a kill: never run twice
                         continue
-                    self.store.start(cand.number, cand.spec.id, cand.origin, cand.spec.to_dict())
-                    runner.submit(Task(cand.number, cand.spec.to_dict(), thresholds, cand))
+                    spec = cand.spec.to_dict()
+                    self.store.start(cand.number, cand.spec.id, cand.origin, spec)
+                    runner.submit(Task(cand.number, spec, thresholds, cand))
             for cand, record in reused:
                 summary.reused += 1
                 self._tell(cand, record, summary, progress)

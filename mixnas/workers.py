@@ -268,7 +268,10 @@ class InlineRunner:
             )
             tasks, self._queue = self._queue[:size], self._queue[size:]
             try:
-                specs = [ArchSpec.from_dict(t.spec) for t in tasks]
+                specs = [
+                    t.candidate.spec if t.candidate is not None else ArchSpec.from_dict(t.spec)
+                    for t in tasks
+                ]
                 outcomes = self.pipeline.run_many(specs, first)
             except Exception as exc:  # evaluators catch their own errors; this is a last guard
                 outcomes = [failed(f"{type(exc).__name__}: {exc}")] * len(tasks)

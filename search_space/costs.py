@@ -7,6 +7,7 @@ evaluators cross-check them against MACs counted on the built model.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from search_space.errors import SpaceError
@@ -64,8 +65,28 @@ def _weight_bytes(cost: Cost, item: PlannedOp) -> int:
     return math.ceil(cost.params * bits / 8) + scales * SCALE_BYTES
 
 
+_RECENT_COSTS: OrderedDict[str, SpecCost] = OrderedDict()
+_RECENT_LIMIT = 4096
+
+
 def spec_cost(spec: ArchSpec) -> SpecCost:
-    """Sums the analytic costs of every op of ``spec`` (validating it on the way)."""
+    """Sums the analytic costs of every op of ``spec`` (validating it on the way).
+
+    The costs of recently priced specs are remembered by spec id: a search prices each
+    candidate when its space checks the constraints and again when the ``cost`` evaluator runs.
+    """
+    cached = _RECENT_COSTS.get(spec.id)
+    if cached is not None:
+        _RECENT_COSTS.move_to_end(spec.id)
+        return cached
+    cost = _spec_cost(spec)
+    _RECENT_COSTS[spec.id] = cost
+    if len(_RECENT_COSTS) > _RECENT_LIMIT:
+        _RECENT_COSTS.popitem(last=False)
+    return cost
+
+
+def _spec_cost(spec: ArchSpec) -> SpecCost:
     params = macs = act_bytes = weight_bytes = bitops = 0
     for item in plan(spec):
         cost = op_cost(item).scaled(item.times)  # shared weights: MACs per application

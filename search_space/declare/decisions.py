@@ -55,12 +55,15 @@ class DecisionSpace:
         self.dims: list[Dim] = []
         self._index: dict[str, int] = {}
         self._draw_weights: list[np.ndarray | None] = []
+        self._draw_cdfs: list[np.ndarray | None] = []
         self._encodings: dict[str, np.ndarray] = {}  # spec id -> decisions, oldest first
 
     def _add(self, name: str, choices: tuple[Any, ...] | list[Any], ordinal: bool = False) -> None:
         self._index[name] = len(self.dims)
         self.dims.append(Dim(name, tuple(choices), ordinal))
-        self._draw_weights.append(_type_balanced(tuple(choices)))
+        weights = _type_balanced(tuple(choices))
+        self._draw_weights.append(weights)
+        self._draw_cdfs.append(None if weights is None else _cdf(weights))
 
     def _decode(self, values: np.ndarray | list[int], active: list[bool] | None = None) -> ArchSpec:
         """The spec of ``values``; marks each dimension it reads in ``active``."""
@@ -164,10 +167,15 @@ class DecisionSpace:
     def random_values(self, rng: np.random.Generator) -> np.ndarray:
         """One uniform draw per dimension; op dimensions draw the op type first, then its
         variant, so a mixer with many parameter variants is not favoured over one with few."""
+        # `rng.choice(size, p=weights)` draws one uniform and looks it up in the weights' CDF;
+        # doing that lookup here on a CDF computed once gives the same draws, without
+        # choice's per-call checks of the weights (the sampler's hot spot in long runs)
         return np.array(
             [
-                rng.choice(d.size, p=p) if p is not None else rng.integers(d.size)
-                for d, p in zip(self.dims, self._draw_weights, strict=True)
+                int(cdf.searchsorted(rng.random(), side="right"))
+                if cdf is not None
+                else rng.integers(d.size)
+                for d, cdf in zip(self.dims, self._draw_cdfs, strict=True)
             ],
             dtype=np.int64,
         )
@@ -321,3 +329,10 @@ def _type_balanced(choices: tuple[Any, ...]) -> np.ndarray | None:
         return None
     weights = np.array([1.0 / (len(counts) * counts[c.name]) for c in choices])
     return weights / weights.sum()
+
+
+def _cdf(weights: np.ndarray) -> np.ndarray:
+    """The cumulative weights exactly as `numpy.random.Generator.choice` computes them."""
+    cdf = weights.cumsum()
+    cdf /= cdf[-1]
+    return cdf
