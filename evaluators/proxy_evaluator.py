@@ -16,7 +16,8 @@ class ProxyEvaluator(Evaluator):
     """Scores a spec with training-free proxies (see `evaluators.proxies`).
 
     ``context.seed`` seeds the weights and the random batch; ``context.data`` may be an
-    ``(inputs, targets)`` pair of tensors to score on instead of a random batch. A proxy that
+    ``(inputs, targets)`` pair of tensors to score on instead of a random batch; the proxies run
+    on ``context.device``. A proxy that
     cannot score the model fails the whole result with its reason, so a search never ranks a
     candidate on a partial set of scores.
     """
@@ -38,7 +39,12 @@ class ProxyEvaluator(Evaluator):
 
         data = context.data if isinstance(context.data, tuple) else None
         scores = compute_detailed(
-            spec, self.names, data=data, seed=context.seed, batch_size=self.batch_size
+            spec,
+            self.names,
+            data=data,
+            seed=context.seed,
+            batch_size=self.batch_size,
+            device=context.device,
         )
         metrics = {f"proxy:{n}": s.value for n, s in scores.items()}
         timings = {f"proxy:{n}": s.seconds for n, s in scores.items()}

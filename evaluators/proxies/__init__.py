@@ -85,6 +85,7 @@ def compute_detailed(
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    device: str = "cpu",
 ) -> dict[str, ProxyScore]:
     """Scores ``spec`` with each proxy in ``names``; never raises for a bad model.
 
@@ -92,13 +93,16 @@ def compute_detailed(
     (proxies change weights and modes). ``data`` is ``(inputs, targets)``; None means a random
     batch from ``seed`` (data-free proxies only use its shape). Each proxy runs under a forked
     RNG seeded with ``seed``, so scores are deterministic and the caller's RNG is untouched.
+    The weights and the batch are drawn on the CPU and then moved to ``device`` (a torch device
+    name), so a GPU scores the same network and batch as the CPU does.
     Raises `KeyError` (listing the known proxies) for an unknown name, before any work.
     """
     from search_space import build_model
 
     fns = {name: PROXIES.get(name) for name in names}
     inputs, targets = data if data is not None else default_batch(spec, batch_size, seed)
-    model = build_model(spec, seed=seed)
+    inputs, targets = inputs.to(device), targets.to(device)
+    model = build_model(spec, seed=seed).to(device)
     results: dict[str, ProxyScore] = {}
     for name, fn in fns.items():
         start = time.perf_counter()
@@ -123,7 +127,10 @@ def compute(
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """The value of each proxy in ``names`` (NaN where one failed; see `compute_detailed`)."""
-    detailed = compute_detailed(spec, names, data=data, seed=seed, batch_size=batch_size)
+    detailed = compute_detailed(
+        spec, names, data=data, seed=seed, batch_size=batch_size, device=device
+    )
     return {name: score.value for name, score in detailed.items()}

@@ -75,7 +75,7 @@ def nwot(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, spec:
     """
     model.train()
     batch = inputs.shape[0]
-    kernel = torch.zeros(batch, batch, dtype=torch.float64)
+    kernel = torch.zeros(batch, batch, dtype=torch.float64, device=inputs.device)
     coded = [0]
 
     def add(codes: torch.Tensor) -> None:
@@ -104,7 +104,8 @@ def nwot(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, spec:
             h.remove()
     if coded[0] == 0:  # no activation module ran: a LayerNorm-only / identity network
         add(features[0] if features else logits)
-    sign, logdet = torch.linalg.slogdet(kernel + torch.eye(batch, dtype=torch.float64))
+    eye = torch.eye(batch, dtype=torch.float64, device=inputs.device)
+    sign, logdet = torch.linalg.slogdet(kernel + eye)
     if float(sign) <= 0 or not math.isfinite(float(logdet)):
         raise ProxyError("the NASWOT kernel is not positive definite")
     return float(logdet)

@@ -23,9 +23,10 @@ class _Overflow(ProxyError):
 def ones_like_input(inputs: torch.Tensor, dtype: torch.dtype, spec: ArchSpec) -> torch.Tensor:
     """SynFlow's input: one all-ones sample of the batch's shape (shared with `transformer.dss`)."""
     if inputs.is_floating_point():
-        return torch.ones((1, *inputs.shape[1:]), dtype=dtype)
+        return torch.ones((1, *inputs.shape[1:]), dtype=dtype, device=inputs.device)
     # token ids: every position holds id 1 (id 0 when the vocabulary has a single token)
-    return torch.full((1, *inputs.shape[1:]), min(1, spec.input.vocab_size - 1), dtype=inputs.dtype)
+    token = min(1, spec.input.vocab_size - 1)
+    return torch.full((1, *inputs.shape[1:]), token, dtype=inputs.dtype, device=inputs.device)
 
 
 def _synflow_log(
@@ -44,7 +45,7 @@ def _synflow_log(
         raise _Overflow(f"synflow: R overflows in {dtype}")
     # dividing R by |R| keeps every gradient near 1 whatever the depth; log |R| is added back
     (total / scale if scale > 0 else total).backward()
-    saliency = torch.zeros((), dtype=torch.float64)
+    saliency = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for p in model.parameters():
         if p.grad is not None:
             saliency += (real(p.detach()) * real(p.grad)).double().abs().sum()
@@ -128,7 +129,8 @@ def zen(
     if isinstance(head, nn.Module):
         handles.append(head.register_forward_pre_hook(lambda _m, a: features.append(a[0])))
 
-    # what the first layer sees: the Gaussian batch itself, or for token ids the embeddings
+    # what the first layer sees: the Gaussian batch itself, or for token ids the embeddings;
+    # drawn on the CPU, so every device sees the same Gaussians
     current: list[torch.Tensor] = []
     with torch.no_grad():
         if inputs.is_floating_point():
@@ -139,7 +141,8 @@ def zen(
                 raise ProxyError("zen: integer inputs and no `stem` module to inject Gaussians at")
             x = torch.randn(stem(inputs).shape)
             handles.append(stem.register_forward_hook(lambda _m, _i, _o: current[-1]))
-        noise = torch.randn_like(x)
+        noise = torch.randn_like(x).to(inputs.device)
+        x = x.to(inputs.device)
         try:
             outs = []
             for batch in (x, x + 0.01 * noise):

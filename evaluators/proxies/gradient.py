@@ -112,7 +112,7 @@ def _hvp_exact(
     with _twice_differentiable():
         loss = loss_of(model, inputs, targets)
         grads = torch.autograd.grad(loss, ws, create_graph=True, allow_unused=True)
-        z = torch.zeros(())
+        z = torch.zeros((), device=inputs.device)
         for g, gf in zip(gs, grads, strict=True):
             if gf is not None and gf.requires_grad:
                 z = z + (real(g) * real(gf)).sum()
@@ -177,7 +177,7 @@ def grasp(
     except (RuntimeError, NotImplementedError) as err:
         logger.debug("grasp: no double backward (%s); finite difference instead", err)
         hgs = _hvp_finite_difference(model, inputs, targets, ws, gs)
-    score = torch.zeros((), dtype=torch.float64)
+    score = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for w, hg in zip(ws, hgs, strict=True):
         score -= (real(w).detach().double() * real(hg).double()).sum()
     return float(score)

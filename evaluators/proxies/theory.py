@@ -68,7 +68,8 @@ def _line_points(ends: torch.Tensor, steps: int) -> torch.Tensor:
     """``steps`` evenly spaced points on the segment between consecutive pairs of ``ends``:
     ``(pairs * steps, ...)``, segment by segment."""
     a, b = ends[0 : 2 * (len(ends) // 2) : 2], ends[1 : 2 * (len(ends) // 2) : 2]
-    t = torch.linspace(0.0, 1.0, steps, dtype=ends.dtype).view(1, steps, *([1] * (ends.dim() - 1)))
+    t = torch.linspace(0.0, 1.0, steps, dtype=ends.dtype, device=ends.device)
+    t = t.view(1, steps, *([1] * (ends.dim() - 1)))
     return (a.unsqueeze(1) + t * (b - a).unsqueeze(1)).flatten(0, 1)
 
 

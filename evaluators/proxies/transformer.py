@@ -72,7 +72,7 @@ def _dss_log(model: nn.Module, inputs: torch.Tensor, spec: ArchSpec, dtype: torc
     # R / |R| keeps the gradients near 1 at any depth; every term is linear in the gradient, so
     # log |R| is added back at the end
     grads = torch.autograd.grad(total / scale if scale > 0 else total, ws, allow_unused=True)
-    score = torch.zeros((), dtype=torch.float64)
+    score = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for w, g in zip(ws, grads, strict=True):
         if g is None:
             continue

@@ -4,6 +4,7 @@ Options: ``checkpoint`` (the file `mixnas supernet train` writes; it holds the s
 settings it was trained with), ``recalibration_batches`` (batch-norm recalibration, 8),
 ``batch_size`` (64) and ``eval_batch_size`` (256). ``EvalContext.data`` overrides the stored
 dataset. A spec the supernet does not hold is a failed result naming the missing weight.
+Scoring runs on ``EvalContext.device``.
 
 Without a checkpoint the evaluator scores the untrained subnet (the builder's initialisation):
 that keeps the evaluator usable in contract tests and dry runs, and is logged as a warning.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,23 +68,42 @@ class SupernetEvaluator(Evaluator):
         loaded = time.perf_counter()
         stored = state.get("data", {})
         name = context.data if context.data is not None else stored.get("name")
-        key = (str(name), spec.input)
+        key = (str(name), spec.input, context.device)
         if key not in self._data:
-            self._data[key] = load_dataset(
+            data = load_dataset(
                 None if name is None else str(name),
                 spec.input,
                 seed=int(stored.get("seed", 0)),
                 **dict(stored.get("options") or {}),
             )
+            self._data[key] = _moved(data, context.device)
         settings = {
             "recalibration_batches": int(self.options.get("recalibration_batches", 8)),
             "batch_size": int(self.options.get("batch_size", 64)),
             "eval_batch_size": int(self.options.get("eval_batch_size", 256)),
         }
-        if supernet is not None:
+        if supernet is not None and context.device == "cpu":
             metrics = evaluate_subnet(supernet, spec, self._data[key], **settings)
-        else:  # an untrained supernet's subnet is the builder's initialisation
-            model = build_model(spec, seed=context.seed)
+        else:
+            # an untrained supernet's subnet is the builder's initialisation; on a GPU the
+            # subnet runs as a standalone copy (`Supernet.extract`: the same weights and
+            # computation), since the supernet and its cached subnets stay on the CPU
+            if supernet is not None:
+                model = supernet.extract(spec)
+            else:
+                model = build_model(spec, seed=context.seed)
+            model = model.to(context.device)
             metrics = score_model(model, model, self._data[key], **settings)
         timings = {"load": loaded - start, "eval": time.perf_counter() - loaded}
         return EvalResult(OK, metrics, timings)
+
+
+def _moved(data: Dataset, device: str) -> Dataset:
+    """``data`` with its tensors on ``device`` (the same tensors on the CPU)."""
+    return replace(
+        data,
+        x_train=data.x_train.to(device),
+        y_train=data.y_train.to(device),
+        x_val=data.x_val.to(device),
+        y_val=data.y_val.to(device),
+    )

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# GPU check: the same small search (space hybrid_cpu, evaluators cost + train on digits, ~20
+# trials, local backend with one worker) once with `device: cuda` and once with `device: cpu`;
+# writes a markdown table (device, trials, seconds, ms/trial, best top1) to OUT_FILE. Well under
+# 8 minutes on one H200: each search stops asking at GPU_CHECK_SECONDS (120 s) and a trial
+# already running is cut at 60 s, so the two take at most about 6 minutes.
+#
+#   bench/gpu_check.sh [OUT_FILE]    default: $OUT/gpu_check.md when $OUT is set, else
+#                                    runs/gpu_check.md
+#
+# Without a GPU it prints one line, "no CUDA device: skipped", and exits 0.
+#
+# Python: $PYTHON when set, else .venv/bin/python, else python3: the first whose torch sees a
+# GPU. The project's .venv (`make .venv/.installed`) holds the CPU build of torch, so on a GPU
+# machine this is usually the image's python3 with its CUDA torch, running this checkout through
+# PYTHONPATH; mixnas's other imports must be there too (optuna for `strategies`: where the image
+# lacks it, install its wheels into a folder first and put that folder on PYTHONPATH).
+#
+# Knobs: GPU_CHECK_TRIALS (20), GPU_CHECK_SECONDS (120 per search), GPU_CHECK_DEVICES
+# ("cuda cpu"; "cpu" alone is a dry run of the whole script on a machine without a GPU).
+set -euo pipefail
+caller=$PWD
+cd "$(dirname "$0")/.."
+repo=$PWD
+out_file=${1:-${OUT:+$OUT/gpu_check.md}}
+[[ -z $out_file || $out_file == /* ]] || out_file=$caller/$out_file
+out_file=${out_file:-runs/gpu_check.md}
+trials=${GPU_CHECK_TRIALS:-20}
+cap=${GPU_CHECK_SECONDS:-120}
+devices=${GPU_CHECK_DEVICES:-cuda cpu}
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+
+skip() {
+    echo "no CUDA device: skipped${1:+ ($1)}"
+    exit 0
+}
+
+wants_gpu() { [[ " $devices " == *" cuda "* ]]; }
+
+# the first Python whose torch can run the devices asked for
+pick_python() {
+    local py check='import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'
+    wants_gpu || check='import torch'
+    for py in ${PYTHON:-} .venv/bin/python python3; do
+        if command -v "$py" >/dev/null 2>&1 && "$py" -c "$check" 2>/dev/null; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if wants_gpu && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
+    skip
+fi
+if ! py=$(pick_python); then
+    if [[ ! -x .venv/bin/python ]]; then
+        make .venv/.installed >&2
+    fi
+    py=$(pick_python) || skip "no torch here sees the GPU"
+fi
+if ! error=$("$py" -c 'import mixnas.cli, strategies' 2>&1); then
+    echo "gpu_check: $py cannot import mixnas: ${error##*$'\n'}" >&2
+    exit 1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# one search on one device; prints "DEVICE WALL_SECONDS" when done
+search() {
+    local device=$1
+    cat >"$work/$device.yaml" <<EOF
+name: gpu-check-$device
+seed: 0
+space: hybrid_cpu
+objectives:
+  - {metric: top1, direction: maximize}
+  - {metric: params, direction: minimize}
+evaluators:
+  - {name: cost}
+  - {name: train, budget: {steps: 20}, data: digits, options: {batch_size: 64}, device: $device}
+strategy: {name: nsga2, options: {population_size: 10}}
+budget: {trials: $trials, seconds: $cap}
+backend: {name: local, workers: 1}
+trial_timeout: 60
+runs_dir: $work/runs
+export: null
+EOF
+    local start end
+    start=$(date +%s.%N)
+    "$py" -m mixnas search "$work/$device.yaml" -q >&2
+    end=$(date +%s.%N)
+    echo "$device $(awk "BEGIN { print $end - $start }")"
+}
+
+# the figures of each search, as a markdown table on stdout
+table() {
+    "$py" - "$work/runs" "$@" <<'EOF'
+import csv, os, sys
+import torch
+
+runs, rows = sys.argv[1], sys.argv[2:]
+print("| device | name | trials ok / run | seconds | ms/trial | best top1 (%) |")
+print("| --- | --- | --- | --- | --- | --- |")
+for device, wall in zip(rows[::2], rows[1::2]):
+    with open(os.path.join(runs, f"gpu-check-{device}", "trials.csv"), newline="") as f:
+        trials = list(csv.DictReader(f))
+    ok = [t for t in trials if t["status"] == "ok"]
+    ms = 1000 * sum(float(t["seconds"]) for t in ok) / max(1, len(ok))
+    best = max((float(t["top1"]) for t in ok), default=float("nan"))
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = f"CPU ({os.cpu_count()} cores)"
+    figures = f"{len(ok)} / {len(trials)} | {float(wall):.1f} | {ms:.0f} | {best:.1f}"
+    print(f"| {device} | {name} | {figures} |")
+EOF
+}
+
+# -- SUPERNET (the supernet issue adds it here): supernet training steps/s on the CPU and the GPU,
+# as a second table appended to the same file. Prints nothing until then.
+supernet_section() {
+    :
+}
+
+figures=()
+for device in $devices; do
+    result=$(search "$device")
+    read -r name wall <<<"$result"
+    figures+=("$name" "$wall")
+done
+mkdir -p "$(dirname "$out_file")"
+{
+    echo "## GPU check ($(date -u +%Y-%m-%d), bench/gpu_check.sh)"
+    echo
+    echo "$trials trials (at most ${cap} s) of hybrid_cpu, cost + 20 training steps on digits" \
+        "(batch 64), local backend, one worker; ms/trial is the mean evaluation time of a trial."
+    echo
+    table "${figures[@]}"
+    supernet_section
+} >"$out_file"
+cat "$out_file"
