@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from evaluators.devices import gpu_count, worker_gpu
 from mixnas.config import EvaluatorConfig
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from search_space.spec import ArchSpec
@@ -48,8 +49,14 @@ def set_threads(threads: int) -> None:
 
 
 def _worker_main(
-    conn: Connection, configs: Sequence[EvaluatorConfig], seed: int, threads: int
+    conn: Connection,
+    configs: Sequence[EvaluatorConfig],
+    seed: int,
+    threads: int,
+    gpu: str | None = None,
 ) -> None:
+    if gpu is not None:  # before torch is imported: this worker sees its one GPU as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     set_threads(threads)
     try:
         pipeline = TrialPipeline(configs, seed=seed)
@@ -78,11 +85,14 @@ class WorkerStartError(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, index: int, ctx: Any, args: tuple[Any, ...]) -> None:
+    def __init__(self, index: int, ctx: Any, args: tuple[Any, ...], gpu: str | None) -> None:
         self.index = index
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_worker_main, args=(child, *args), daemon=True, name=f"mixnas-worker-{index}"
+            target=_worker_main,
+            args=(child, *args, gpu),
+            daemon=True,
+            name=f"mixnas-worker-{index}",
         )
         self.process.start()
         child.close()
@@ -116,11 +126,16 @@ class WorkerPool:
     ) -> None:
         self._ctx = mp.get_context("spawn")
         self._args = (tuple(configs), seed, threads)
+        # one GPU per worker, round-robin, when the machine has any (`evaluators.devices`)
+        self._gpus = gpu_count()
         self.timeout = timeout
         self.start_timeout = start_timeout
-        self._workers = [_Worker(i, self._ctx, self._args) for i in range(workers)]
+        self._workers = [self._spawn(i) for i in range(workers)]
         for w in self._workers:
             self._await_ready(w)
+
+    def _spawn(self, index: int) -> _Worker:
+        return _Worker(index, self._ctx, self._args, worker_gpu(index, self._gpus))
 
     def _await_ready(self, worker: _Worker) -> None:
         if not worker.conn.poll(self.start_timeout):
@@ -137,7 +152,7 @@ class WorkerPool:
 
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
-        fresh = _Worker(worker.index, self._ctx, self._args)
+        fresh = self._spawn(worker.index)
         self._await_ready(fresh)
         self._workers[worker.index] = fresh
         return fresh

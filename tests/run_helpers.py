@@ -58,6 +58,18 @@ class LongOrShort(Evaluator):
         return EvalResult(OK, {"score": score})
 
 
+class VisibleGpu(Evaluator):
+    """``gpu``: the ``CUDA_VISIBLE_DEVICES`` its process was pinned to (-1 when unset)."""
+
+    name = "visible_gpu"
+    metrics = ("gpu",)
+
+    def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
+        import os
+
+        return EvalResult(OK, {"gpu": float(os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))})
+
+
 class Faulty(Evaluator):
     """Misbehaves by spec: raises, returns NaN, or hangs, chosen by ``pseudo_score`` buckets."""
 

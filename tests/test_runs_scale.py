@@ -145,6 +145,26 @@ def test_two_workers_never_idle_while_candidates_remain(tmp_path: Path) -> None:
     assert gaps and max(gaps) < (long - short) / 2, f"a worker waited: gaps {gaps}"
 
 
+def test_local_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With GPUs, worker i sees GPU i mod n alone (tested here with two pretend GPUs)."""
+    import mixnas.workers as workers
+
+    monkeypatch.setattr(workers, "gpu_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    configs = parse_config(
+        {"objectives": ["gpu"], "evaluators": ["tests.run_helpers:VisibleGpu"]}
+    ).evaluators
+    spec = load_space("hybrid").sample(np.random.default_rng(0)).to_dict()
+    seen: dict[str, float] = {}
+    with workers.WorkerPool(3, configs, seed=0, threads=1, timeout=60) as pool:
+        for i in range(3):
+            pool.submit(workers.Task(i, spec, {}))
+        while pool.busy:
+            for _task, outcome, worker in pool.collect():
+                seen[worker.split(":")[0]] = outcome.metrics["gpu"]
+    assert seen == {"local-0": 0.0, "local-1": 1.0, "local-2": 0.0}
+
+
 def test_a_second_driver_on_a_run_folder_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

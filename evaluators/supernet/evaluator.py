@@ -35,6 +35,9 @@ class SupernetEvaluator(Evaluator):
 
     name = "supernet"
     metrics = ("top1", "loss")
+    # not `cheap`: recalibrating and scoring a subnet takes 0.1-1 s on a CPU, far above a process
+    # dispatch, so worker processes still pay off; `backend: {workers: 0, batch: N}` evaluates
+    # one loaded supernet in the driver, N subnets a batch
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
