@@ -49,36 +49,43 @@ def _pipeline(configs: list[dict[str, Any]], seed: int) -> TrialPipeline:
 
 
 def evaluate_trial(config: dict[str, Any]) -> None:
-    """The Ray Tune trainable: evaluates one candidate and reports its outcome as JSON."""
+    """The Ray Tune trainable: evaluates one candidate, or a batch of cheap ones, and reports
+    their outcomes as a JSON list."""
     from ray import tune
 
     threads = int(config.get("threads", 1))
     from mixnas.workers import set_threads
 
     set_threads(threads)
-    box: dict[str, TrialOutcome] = {}
+    box: dict[str, Any] = {}
+    specs = config["specs"]
 
     def work() -> None:
         try:
             pipeline = _pipeline(config["evaluators"], int(config["seed"]))
             thresholds = {int(k): v for k, v in config["thresholds"].items()}
-            box["outcome"] = pipeline.run(
-                ArchSpec.from_dict(config["spec"]),
+            box["outcomes"] = pipeline.run_many(
+                [ArchSpec.from_dict(spec) for spec in specs],
                 thresholds,
                 lambda partial: box.__setitem__("partial", partial),
             )
         except Exception as exc:
-            box["outcome"] = failed(f"{type(exc).__name__}: {exc}")
+            box["outcomes"] = [failed(f"{type(exc).__name__}: {exc}")] * len(specs)
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     timeout = config.get("timeout")
-    thread.join(None if timeout is None else float(timeout))
+    # the time limit is per candidate; a batch of cheap ones gets the sum
+    thread.join(None if timeout is None else float(timeout) * len(specs))
     if thread.is_alive():
         outcome = failed(f"timed out after {float(timeout):g} s", box.get("partial"))
-        tune.report({"outcome": json.dumps(outcome.to_dict()), "node": _node()})
+        tune.report({"outcomes": _outcomes_json([outcome] * len(specs)), "node": _node()})
         raise TimeoutError(outcome.error)  # Ray stops this worker, and the stuck thread with it
-    tune.report({"outcome": json.dumps(box["outcome"].to_dict()), "node": _node()})
+    tune.report({"outcomes": _outcomes_json(box["outcomes"]), "node": _node()})
+
+
+def _outcomes_json(outcomes: list[TrialOutcome]) -> str:
+    return json.dumps([o.to_dict() for o in outcomes])
 
 
 def _node() -> str:
@@ -128,7 +135,7 @@ class RayDriver(LocalDriver):
 
     def __init__(self, job: Any, run_dir: Path, store: RunStore, *, quiet: bool) -> None:
         super().__init__(job, run_dir, store, quiet=quiet)
-        self.in_flight: dict[str, Task] = {}
+        self.in_flight: dict[str, list[Task]] = {}  # Tune trial id -> the candidates it runs
         self.last_result: dict[str, dict[str, Any]] = {}
         self.summary = RunSummary(run_dir)
         self.events: EventLog | None = None
@@ -139,33 +146,43 @@ class RayDriver(LocalDriver):
 
     # -- searcher callbacks ----------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """A Tune trial's config: one candidate, or up to `batch_size` when every evaluator is
+        cheap (one Tune trial per candidate would cost far more than the evaluation)."""
+        cfg = self.config
         while True:
-            told_or_flying = len(self.strategy.history) + len(self.in_flight)
-            cfg = self.config
-            if cfg.trials is not None and told_or_flying >= cfg.trials:
-                self.summary.stopped_by = "trial budget"
+            flying = sum(len(tasks) for tasks in self.in_flight.values())
+            stop = self._stop_reason(self.start, flying)
+            if stop:
+                self.summary.stopped_by = stop
                 return Searcher.FINISHED if not self.in_flight else None
-            if self._stop_reason(self.start):
-                self.summary.stopped_by = "time budget"
-                return Searcher.FINISHED if not self.in_flight else None
-            batch = [self.unfinished.pop(0)] if self.unfinished else self.strategy.ask(1)
+            want = self.batch_size()
+            if cfg.trials is not None:
+                want = min(want, cfg.trials - len(self.strategy.history) - flying)
+            batch = [self.unfinished.pop(0) for _ in range(min(want, len(self.unfinished)))]
+            if len(batch) < want:
+                batch += self.strategy.ask(want - len(batch))
             if not batch:
                 self.summary.stopped_by = "space exhausted"
                 return Searcher.FINISHED if not self.in_flight else None
-            cand = batch[0]
-            done = self.store.get(cand.number)
-            if done is not None and done.done and done.spec_id == cand.spec.id:
-                self.summary.reused += 1  # finished before a kill: tell it, ask again
-                self._tell(cand, done, self.summary, self._progress())
-                self._checkpoint(self.start)
-                continue
-            spec = cand.spec.to_dict()
             thresholds = self.thresholds()
-            self.store.start(cand.number, cand.spec.id, cand.origin, spec)
-            self.in_flight[trial_id] = Task(cand.number, spec, thresholds, cand)
+            tasks = []
+            for cand in batch:
+                done = self.store.get(cand.number)
+                if done is not None and done.done and done.spec_id == cand.spec.id:
+                    self.summary.reused += 1  # finished before a kill: tell it, never rerun
+                    self._tell(cand, done, self.summary, self._progress())
+                    continue
+                spec = cand.spec.to_dict()
+                self.store.start(cand.number, cand.spec.id, cand.origin, spec)
+                tasks.append(Task(cand.number, spec, thresholds, cand))
+            if len(tasks) < len(batch):
+                self._checkpoint(self.start)
+            if not tasks:
+                continue
+            self.in_flight[trial_id] = tasks
             return {
-                "trial_number": cand.number,
-                "spec": spec,
+                "trial_numbers": [t.trial_id for t in tasks],
+                "specs": [t.spec for t in tasks],
                 "thresholds": {str(k): v for k, v in thresholds.items()},
                 "evaluators": self.evaluator_dicts,
                 "seed": cfg.seed,
@@ -179,19 +196,18 @@ class RayDriver(LocalDriver):
     def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         if trial_id not in self.in_flight:
             return
-        task = self.in_flight.pop(trial_id)
+        tasks = self.in_flight.pop(trial_id)
         result = result or self.last_result.pop(trial_id, None)
-        if result is not None and "outcome" in result:
-            outcome = TrialOutcome.from_dict(json.loads(result["outcome"]))
+        if result is not None and "outcomes" in result:
+            outcomes = [TrialOutcome.from_dict(o) for o in json.loads(result["outcomes"])]
             worker = str(result.get("node", "ray"))
         else:
             reason = "the trial errored (a crash or a lost node); Ray's trial log has the details"
-            outcome = failed(reason)
+            outcomes = [failed(reason)] * len(tasks)
             worker = "ray"
         assert self.events is not None
-        self._finish(
-            [(task, outcome, worker)], self.summary, self._progress(), self.events, self.start
-        )
+        done = [(task, outcome, worker) for task, outcome in zip(tasks, outcomes, strict=True)]
+        self._finish(done, self.summary, self._progress(), self.events, self.start)
 
     def _progress(self) -> Progress:
         assert self.progress is not None, "the searcher is called only while the run is on"
@@ -229,7 +245,10 @@ class RayDriver(LocalDriver):
                 trainable,
                 tune_config=tune.TuneConfig(
                     search_alg=StrategySearcher(self),
-                    num_samples=-1 if remaining is None else max(remaining, 1),
+                    # batches: as many Tune trials as it takes; the searcher says when it is done
+                    num_samples=-1
+                    if remaining is None or self.batch_size() > 1
+                    else max(remaining, 1),
                     max_concurrent_trials=max(1, cfg.backend.workers),
                     # keep a worker (and its imported torch, built evaluators) across trials
                     reuse_actors=True,
