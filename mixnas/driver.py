@@ -373,7 +373,7 @@ class LocalDriver:
                 batch += self.strategy.ask(free - len(batch))
             if not batch:
                 return "space exhausted"
-            thresholds = self.thresholds()
+            thresholds, handed_out = self.thresholds(), time.time()
             reused: list[tuple[Candidate, TrialRecord]] = []
             with self.store.transaction():
                 for cand in batch:
@@ -383,7 +383,7 @@ class LocalDriver:
                         continue
                     spec = cand.spec.to_dict()
                     self.store.start(cand.number, cand.spec.id, cand.origin, spec)
-                    runner.submit(Task(cand.number, spec, thresholds, cand))
+                    runner.submit(Task(cand.number, spec, thresholds, cand, handed_out))
             for cand, record in reused:
                 summary.reused += 1
                 self._tell(cand, record, summary, progress)

@@ -164,7 +164,7 @@ class RayDriver(LocalDriver):
             if not batch:
                 self.summary.stopped_by = "space exhausted"
                 return Searcher.FINISHED if not self.in_flight else None
-            thresholds = self.thresholds()
+            thresholds, handed_out = self.thresholds(), time.time()
             tasks = []
             for cand in batch:
                 done = self.store.get(cand.number)
@@ -174,7 +174,7 @@ class RayDriver(LocalDriver):
                     continue
                 spec = cand.spec.to_dict()
                 self.store.start(cand.number, cand.spec.id, cand.origin, spec)
-                tasks.append(Task(cand.number, spec, thresholds, cand))
+                tasks.append(Task(cand.number, spec, thresholds, cand, handed_out))
             if len(tasks) < len(batch):
                 self._checkpoint(self.start)
             if not tasks:

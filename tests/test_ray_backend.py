@@ -78,6 +78,38 @@ def test_resumed_ray_run_hands_out_the_candidates_in_flight_at_the_stop(tmp_path
         resumed = RayDriver(job, run_dir, store, quiet=True)
         handed = [resumed.suggest(f"t{i}") for i in range(3)]
     assert summary.finished == 3
-    assert [h["trial_number"] for h in handed[:2]] == [c.number for c in flying]
-    assert [h["spec"] for h in handed[:2]] == [c.spec.to_dict() for c in flying]
-    assert handed[2]["trial_number"] == max(c.number for c in flying) + 1
+    # one candidate per Tune trial: this evaluator is not cheap
+    assert [h["trial_numbers"] for h in handed[:2]] == [[c.number] for c in flying]
+    assert [h["specs"] for h in handed[:2]] == [[c.spec.to_dict()] for c in flying]
+    assert handed[2]["trial_numbers"] == [max(c.number for c in flying) + 1]
+
+
+def test_cheap_trials_go_to_ray_in_batches(two_node_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One Tune trial per analytic-cost candidate would cost more than the evaluation: each Tune
+    trial takes a batch, and the records are the same as the local driver's batches."""
+    from mixnas.ray_backend import run_search_ray
+
+    trials, batch = 40, 8
+    data = small_config("raybatch", str(tmp_path), budget={"trials": trials})
+    data.update(
+        objectives=[{"metric": "macs", "direction": "minimize"}],
+        evaluators=["cost"],
+        backend={
+            "name": "ray",
+            "workers": 1,
+            "batch": batch,
+            "address": two_node_cluster.address,
+        },
+        export=None,
+    )
+    summary = run_search_ray(parse_config(data), quiet=True)
+    local = run_search(
+        parse_config({**data, "name": "local", "backend": {"name": "local", "batch": batch}})
+    )
+    with RunStore(summary.run_dir) as store:
+        records = store.records()
+    with RunStore(local.run_dir) as store:
+        expected = [(r.trial_id, r.spec_id, dict(r.metrics)) for r in store.records()]
+    assert [(r.trial_id, r.spec_id, dict(r.metrics)) for r in records] == expected
+    tune_trials = {r.started for r in records}  # a batch is handed out at one instant
+    assert len(tune_trials) == trials // batch
