@@ -339,10 +339,10 @@ def run_mixnas(
 def _optuna_cell(
     system: str, count: int, cap: float, seed: int, store: Path, stamps: _Stamps
 ) -> dict[str, Any]:
-    import numpy as np
     import optuna
 
     from search_space import load_space, spec_cost
+    from strategies.optuna_adapter import suggest_decisions
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space("hybrid")
@@ -356,20 +356,9 @@ def _optuna_cell(
     feasible = 0
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
-        # the define-by-run walk of strategies.optuna_adapter: only active, non-trivial dims
+        # the define-by-run walk of the optuna adapters: only active, non-trivial decisions
         nonlocal feasible
-        values = np.zeros(len(space.dims), dtype=np.int64)
-        active = space.active_mask(values)
-        for i, dim in enumerate(space.dims):
-            if not active[i] or dim.size < 2:
-                continue
-            if dim.ordinal:
-                v = trial.suggest_int(dim.name, 0, dim.size - 1)
-            else:
-                v = trial.suggest_categorical(dim.name, list(range(dim.size)))
-            if v != values[i]:
-                values[i] = v
-                active = space.active_mask(values)
+        values = suggest_decisions(trial, space)
         cost = spec_cost(space.decode(values)).to_dict()
         violations = [sign * (cost[m] - lim) / abs(lim) for m, lim, sign in bounds]
         for (metric, limit, sign), value in zip(bounds, violations, strict=True):

@@ -112,6 +112,27 @@ def _supported(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in accepted}
 
 
+def suggest_decisions(trial: Trial, space: DecisionSpace) -> np.ndarray:
+    """The space's decisions suggested by an Optuna trial, define by run: only the dimensions
+    that are active given the choices so far, and never one with a single choice."""
+    values = np.zeros(len(space.dims), dtype=np.int64)
+    # whether a dimension is active depends only on earlier ones, so the mask computed from the
+    # choices so far (later entries still 0) is right for every dimension not yet chosen; it
+    # only needs recomputing after a choice that differs from the 0 it assumed
+    active = space.active_mask(values)
+    for i, dim in enumerate(space.dims):
+        if not active[i] or dim.size < 2:
+            continue
+        if dim.ordinal:
+            v = trial.suggest_int(dim.name, 0, dim.size - 1)
+        else:
+            v = trial.suggest_categorical(dim.name, list(range(dim.size)))
+        if v != values[i]:
+            values[i] = v
+            active = space.active_mask(values)
+    return values
+
+
 class OptunaStrategy(Strategy):
     """Base of the registered adapters; subclasses name a sampler and its default options."""
 
@@ -258,23 +279,7 @@ class OptunaStrategy(Strategy):
         if fixed is not None:
             self._study.enqueue_trial(dict(fixed))
         trial = self._study.ask()
-        space = self.space
-        values = np.zeros(len(space.dims), dtype=np.int64)
-        # whether a dimension is active depends only on earlier ones, so the mask computed from
-        # the choices so far (later entries still 0) is right for every dimension not yet chosen;
-        # it only needs recomputing after a choice that differs from the 0 it assumed
-        active = space.active_mask(values)
-        for i, dim in enumerate(space.dims):
-            if not active[i] or dim.size < 2:
-                continue
-            if dim.ordinal:
-                v = trial.suggest_int(dim.name, 0, dim.size - 1)
-            else:
-                v = trial.suggest_categorical(dim.name, list(range(dim.size)))
-            if v != values[i]:
-                values[i] = v
-                active = space.active_mask(values)
-        return trial, space.decode(values)
+        return trial, self.space.decode(suggest_decisions(trial, self.space))
 
     def _classify(self, spec: ArchSpec) -> str:
         if spec.id in self._outcome:

@@ -29,16 +29,9 @@ from mixnas.records import RunStore, TrialRecord
 from mixnas.running import RunningFront, Threshold
 from search_space import load_space
 from tests.run_helpers import small_config
+from tests.test_runs import _comparable as _records
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _records(run_dir: Path) -> list[tuple]:
-    with RunStore(run_dir) as store:
-        return [
-            (r.trial_id, r.spec_id, r.origin, r.status, json.dumps(dict(r.metrics), sort_keys=True))
-            for r in store.records()
-        ]
 
 
 def _cost_only(name: str, runs_dir: Path, trials: int, **changes) -> dict:
