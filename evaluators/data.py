@@ -11,6 +11,11 @@ int64, feature sequences ``N x L x F`` floats) and integer labels. Sources:
 * a path to an ``.npz`` file holding arrays ``x`` and ``y``.
 * a path to a folder of images per class (``root/<class>/*.png|jpg|jpeg|bmp|npy``), read with PIL;
   ``.npy`` files (one image array each) are accepted too.
+* ``pathfinder``, ``listops``, ``textured_shapes``: generated tasks with a held-out test split
+  (`evaluators.tasks`, docs/tasks.md), cached on disk.
+
+``name_or_path`` may also be a mapping ``{name: ..., <option>: ...}`` (a config's
+``data: {name: pathfinder, n_train: 4000}``); explicit keyword options win over its entries.
 
 Every error on user input is a `DatasetError`: one line naming the file or field, the bad value and
 what is allowed.
@@ -19,6 +24,7 @@ what is allowed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from search_space.errors import MixnasError
 from search_space.spec import InputSpec
 
 BUILTIN = ("digits", "synthetic")
+GENERATED = ("pathfinder", "listops", "textured_shapes")  # evaluators.tasks
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".npy")
 _SYNTHETIC_OPTIONS = ("size", "val_fraction", "difficulty")
 _FILE_OPTIONS = ("val_fraction", "normalize")
@@ -49,6 +56,8 @@ class Dataset:
         x_train, y_train: training inputs and int64 labels.
         x_val, y_val: validation inputs and int64 labels.
         num_classes: the number of classes the labels index (that of the spec).
+        x_test, y_test: a held-out test split that searches never see (generated tasks);
+            None for sources without one.
     """
 
     name: str
@@ -57,6 +66,8 @@ class Dataset:
     x_val: torch.Tensor
     y_val: torch.Tensor
     num_classes: int
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -64,15 +75,26 @@ class Dataset:
 
 
 def load_dataset(
-    name_or_path: str | Path | None, input_spec: InputSpec, *, seed: int = 0, **options: Any
+    name_or_path: str | Path | Mapping[str, Any] | None,
+    input_spec: InputSpec,
+    *,
+    seed: int = 0,
+    **options: Any,
 ) -> Dataset:
     """Loads ``name_or_path`` shaped for ``input_spec``, split deterministically by ``seed``.
 
     Options: ``val_fraction`` (default 0.2) for every source; ``size`` (default 1200) and
     ``difficulty`` (default 1.0, the noise level) for ``synthetic``; ``normalize`` (default True)
-    for images from files or ``digits``.
+    for images from files or ``digits``; the generated tasks take theirs (`evaluators.tasks`).
     """
+    if isinstance(name_or_path, Mapping):
+        name_or_path, given = dataset_source(name_or_path)
+        options = {**given, **options}
     name = "synthetic" if name_or_path is None else str(name_or_path)
+    if name in GENERATED:
+        from evaluators.tasks import load_task
+
+        return load_task(name, input_spec, seed=seed, options=options)
     if name == "synthetic":
         _check_options(name, options, _SYNTHETIC_OPTIONS)
         x, y = synthetic(
@@ -105,7 +127,7 @@ def load_dataset(
             raise DatasetError(f"{path}: not an .npz file or a folder of class sub-folders")
         else:
             raise DatasetError(
-                f"unknown dataset {name!r}; allowed: {', '.join(BUILTIN)}, "
+                f"unknown dataset {name!r}; allowed: {', '.join((*BUILTIN, *GENERATED))}, "
                 "a path to an .npz file (arrays x, y) or to a folder of images per class"
             )
     y = _labels(raw_y, input_spec.num_classes, name)
@@ -115,6 +137,16 @@ def load_dataset(
     if input_spec.kind == "image" and options.get("normalize", True):
         x = _normalize(x)
     return _split(name, x, y, input_spec.num_classes, seed, options)
+
+
+def dataset_source(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A ``{name: ..., <option>: ...}`` mapping as the name and the options it carries."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise DatasetError(
+            f"data.name: a dataset mapping needs a name, e.g. {{name: pathfinder}} (got {name!r})"
+        )
+    return name, {str(k): v for k, v in data.items() if k != "name"}
 
 
 # -- synthetic ---------------------------------------------------------------------------------

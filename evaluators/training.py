@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.base import OK, PRUNED, EvalContext, EvalResult, Evaluator, register
-from evaluators.data import Dataset, load_dataset
+from evaluators.data import Dataset, dataset_source, load_dataset
 from search_space import build_model
 from search_space.errors import MixnasError
 from search_space.spec import ArchSpec, InputSpec
@@ -85,7 +85,8 @@ class ShortTraining(Evaluator):
         drop_path_rate: passed to `build_model` (0).
         data_seed: seeds the dataset's generation and split (0): independent of the evaluation
             seed, so that every candidate of a search sees the same split.
-        data_options: options for `load_dataset` (``size``, ``difficulty``, ``val_fraction``).
+        data_options: options for `load_dataset` (``size``, ``difficulty``, ``val_fraction``;
+            a generated task's ``n_train``, knobs...); they win over a ``data`` mapping's.
         rungs: step counts at which to record validation metrics.
         stop_at_rung: a callable ``(rung_index, metrics) -> bool``, a number (minimum ``top1`` at
             every rung) or a sequence of numbers (minimum ``top1`` per rung); a run that fails it
@@ -209,10 +210,21 @@ class ShortTraining(Evaluator):
     def _dataset(data: Any, input_spec: InputSpec, cfg: Mapping[str, Any]) -> Dataset:
         if isinstance(data, Dataset):
             return data
+        options = dict(cfg["data_options"] or {})
+        if isinstance(data, Mapping):  # a config's data: {name: pathfinder, n_train: ...}
+            data, given = dataset_source(data)
+            options = {**given, **options}
         if data is not None and not isinstance(data, str):
             data = str(data)  # a pathlib.Path
-        options = tuple(sorted((cfg["data_options"] or {}).items()))
-        return _cached_dataset(data, input_spec, int(cfg["data_seed"]), options)
+        frozen = tuple(sorted((k, _frozen(v)) for k, v in options.items()))
+        return _cached_dataset(data, input_spec, int(cfg["data_seed"]), frozen)
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` hashable (lists from a YAML config as tuples), for the dataset cache's key."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _check_settings(
