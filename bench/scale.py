@@ -6,7 +6,8 @@ and parameters, about a millisecond), two objectives minimized. Every system run
 
 - ``mixnas-inline``, ``mixnas-local``, ``mixnas-ray``: ``mixnas search CONFIG -q`` with the
   ``cost`` evaluator, NSGA-II (population 50), backend ``{name: local, workers: 0}`` (trials in
-  the driver), ``{name: local, workers: 2}`` or ``{name: ray, workers: 2}``; ``export: null``.
+  the driver, in batches), ``{name: local, workers: 2, batch: 1}`` (two worker processes, one
+  candidate per dispatch) or ``{name: ray, workers: 2}`` (batches per Tune trial); ``export: null``.
   Then ``mixnas search --resume RUN --budget K`` on the finished run (nothing left to do: the time
   to start, restore and exit, with the report ``mixnas search`` always rewrites) and ``mixnas
   report RUN``.
@@ -67,9 +68,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SECTION = "## Runs at scale (`bench/scale.py`)"
+# mixnas-local is pinned to one candidate per dispatch: with the cost evaluator alone the driver
+# would otherwise evaluate in batches in its own process, the same run as mixnas-inline, and the
+# cell would not measure the worker processes at all
 MIXNAS_BACKENDS: dict[str, dict[str, Any]] = {
     "mixnas-inline": {"name": "local", "workers": 0},
-    "mixnas-local": {"name": "local", "workers": 2},
+    "mixnas-local": {"name": "local", "workers": 2, "batch": 1},
     "mixnas-ray": {"name": "ray", "workers": 2},
 }
 OPTUNA_STORAGES = ("optuna-memory", "optuna-sqlite", "optuna-journal")
@@ -224,7 +228,7 @@ def folder_size(path: Path) -> int:
 
 def mixnas_config(system: str, trials: int, seed: int, batch: int | None) -> dict[str, Any]:
     backend = dict(MIXNAS_BACKENDS[system])
-    if batch is not None:
+    if batch is not None and "batch" not in backend:
         backend["batch"] = batch
     return {
         "name": system,
