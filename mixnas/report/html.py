@@ -1,4 +1,11 @@
-"""The HTML of ``report.html`` (see `mixnas.report`)."""
+"""The HTML of ``report.html`` (see `mixnas.report`).
+
+The report reads the run as columns (`RunData`), so it stays quick at 100,000 trials: the charts
+draw every front point but at most ``max_points`` of the other trials (a seeded random sample,
+the same in every run of the report, and said in words under the figure); the hypervolume curve
+is computed at up to ``curve_points`` evenly spaced trial counts; the tables list the front and
+at most ``MAX_FAILURES`` failed trials. ``trials.csv`` always has every trial.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,11 @@ import itertools
 import json
 import math
 from html import escape
-from typing import Any
 
-from mixnas.front import hypervolume_curve
-from mixnas.records import FAILED, OK
+import numpy as np
+
+from mixnas.front import hypervolume_trace, sample_positions
+from mixnas.records import FAILED, OK, PRUNED
 from mixnas.report.data import RunData, describe_spec
 from mixnas.report.svg import (
     PALETTE,
@@ -27,20 +35,34 @@ th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; }
 th { background: #f4f4f4; } td.text { text-align: left; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 .counts span { margin-right: 1.5em; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }
+p.drawn { color: #555; font-size: 0.9em; }
 """
 
+#: Trials off the front drawn per chart (scatter and parallel coordinates) before sampling.
+MAX_POINTS = 2000
+#: Trial counts at which the hypervolume (or the best-so-far curve) is computed and drawn.
+CURVE_POINTS = 500
+#: Failed trials listed in the report's table (trials.csv has them all).
+MAX_FAILURES = 200
+_OTHER = "#9aa7b4"
+_SEED = 0  # of the sample of points drawn: the same report for the same records
 
-def render_report(run: RunData) -> str:
+
+def render_report(
+    run: RunData, *, max_points: int = MAX_POINTS, curve_points: int = CURVE_POINTS
+) -> str:
+    """The report's HTML; ``max_points``: trials off the front drawn per chart (a seeded sample
+    above it), ``curve_points``: trial counts at which the curves are computed."""
     title = f"mixnas run {run.config.name}"
     body = [
         f"<h1>{escape(title)}</h1>",
         _summary(run),
         "<h2>Pareto front</h2>",
-        _pareto_charts(run),
+        _pareto_charts(run, max_points, curve_points),
         "<h2>Hypervolume over trials</h2>",
-        _hypervolume_chart(run),
+        _hypervolume_chart(run, curve_points),
         "<h2>Parallel coordinates</h2>",
-        _parallel(run),
+        _parallel(run, max_points),
         "<h2>Front members</h2>",
         _front_table(run),
         "<h2>Failed trials</h2>",
@@ -61,12 +83,14 @@ def _summary(run: RunData) -> str:
     objectives = ", ".join(f"{o.direction} {o.metric}" for o in run.objectives)
     space = run.config.space if isinstance(run.config.space, str) else "inline / derived"
     items = [
-        f"<span><b>{len(run.records)}</b> trials</span>",
+        f"<span><b>{len(run.trials)}</b> trials</span>",
         f"<span><b>{counts.get(OK, 0)}</b> ok</span>",
-        f"<span><b>{counts.get('pruned', 0)}</b> pruned by screening</span>",
+        f"<span><b>{counts.get(PRUNED, 0)}</b> pruned by screening</span>",
         f"<span><b>{counts.get(FAILED, 0)}</b> failed</span>",
-        f"<span><b>{len(run.front())}</b> on the front</span>",
+        f"<span><b>{int(run.on_front.sum())}</b> on the front</span>",
     ]
+    if run.running:
+        items.append(f"<span><b>{run.running}</b> in flight</span>")
     return (
         f"<p class='counts'>{''.join(items)}</p>"
         f"<p>Objectives: {escape(objectives)}. Strategy: {escape(run.config.strategy)}. "
@@ -74,41 +98,74 @@ def _summary(run: RunData) -> str:
     )
 
 
-def _tip(record: Any, metrics: list[str]) -> str:
-    shown = ", ".join(f"{m}={record.metrics.get(m, math.nan):.4g}" for m in metrics)
-    return f"trial {record.trial_id} ({record.spec_id}): {shown}"
+def _tip(run: RunData, i: int, metrics: list[str]) -> str:
+    t = run.trials
+    shown = ", ".join(f"{m}={t.metric(m)[i]:.4g}" for m in metrics)
+    return f"trial {t.trial_id[i]} ({t.spec_id[i]}): {shown}"
 
 
-def _pareto_charts(run: RunData) -> str:
+def _reporting(run: RunData, metrics: list[str]) -> np.ndarray:
+    """Positions of the ``ok`` trials that report every one of ``metrics``."""
+    t = run.trials
+    ok = t.status == OK
+    for m in metrics:
+        ok &= np.isfinite(t.metric(m))
+    return np.flatnonzero(ok)
+
+
+def _drawn(run: RunData, rows: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(front rows, other rows to draw): every front row, and at most ``max_points`` others,
+    a seeded random sample kept in trial order."""
+    on = rows[run.on_front[rows]]
+    rest = rows[~run.on_front[rows]]
+    if rest.size > max_points:
+        rng = np.random.default_rng(_SEED)
+        rest = np.sort(rng.choice(rest, size=max_points, replace=False))
+    return on, rest
+
+
+def _drawn_note(on: np.ndarray, rest: np.ndarray, total: int, what: str) -> str:
+    """The sentence under a chart that says how many of the points it draws."""
+    drawn = on.size + rest.size
+    if drawn == total:
+        return f"<p class='drawn'>All {total:,} {what} are drawn.</p>"
+    return (
+        f"<p class='drawn'>{drawn:,} of {total:,} {what} drawn: all {on.size:,} on the Pareto "
+        f"front and a random sample (seed {_SEED}) of {rest.size:,} of the "
+        f"{total - on.size:,} others; trials.csv lists every trial.</p>"
+    )
+
+
+def _pareto_charts(run: RunData, max_points: int, curve_points: int) -> str:
     objectives = list(run.objectives)
     if len(objectives) < 2:
-        return _single_objective(run)
-    front_ids = {r.trial_id for r in run.front()}
+        return _single_objective(run, curve_points)
     names = [o.metric for o in objectives]
-    ok = [r for r in run.records if r.status == OK and all(m in r.metrics for m in names)]
+    ok = _reporting(run, names)
+    on, rest = _drawn(run, ok, max_points)
+    t = run.trials
     charts = []
     for a, b in itertools.combinations(objectives, 2):
-        rest = [r for r in ok if r.trial_id not in front_ids]
-        on = [r for r in ok if r.trial_id in front_ids]
-        log_x, log_y = _wide(ok, a.metric), _wide(ok, b.metric)
+        xa, yb = t.metric(a.metric), t.metric(b.metric)
+        log_x, log_y = _wide(xa[ok]), _wide(yb[ok])
         groups = [
             PointGroup(
                 "other trials",
-                "#9aa7b4",
-                [r.metrics[a.metric] for r in rest],
-                [r.metrics[b.metric] for r in rest],
-                [_tip(r, names) for r in rest],
+                _OTHER,
+                xa[rest].tolist(),
+                yb[rest].tolist(),
+                [_tip(run, i, names) for i in rest],
             ),
             PointGroup(
                 "Pareto front",
                 PALETTE[1],
-                [r.metrics[a.metric] for r in on],
-                [r.metrics[b.metric] for r in on],
-                [_tip(r, names) for r in on],
+                xa[on].tolist(),
+                yb[on].tolist(),
+                [_tip(run, i, names) for i in on],
                 radius=4.5,
             ),
         ]
-        stair = _pair_front(on, a, b) if len(objectives) == 2 else None
+        stair = _pair_front(xa[on], yb[on]) if len(objectives) == 2 else None
         charts.append(
             scatter_chart(
                 groups,
@@ -120,49 +177,74 @@ def _pareto_charts(run: RunData) -> str:
                 log_y=log_y,
             )
         )
-    return f"<div class='charts'>{''.join(charts)}</div>"
+    note = _drawn_note(on, rest, ok.size, "trials that report the objectives")
+    return f"<div class='charts'>{''.join(charts)}</div>{note}"
 
 
-def _wide(records: list[Any], metric: str) -> bool:
+def _wide(values: np.ndarray) -> bool:
     """Log scale for positive metrics spanning more than two decades (params, MACs)."""
-    values = [r.metrics[metric] for r in records if r.metrics.get(metric, 0) > 0]
-    return len(values) > 1 and max(values) / min(values) > 100
+    positive = values[values > 0]
+    return positive.size > 1 and float(positive.max() / positive.min()) > 100
 
 
-def _pair_front(on: list[Any], a: Any, b: Any) -> tuple[list[float], list[float]]:
-    pts = sorted((r.metrics[a.metric], r.metrics[b.metric]) for r in on)
-    return [p[0] for p in pts], [p[1] for p in pts]
+def _pair_front(xs: np.ndarray, ys: np.ndarray) -> tuple[list[float], list[float]]:
+    order = np.lexsort((ys, xs))
+    return xs[order].tolist(), ys[order].tolist()
 
 
-def _single_objective(run: RunData) -> str:
+def _single_objective(run: RunData, curve_points: int) -> str:
     o = run.objectives[0]
-    ok = [r for r in run.records if r.status == OK and o.metric in r.metrics]
-    if not ok:
+    ok = _reporting(run, [o.metric])
+    if not ok.size:
         return "<p>No finished trial reports the objective yet.</p>"
-    xs = [float(r.trial_id) for r in ok]
-    ys = [r.metrics[o.metric] for r in ok]
-    better = max if o.direction == "maximize" else min
-    running = [better(ys[: i + 1]) for i in range(len(ys))]
-    return line_chart(
-        {o.metric: (xs, ys), f"best {o.metric}": (xs, running)},
-        title=f"{o.metric} per trial",
-        xlabel="trial",
-        ylabel=o.metric,
+    xs = run.trials.trial_id[ok].astype(float)
+    ys = run.trials.metric(o.metric)[ok]
+    running = (np.maximum if o.direction == "maximize" else np.minimum).accumulate(ys)
+    shown = sample_positions(ok.size, curve_points)
+    note = ""
+    if shown.size < ok.size:
+        note = (
+            f"<p class='drawn'>{shown.size:,} of {ok.size:,} trials drawn (evenly spaced); "
+            "trials.csv lists every trial.</p>"
+        )
+    return (
+        line_chart(
+            {
+                o.metric: (xs[shown].tolist(), ys[shown].tolist()),
+                f"best {o.metric}": (xs[shown].tolist(), running[shown].tolist()),
+            },
+            title=f"{o.metric} per trial",
+            xlabel="trial",
+            ylabel=o.metric,
+        )
+        + note
     )
 
 
-def _hypervolume_chart(run: RunData) -> str:
+def _hypervolume_chart(run: RunData, curve_points: int) -> str:
     if len(run.objectives) < 2:
         return "<p>One objective: see the best-so-far curve above.</p>"
-    trials, values, ref = hypervolume_curve(run.records, run.objectives, run.config.constraints)
-    if not trials:
+    try:
+        positions, values, ref = hypervolume_trace(
+            run.losses, run.eligible, max_points=curve_points
+        )
+    except ValueError as err:  # four or more objectives and too large a front for exact volume
+        return f"<p>No hypervolume curve: {escape(str(err))}</p>"
+    if not positions.size:
         return "<p>No eligible trial yet.</p>"
+    n = len(run.trials)
+    when = (
+        "after every trial"
+        if positions.size == n
+        else f"after {positions.size:,} evenly spaced trials of {n:,}"
+    )
     note = (
         "<p>Objectives scaled to [0, 1] over this run's eligible trials (losses: maximised "
-        f"objectives negated); reference point ({', '.join(f'{v:g}' for v in ref)}).</p>"
+        f"objectives negated); reference point ({', '.join(f'{v:g}' for v in ref)}). "
+        f"Computed {when}.</p>"
     )
     chart = line_chart(
-        {"hypervolume": ([float(t) for t in trials], values)},
+        {"hypervolume": (run.trials.trial_id[positions].astype(float).tolist(), values)},
         title="Hypervolume of the front after each trial",
         xlabel="trial",
         ylabel="hypervolume (normalised)",
@@ -170,23 +252,24 @@ def _hypervolume_chart(run: RunData) -> str:
     return note + chart
 
 
-def _parallel(run: RunData) -> str:
+def _parallel(run: RunData, max_points: int) -> str:
     names = [o.metric for o in run.objectives]
-    extra = [m for m in ("params", "macs", "bitops") if m not in names]
+    extra = [m for m in ("params", "macs", "bitops") if m not in names and m in run.trials.metrics]
     axes = names + extra
-    ok = [r for r in run.records if r.status == OK and all(m in r.metrics for m in axes)]
-    if not ok:
+    ok = _reporting(run, axes)
+    if not ok.size:
         return "<p>No finished trial yet.</p>"
-    front_ids = {r.trial_id for r in run.front()}
-    ordered = sorted(ok, key=lambda r: r.trial_id in front_ids)  # front drawn last, on top
+    on, rest = _drawn(run, ok, max_points)
+    ordered = np.concatenate([rest, on])  # front drawn last, on top
+    columns = [run.trials.metric(m)[ordered] for m in axes]
     return parallel_coordinates(
         axes,
-        [[r.metrics[m] for m in axes] for r in ordered],
-        [PALETTE[1] if r.trial_id in front_ids else "#9aa7b4" for r in ordered],
+        np.column_stack(columns).tolist(),
+        [_OTHER] * rest.size + [PALETTE[1]] * on.size,
         title="Finished trials (front in red)",
-        tips=[_tip(r, axes) for r in ordered],
-        legend=[("front", PALETTE[1]), ("other", "#9aa7b4")],
-    )
+        tips=[_tip(run, i, axes) for i in ordered],
+        legend=[("front", PALETTE[1]), ("other", _OTHER)],
+    ) + _drawn_note(on, rest, ok.size, "trials that report these metrics")
 
 
 def _front_table(run: RunData) -> str:
@@ -213,12 +296,19 @@ def _front_table(run: RunData) -> str:
 
 
 def _failures(run: RunData) -> str:
-    failed = [r for r in run.records if r.status == FAILED]
-    if not failed:
+    positions = np.flatnonzero(run.trials.status == FAILED)
+    if not positions.size:
         return "<p>None.</p>"
+    failed = run.records_of(positions[:MAX_FAILURES])
     rows = "".join(
         f"<tr><td>{r.trial_id}</td><td class='text'>{escape(describe_spec(dict(r.spec))['mixers'])}"
         f"</td><td class='text'>{escape(r.error)}</td></tr>"
         for r in failed
     )
-    return f"<table><tr><th>trial</th><th>mixers</th><th>error</th></tr>{rows}</table>"
+    note = ""
+    if positions.size > len(failed):
+        note = (
+            f"<p class='drawn'>The first {len(failed):,} of {positions.size:,} failed trials; "
+            "trials.csv lists every trial.</p>"
+        )
+    return f"<table><tr><th>trial</th><th>mixers</th><th>error</th></tr>{rows}</table>{note}"

@@ -21,11 +21,24 @@ def _row(record: Any) -> dict[str, Any]:
 
 
 def trials_table(run: RunData) -> Any:
-    """Every finished trial: ids, status, architecture summary, every metric, error."""
+    """Every finished trial: ids, status, architecture summary, every metric (sorted by name),
+    error, seconds. Built from columns; the specs are read one at a time for the summary."""
     import pandas as pd
 
-    columns = ["trial_id", "spec_id", "origin", "status", "mixers", "depths", "widths", "bits"]
-    return pd.DataFrame([_row(r) for r in run.records], columns=None if run.records else columns)
+    t = run.trials
+    described = list(run.descriptions())
+    columns: dict[str, Any] = {
+        "trial_id": t.trial_id,
+        "spec_id": t.spec_id,
+        "origin": t.origin,
+        "status": t.status,
+    }
+    for key in ("mixers", "depths", "widths", "bits"):
+        columns[key] = [d[key] for d in described]
+    columns.update((name, t.metrics[name]) for name in sorted(t.metrics))
+    columns["error"] = t.error
+    columns["seconds"] = t.seconds()
+    return pd.DataFrame(columns)
 
 
 def front_table(run: RunData) -> Any:
