@@ -668,6 +668,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def merge_cells(
+    cells: list[dict[str, Any]], earlier: list[dict[str, Any]], systems: Sequence[str]
+) -> list[dict[str, Any]]:
+    """This run's cells, with the earlier run's cells of the other systems, in table order."""
+    kept = [c for c in earlier if c["system"] not in systems]
+    order = {name: i for i, name in enumerate(SYSTEMS)}
+    return sorted([*cells, *kept], key=lambda c: (c["count"], order.get(c["system"], 99)))
+
+
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     load = result["load"]
@@ -684,6 +693,15 @@ def render(result: dict[str, Any]) -> str:
         + (f"; mixnas `backend.batch: {result['batch']}`" if result.get("batch") else "")
         + ".",
         "",
+        *(
+            [
+                "The rows of the systems this command did not run come from an earlier run on "
+                f"the same machine: `{result['reused']['command']}`.",
+                "",
+            ]
+            if result.get("reused")
+            else []
+        ),
         "A trial is one `hybrid` candidate and its analytic costs (MACs, parameters; about 1 ms), "
         "two objectives minimized, NSGA-II with a population of 50 in every system (Ray Tune: a "
         "trivial trainable that reports a constant). Start-up: process start to the first "
@@ -805,6 +823,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     parser.add_argument("--note", default="", help="a note on the machine's load, for the doc")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="JSON",
+        help="take the cells (and growth figures) of systems not in --systems from this earlier "
+        "--json, e.g. the peers' after a change to mixnas alone; the section names that run",
+    )
     parser.add_argument("--out", type=Path, help="write the section into this markdown file")
     parser.add_argument("--cell", choices=SYSTEMS[len(MIXNAS_BACKENDS) :], help=argparse.SUPPRESS)
     parser.add_argument("--cell-dir", help=argparse.SUPPRESS)
@@ -829,11 +854,19 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(cell)
             print(format_cell(cell), flush=True)
 
+    earlier = json.loads(args.reuse.read_text()) if args.reuse else None
+    if earlier is not None:
+        cells = merge_cells(cells, earlier["cells"], args.systems)
     result: dict[str, Any] = {"command": command, "machine": machine(), "cells": cells}
+    if earlier is not None:
+        result["reused"] = {"command": earlier["command"], "load": earlier.get("load")}
     result.update(cap_seconds=args.cap_seconds, batch=args.batch, note=args.note)
     if args.growth:
         systems = {}
         for system in ("mixnas-inline", "optuna-sqlite"):
+            if earlier is not None and system not in args.systems and "growth" in earlier:
+                systems[system] = earlier["growth"]["systems"][system]
+                continue
             cell, finished = run_cell(system, args.growth, args, work, extras=False)
             systems[system] = growth_figures(finished, args.growth_window, cell["status"])
             print(system, "growth", systems[system], flush=True)

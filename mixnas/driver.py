@@ -218,7 +218,24 @@ class LocalDriver:
 
     # -- restore -----------------------------------------------------------------------------------
     def _restore(self) -> None:
-        """Loads the checkpoint and the history from the records (see the module docstring)."""
+        """Loads the checkpoint and the history from the records (see the module docstring);
+        a checkpoint or history the strategy refuses is one line naming the run folder."""
+        try:
+            self._load()
+        except (ValueError, RuntimeError, KeyError, TypeError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(
+                "--resume",
+                f"the strategy cannot be restored from {CHECKPOINT} and the records "
+                f"({type(err).__name__}: {err}); its records stay readable (mixnas report); "
+                "continue the search in a new run",
+                value=str(self.run_dir),
+            ) from None
+        for obs in self.strategy.history:
+            self._account(obs.candidate.number, obs.status, obs.metrics)
+
+    def _load(self) -> None:
         path = self.run_dir / CHECKPOINT
         state = self._read_checkpoint(path) if path.is_file() else None
         if state is None and path.is_file():
@@ -240,8 +257,6 @@ class LocalDriver:
                         value=str(self.run_dir),
                     )
                 self.strategy.restore(strategy_state, history)
-        for obs in self.strategy.history:
-            self._account(obs.candidate.number, obs.status, obs.metrics)
 
     def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -384,6 +399,8 @@ class LocalDriver:
                     spec = cand.spec.to_dict()
                     self.store.start(cand.number, cand.spec.id, cand.origin, spec)
                     runner.submit(Task(cand.number, spec, thresholds, cand, handed_out))
+            # in the order they were committed, which is the order they are in the history
+            reused.sort(key=lambda item: item[1].seq if item[1].seq is not None else -1)
             for cand, record in reused:
                 summary.reused += 1
                 self._tell(cand, record, summary, progress)

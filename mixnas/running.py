@@ -20,7 +20,12 @@ from mixnas.front import eligible
 
 
 class RunningFront:
-    """The non-dominated eligible trials seen so far (see `mixnas.front.front` for the rule)."""
+    """The non-dominated eligible trials seen so far (see `mixnas.front.front` for the rule).
+
+    Trials with equal objective values are all on the front together (as in `front`) but are
+    kept as one point with several trial ids: cheap objectives (MACs, parameters) tie often, and
+    a front of ten thousand copies of two points must cost what two points cost per update.
+    """
 
     def __init__(
         self,
@@ -30,11 +35,16 @@ class RunningFront:
         self.objectives = tuple(objectives)
         self.constraints = constraints
         self._signs = np.array([-1.0 if o.direction == "maximize" else 1.0 for o in objectives])
-        self._losses = np.zeros((0, len(self.objectives)))
-        self.trial_ids: list[int] = []
+        self._points: dict[tuple[float, ...], list[int]] = {}  # loss vector -> its trials
+        self._losses = np.zeros((0, len(self.objectives)))  # the keys of _points, in order
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self.trial_ids)
+        return self._size
+
+    @property
+    def trial_ids(self) -> list[int]:
+        return sorted(t for ids in self._points.values() for t in ids)
 
     def add(self, trial: Any) -> bool:
         """Offers a finished trial (anything with ``trial_id``, ``status`` and ``metrics``);
@@ -42,17 +52,24 @@ class RunningFront:
         if not eligible(trial, self.objectives, self.constraints):
             return False
         loss = self._signs * np.array([trial.metrics[o.metric] for o in self.objectives])
-        if len(self.trial_ids):
+        key = tuple(float(v) for v in loss)
+        if key in self._points:  # a tie with a member: on the front beside it
+            self._points[key].append(int(trial.trial_id))
+            self._size += 1
+            return True
+        if len(self._points):
             no_worse = np.all(self._losses <= loss, axis=1)
             better = np.any(self._losses < loss, axis=1)
             if np.any(no_worse & better):
                 return False  # dominated by a member
-            # members the newcomer dominates leave; equal points both stay, as in `front`
-            keep = ~(np.all(loss <= self._losses, axis=1) & np.any(loss < self._losses, axis=1))
-            self._losses = self._losses[keep]
-            self.trial_ids = [t for t, k in zip(self.trial_ids, keep, strict=True) if k]
+            # members the newcomer dominates leave
+            gone = np.all(loss <= self._losses, axis=1) & np.any(loss < self._losses, axis=1)
+            for row in np.flatnonzero(gone):
+                self._size -= len(self._points.pop(tuple(float(v) for v in self._losses[row])))
+            self._losses = self._losses[~gone]
         self._losses = np.vstack([self._losses, loss])
-        self.trial_ids.append(int(trial.trial_id))
+        self._points[key] = [int(trial.trial_id)]
+        self._size += 1
         return True
 
 

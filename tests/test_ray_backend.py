@@ -59,7 +59,9 @@ def test_ray_run_on_two_nodes_records_like_local(two_node_cluster, tmp_path: Pat
     assert ray_frame.loc[0, "spec_id"] == local_frame.loc[0, "spec_id"]
 
 
-def test_resumed_ray_run_hands_out_the_candidates_in_flight_at_the_stop(tmp_path: Path) -> None:
+def test_resumed_ray_run_hands_out_the_candidates_in_flight_at_the_stop(
+    two_node_cluster, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """Ray tells trials as they end, so a checkpoint can hold candidates still in flight; after
     a kill they are evaluated first, with their own trial numbers (nothing is lost)."""
     from mixnas.driver import open_run
@@ -76,11 +78,17 @@ def test_resumed_ray_run_hands_out_the_candidates_in_flight_at_the_stop(tmp_path
         flying = driver.strategy.ask(2)  # as if two Ray trials were running at the kill
         write_json_atomic(run_dir / CHECKPOINT, {"strategy": driver.strategy.state_dict()})
         resumed = RayDriver(job, run_dir, store, quiet=True)
-        handed = [resumed.suggest(f"t{i}") for i in range(3)]
+        ray.init(address=two_node_cluster.address)  # as RayDriver.run does: specs go to Ray
+        try:
+            handed = [resumed.suggest(f"t{i}") for i in range(3)]
+            # the specs travel by reference in Ray's object store
+            specs = [ray.get(h["specs"][0]) for h in handed[:2]]
+        finally:
+            ray.shutdown()
     assert summary.finished == 3
     # one candidate per Tune trial: this evaluator is not cheap
     assert [h["trial_numbers"] for h in handed[:2]] == [[c.number] for c in flying]
-    assert [h["specs"] for h in handed[:2]] == [[c.spec.to_dict()] for c in flying]
+    assert specs == [[c.spec.to_dict()] for c in flying]
     assert handed[2]["trial_numbers"] == [max(c.number for c in flying) + 1]
 
 
