@@ -276,3 +276,19 @@ def test_run_many_equals_one_spec_at_a_time() -> None:
         (o.status, dict(o.metrics), o.stages) for o in one
     ]
     assert {o.status for o in many} == {"ok", "pruned"}
+
+
+def test_a_strategy_that_cannot_be_rebuilt_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Optuna's sampler state lives only in the checkpoint's event log: with the checkpoint
+    gone bad it cannot be rebuilt from the records, and resume says so in one line."""
+    data = _cost_only("optuna", tmp_path, 8)
+    data["strategy"] = {"name": "optuna_random"}
+    summary = run_search(parse_config(data))
+    (summary.run_dir / CHECKPOINT).write_text("{")
+    code = main(["search", "--resume", str(summary.run_dir), "--budget", "12", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "cannot be restored" in err and str(summary.run_dir) in err
+    assert len(_records(summary.run_dir)) == 8
