@@ -380,33 +380,54 @@ class LocalDriver:
             stop = self._stop_reason(start, runner.busy)
             if stop:
                 return stop
-            free = runner.capacity - runner.busy
-            if self.config.trials is not None:
-                free = min(free, self.config.trials - len(self.strategy.history) - runner.busy)
-            batch = [self.unfinished.pop(0) for _ in range(min(free, len(self.unfinished)))]
-            if len(batch) < free:
-                batch += self.strategy.ask(free - len(batch))
-            if not batch:
+            tasks = self._hand_out(
+                runner.capacity - runner.busy, runner.busy, summary, progress, start
+            )
+            if tasks is None:
                 return "space exhausted"
-            thresholds, handed_out = self.thresholds(), time.time()
-            reused: list[tuple[Candidate, TrialRecord]] = []
-            with self.store.transaction():
-                for cand in batch:
-                    done = self.store.get(cand.number)
-                    if done is not None and done.done and done.spec_id == cand.spec.id:
-                        reused.append((cand, done))  # finished before a kill: never run twice
-                        continue
-                    spec = cand.spec.to_dict()
-                    self.store.start(cand.number, cand.spec.id, cand.origin, spec)
-                    runner.submit(Task(cand.number, spec, thresholds, cand, handed_out))
-            # in the order they were committed, which is the order they are in the history
-            reused.sort(key=lambda item: item[1].seq if item[1].seq is not None else -1)
-            for cand, record in reused:
-                summary.reused += 1
-                self._tell(cand, record, summary, progress)
-            if reused:
-                self._checkpoint(start)
+            for task in tasks:
+                runner.submit(task)
         return ""
+
+    def _hand_out(
+        self,
+        want: int,
+        in_flight: int,
+        summary: RunSummary,
+        progress: Progress | None,
+        start: float,
+    ) -> list[Task] | None:
+        """Up to ``want`` candidates to evaluate, within the trial budget: those in flight at
+        the last stop first, then new asks, each marked running in the records. A candidate
+        whose record finished before a kill is told instead, never run twice. None when the
+        strategy has nothing left to propose."""
+        if self.config.trials is not None:
+            want = min(want, self.config.trials - len(self.strategy.history) - in_flight)
+        batch = [self.unfinished.pop(0) for _ in range(min(want, len(self.unfinished)))]
+        if len(batch) < want:
+            batch += self.strategy.ask(want - len(batch))
+        if not batch:
+            return None
+        thresholds, handed_out = self.thresholds(), time.time()
+        reused: list[tuple[Candidate, TrialRecord]] = []
+        tasks: list[Task] = []
+        with self.store.transaction():
+            for cand in batch:
+                done = self.store.get(cand.number)
+                if done is not None and done.done and done.spec_id == cand.spec.id:
+                    reused.append((cand, done))
+                    continue
+                spec = cand.spec.to_dict()
+                self.store.start(cand.number, cand.spec.id, cand.origin, spec)
+                tasks.append(Task(cand.number, spec, thresholds, cand, handed_out))
+        # in the order they were committed, which is the order they are in the history
+        reused.sort(key=lambda item: item[1].seq if item[1].seq is not None else -1)
+        for cand, record in reused:
+            summary.reused += 1
+            self._tell(cand, record, summary, progress)
+        if reused:
+            self._checkpoint(start)
+        return tasks
 
     def thresholds(self) -> dict[int, float | None]:
         return {i: threshold.value() for i, threshold in self.rules.items()}
@@ -457,7 +478,7 @@ class LocalDriver:
         )
 
     def _tell(
-        self, cand: Candidate, record: TrialRecord, summary: RunSummary, progress: Progress
+        self, cand: Candidate, record: TrialRecord, summary: RunSummary, progress: Progress | None
     ) -> None:
         metrics = finite(record.metrics)
         self.strategy.tell([Observation(self.specs.candidate(cand), metrics, record.status)])
@@ -466,7 +487,8 @@ class LocalDriver:
         summary.ok += record.status == "ok"
         summary.failed += record.status == "failed"
         summary.pruned += record.status == "pruned"
-        progress.update(record, len(self.front))
+        if progress is not None:
+            progress.update(record, len(self.front))
 
     def _checkpoint(self, start: float) -> None:
         write_json_atomic(

@@ -116,12 +116,6 @@ class TrialPipeline:
         name last in ``stages``), so a trial killed for its time limit keeps what it had."""
         return self.run_many([spec], thresholds, on_stage)[0]
 
-    @property
-    def cheap(self) -> bool:
-        """Whether every evaluator is cheap (fast, in-process, nothing to isolate): such trials
-        are evaluated many at a time in the driver rather than one process dispatch each."""
-        return all(bool(getattr(e, "cheap", False)) for e in self.evaluators)
-
     def run_many(
         self,
         specs: Sequence[ArchSpec],

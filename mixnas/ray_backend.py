@@ -157,30 +157,14 @@ class RayDriver(LocalDriver):
             if stop:
                 self.summary.stopped_by = stop
                 return Searcher.FINISHED if not self.in_flight else None
-            want = self.batch_size()
-            if cfg.trials is not None:
-                want = min(want, cfg.trials - len(self.strategy.history) - flying)
-            batch = [self.unfinished.pop(0) for _ in range(min(want, len(self.unfinished)))]
-            if len(batch) < want:
-                batch += self.strategy.ask(want - len(batch))
-            if not batch:
+            tasks = self._hand_out(
+                self.batch_size(), flying, self.summary, self.progress, self.start
+            )
+            if tasks is None:
                 self.summary.stopped_by = "space exhausted"
                 return Searcher.FINISHED if not self.in_flight else None
-            thresholds, handed_out = self.thresholds(), time.time()
-            tasks = []
-            for cand in batch:
-                done = self.store.get(cand.number)
-                if done is not None and done.done and done.spec_id == cand.spec.id:
-                    self.summary.reused += 1  # finished before a kill: tell it, never rerun
-                    self._tell(cand, done, self.summary, self._progress())
-                    continue
-                spec = cand.spec.to_dict()
-                self.store.start(cand.number, cand.spec.id, cand.origin, spec)
-                tasks.append(Task(cand.number, spec, thresholds, cand, handed_out))
-            if len(tasks) < len(batch):
-                self._checkpoint(self.start)
             if not tasks:
-                continue
+                continue  # all of them had finished before a kill: told, ask again
             self.in_flight[trial_id] = tasks
             import ray
 
@@ -190,7 +174,7 @@ class RayDriver(LocalDriver):
                 # every trial's config in its experiment state and rewrites that file as the
                 # run goes (85 MB after 3,000 cheap trials with the specs in it)
                 "specs": [ray.put([t.spec for t in tasks])],
-                "thresholds": {str(k): v for k, v in thresholds.items()},
+                "thresholds": {str(k): v for k, v in tasks[0].thresholds.items()},
                 "evaluators": self.evaluator_dicts,
                 "seed": cfg.seed,
                 "timeout": cfg.trial_timeout,
