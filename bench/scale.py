@@ -284,6 +284,22 @@ def driver_start(run_dir: Path, after: float) -> float | None:
     return found
 
 
+def process_cell(system: str, count: int, finished: list[float], proc: Any) -> dict[str, Any]:
+    """A cell's figures from its finish times and the process that produced them."""
+    cell = summarize(
+        finished,
+        count=count,
+        launched=proc.launched,
+        wall_s=proc.wall_s,
+        killed=proc.killed,
+        rc=proc.rc,
+    )
+    cell["system"] = system
+    if proc.rc != 0:
+        cell["error"] = proc.tail
+    return cell
+
+
 def run_mixnas(
     system: str, count: int, args: argparse.Namespace, work: Path, *, extras: bool
 ) -> tuple[dict[str, Any], list[float]]:
@@ -302,17 +318,7 @@ def run_mixnas(
         run_dir.with_suffix(".log"),
     )
     finished = finish_times(read_records(run_dir))
-    cell = summarize(
-        finished,
-        count=count,
-        launched=proc.launched,
-        wall_s=proc.wall_s,
-        killed=proc.killed,
-        rc=proc.rc,
-    )
-    cell["system"] = system
-    if proc.rc != 0:
-        cell["error"] = proc.tail
+    cell = process_cell(system, count, finished, proc)
     if run_dir.is_dir():
         cell["storage_bytes"] = folder_size(run_dir)
         cell["records_bytes"] = sum(folder_size(p) for p in run_dir.glob("trials.sqlite*"))
@@ -479,17 +485,7 @@ def run_peer(
     result_file, stamps = cell_dir / "cell.json", cell_dir / "finished.txt"
     result = json.loads(result_file.read_text()) if result_file.is_file() else {}
     finished = [float(t) for t in stamps.read_text().split()] if stamps.is_file() else []
-    cell = summarize(
-        finished,
-        count=count,
-        launched=proc.launched,
-        wall_s=proc.wall_s,
-        killed=proc.killed,
-        rc=proc.rc,
-    )
-    cell["system"] = system
-    if proc.rc != 0:
-        cell["error"] = proc.tail
+    cell = process_cell(system, count, finished, proc)
     if "feasible" in result:
         cell["feasible"] = result["feasible"]
     store = cell_dir / "storage"
