@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # GPU check: the same small search (space hybrid_cpu, evaluators cost + train on digits, ~20
 # trials, local backend with one worker) once with `device: cuda` and once with `device: cpu`;
-# writes a markdown table (device, trials, seconds, ms/trial, best top1) to OUT_FILE. Well under
-# 8 minutes on one H200: each search stops asking at GPU_CHECK_SECONDS (120 s) and a trial
-# already running is cut at 60 s, so the two take at most about 6 minutes.
+# writes a markdown table (device, trials, seconds, ms/trial, best top1) to OUT_FILE. Then the
+# supernet section: supernet training steps/s on each device, fp32 and bf16 autocast (SPOS on
+# bench/supernet.py's space, batch 256, synthetic data), as a second table. Under 8 minutes on
+# one H200: each search stops asking at GPU_CHECK_SECONDS (120 s) and a trial already running is
+# cut at 60 s, so the two take at most about 6 minutes; the supernet's four cells take about
+# 4 x (warm-up + 12 s), about a minute.
 #
 #   bench/gpu_check.sh [OUT_FILE]    default: $OUT/gpu_check.md when $OUT is set, else
 #                                    runs/gpu_check.md
@@ -17,7 +20,9 @@
 # lacks it, install its wheels into a folder first and put that folder on PYTHONPATH).
 #
 # Knobs: GPU_CHECK_TRIALS (20), GPU_CHECK_SECONDS (120 per search), GPU_CHECK_DEVICES
-# ("cuda cpu"; "cpu" alone is a dry run of the whole script on a machine without a GPU).
+# ("cuda cpu"; "cpu" alone is a dry run of the whole script on a machine without a GPU),
+# GPU_CHECK_SECTIONS ("search supernet": which tables), GPU_CHECK_SUPERNET_SECONDS (12 per
+# supernet cell) and GPU_CHECK_SUPERNET_BATCH (256).
 set -euo pipefail
 caller=$PWD
 cd "$(dirname "$0")/.."
@@ -28,6 +33,9 @@ out_file=${out_file:-runs/gpu_check.md}
 trials=${GPU_CHECK_TRIALS:-20}
 cap=${GPU_CHECK_SECONDS:-120}
 devices=${GPU_CHECK_DEVICES:-cuda cpu}
+sections=${GPU_CHECK_SECTIONS:-search supernet}
+supernet_cap=${GPU_CHECK_SUPERNET_SECONDS:-12}
+supernet_batch=${GPU_CHECK_SUPERNET_BATCH:-256}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 skip() {
@@ -118,26 +126,80 @@ for device, wall in zip(rows[::2], rows[1::2]):
 EOF
 }
 
-# -- SUPERNET (the supernet issue adds it here): supernet training steps/s on the CPU and the GPU,
-# as a second table appended to the same file. Prints nothing until then.
+# supernet training steps/s on each device, fp32 (amp: off) and bf16 autocast, as a second
+# markdown table: the supernet of bench/supernet.py's space on synthetic 16x16 images, SPOS,
+# batch $supernet_batch; a few warm-up steps, then as many steps as fit in $supernet_cap s
 supernet_section() {
-    :
+    echo
+    echo "### Supernet training (SPOS, bench/supernet.py's space, batch $supernet_batch)"
+    echo
+    "$py" - "$supernet_cap" "$supernet_batch" $devices <<'EOF'
+import os, sys, time
+import torch
+from bench.supernet import SPACE
+from evaluators.data import load_dataset
+from evaluators.supernet import Supernet
+from evaluators.supernet.train import RecipeConfig, train_supernet
+from search_space import SearchSpace
+
+cap, batch, devices = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+space = SearchSpace.from_dict(SPACE)
+data = load_dataset("synthetic", space.decl.input, seed=0, size=4 * batch)
+print("| device | name | amp | steps timed | steps/s | samples/s | last loss |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+rates = {}
+for device in devices:
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = f"CPU ({os.cpu_count()} cores)"
+    for amp in ("off", "bf16"):
+        cfg = RecipeConfig(steps=10**6, batch_size=batch, lr=0.02, device=device, amp=amp)
+        supernet = Supernet(space, seed=0)
+        tick = time.perf_counter()
+        train_supernet(supernet, data, cfg, stop_after=3)  # warm-up: kernels, allocator
+        per_step = max(1e-3, (time.perf_counter() - tick) / 3)
+        steps = max(5, int(cap / per_step))
+        tick = time.perf_counter()
+        out = train_supernet(supernet, data, cfg, stop_after=steps)  # loss.item() syncs a step
+        rate = steps / (time.perf_counter() - tick)
+        rates[device, amp] = rate
+        figures = f"{steps} | {rate:.1f} | {rate * batch:.0f} | {out['history'][-1]:.3f}"
+        print(f"| {device} | {name} | {'fp32' if amp == 'off' else amp} | {figures} |")
+ratios = []
+for amp in ("off", "bf16"):
+    if ("cuda", amp) in rates and ("cpu", amp) in rates:
+        label = "fp32" if amp == "off" else amp
+        ratios.append(f"GPU/CPU {label} {rates['cuda', amp] / rates['cpu', amp]:.1f}x")
+for device in devices:
+    ratios.append(f"bf16/fp32 on {device} {rates[device, 'bf16'] / rates[device, 'off']:.2f}x")
+print()
+print(f"Speed-ups: {'; '.join(ratios)}. Every step draws a new subnet, whose template is built")
+print("on the CPU the first time, so a small space is bound by that and by kernel launches.")
+EOF
 }
 
-figures=()
-for device in $devices; do
-    result=$(search "$device")
-    read -r name wall <<<"$result"
-    figures+=("$name" "$wall")
-done
 mkdir -p "$(dirname "$out_file")"
+figures=()
+if [[ " $sections " == *" search "* ]]; then
+    for device in $devices; do
+        result=$(search "$device")
+        read -r name wall <<<"$result"
+        figures+=("$name" "$wall")
+    done
+fi
 {
     echo "## GPU check ($(date -u +%Y-%m-%d), bench/gpu_check.sh)"
-    echo
-    echo "$trials trials (at most ${cap} s) of hybrid_cpu, cost + 20 training steps on digits" \
-        "(batch 64), local backend, one worker; ms/trial is the mean evaluation time of a trial."
-    echo
-    table "${figures[@]}"
-    supernet_section
+    if [[ " $sections " == *" search "* ]]; then
+        echo
+        echo "$trials trials (at most ${cap} s) of hybrid_cpu, cost + 20 training steps on" \
+            "digits (batch 64), local backend, one worker; ms/trial is the mean evaluation time" \
+            "of a trial."
+        echo
+        table "${figures[@]}"
+    fi
+    if [[ " $sections " == *" supernet "* ]]; then
+        supernet_section
+    fi
 } >"$out_file"
 cat "$out_file"
