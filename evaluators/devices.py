@@ -10,16 +10,23 @@ that GPU as ``cuda:0``.
 ``auto`` is ``cuda`` where a GPU is visible and ``cpu`` otherwise, so every ``cuda`` code path is
 also the one CPU tests run. torch is imported inside the functions: checking a config should not
 pay for importing it when no evaluator asks for a GPU.
+
+Mixed precision is named one way too, ``amp: off | bf16 | fp16`` (`AMP_MODES`): `autocast` gives
+the context a forward pass runs in and `grad_scaler` the loss scaler fp16 training needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from typing import Any
 
 from search_space.errors import MixnasError
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# mixed precision, named one way everywhere: off, or autocast to bfloat16 / float16
+AMP_MODES = ("off", "bf16", "fp16")
 
 
 class DeviceError(MixnasError, ValueError):
@@ -78,12 +85,37 @@ def worker_gpu(index: int, gpus: int) -> str | None:
     return ids[index % gpus].strip()
 
 
+def autocast(device: Any, amp: str) -> contextlib.AbstractContextManager[Any]:
+    """The context a forward pass runs in: nothing for ``amp: off`` (so the results are the ones
+    without mixed precision, bit for bit), else `torch.autocast` to bf16 or fp16 on ``device``'s
+    type (the CPU autocasts too, so CPU tests run the same code as a GPU)."""
+    import torch
+
+    if amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def grad_scaler(device: Any, amp: str) -> Any:
+    """A `torch.amp.GradScaler` for ``amp: fp16`` (float16 gradients underflow without loss
+    scaling), None otherwise (bf16 has float32's exponent range and needs none)."""
+    import torch
+
+    if amp != "fp16":
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
+
+
 __all__ = [
+    "AMP_MODES",
     "DEVICE_PATTERN",
     "DeviceError",
+    "autocast",
     "check_device",
     "device_index",
     "gpu_count",
+    "grad_scaler",
     "resolve_device",
     "worker_gpu",
 ]

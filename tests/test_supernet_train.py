@@ -45,7 +45,7 @@ MINI: dict[str, Any] = {
     "head": {"name": "classifier", "pool": "gap", "norm": "layernorm"},
 }
 DATA = {"size": 128}
-CFG = RecipeConfig(steps=8, batch_size=16, checkpoint_every=2, num_random=1)
+CFG = RecipeConfig(recipe="sandwich", steps=8, batch_size=16, checkpoint_every=2, num_random=1)
 
 
 def _setup() -> tuple[Supernet, Any]:
@@ -87,7 +87,9 @@ def test_recipes_pick_their_subnets() -> None:
 def test_training_lowers_the_loss_and_moves_shared_weights() -> None:
     supernet, data = _setup()
     before = _weights(supernet)
-    out = train_supernet(supernet, data, RecipeConfig(steps=30, batch_size=32, num_random=1))
+    out = train_supernet(
+        supernet, data, RecipeConfig(recipe="sandwich", steps=30, batch_size=32, num_random=1)
+    )
     assert out["steps"] == 30 and len(out["history"]) == 30
     assert np.mean(out["history"][-5:]) < np.mean(out["history"][:5])
     after = _weights(supernet)
@@ -96,7 +98,7 @@ def test_training_lowers_the_loss_and_moves_shared_weights() -> None:
 
 def test_in_place_distillation_trains_students_on_the_teacher() -> None:
     supernet, data = _setup()
-    cfg = RecipeConfig(steps=3, batch_size=16, num_random=1, distill=True)
+    cfg = RecipeConfig(recipe="sandwich", steps=3, batch_size=16, num_random=1, distill=True)
     out = train_supernet(supernet, data, cfg)
     labels, _ = _setup()
     plain = train_supernet(labels, data, replace(cfg, distill=False))
@@ -148,7 +150,7 @@ def test_moving_average_is_the_trained_supernet_and_resumes(tmp_path: Path) -> N
 def test_moving_average_of_one_update_by_hand() -> None:
     """decay d after updates w1, w2: the average is d * w1 + (1 - d) * w2 (torch's EMA starts
     from the first update's weights)."""
-    cfg = RecipeConfig(steps=2, batch_size=16, num_random=1, ema=0.25, lr=0.05)
+    cfg = RecipeConfig(recipe="sandwich", steps=2, batch_size=16, num_random=1, ema=0.25, lr=0.05)
     steps: list[dict[str, torch.Tensor]] = []
     for last in (1, 2):
         supernet, data = _setup()

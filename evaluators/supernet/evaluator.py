@@ -2,9 +2,11 @@
 
 Options: ``checkpoint`` (the file `mixnas supernet train` writes; it holds the space and the data
 settings it was trained with), ``recalibration_batches`` (batch-norm recalibration, 8),
-``batch_size`` (64) and ``eval_batch_size`` (256). ``EvalContext.data`` overrides the stored
-dataset. A spec the supernet does not hold is a failed result naming the missing weight.
-Scoring runs on ``EvalContext.device``.
+``batch_size`` (64), ``eval_batch_size`` (256) and ``amp`` (``off | bf16 | fp16``: autocast of
+the recalibration and scoring passes, `evaluators.devices`; default ``off``). ``EvalContext.data``
+overrides the stored dataset. A spec the supernet does not hold is a failed result naming the
+missing weight. Scoring runs on ``EvalContext.device``: the evaluator entry's ``device`` field of
+a search config (``auto | cpu | cuda | cuda:N``), not an option, as for every evaluator.
 
 Without a checkpoint the evaluator scores the untrained subnet (the builder's initialisation):
 that keeps the evaluator usable in contract tests and dry runs, and is logged as a warning.
@@ -20,13 +22,14 @@ from typing import Any
 
 from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
 from evaluators.data import Dataset, load_dataset
+from evaluators.devices import AMP_MODES
 from evaluators.supernet.network import Supernet
 from evaluators.supernet.train import SupernetError, evaluate_subnet, load_supernet, score_model
 from search_space import build_model
 from search_space.spec import ArchSpec
 
 log = logging.getLogger(__name__)
-_OPTIONS = ("checkpoint", "recalibration_batches", "batch_size", "eval_batch_size")
+_OPTIONS = ("checkpoint", "recalibration_batches", "batch_size", "eval_batch_size", "amp")
 
 
 @register
@@ -51,6 +54,10 @@ class SupernetEvaluator(Evaluator):
                 raise SupernetError(
                     f"supernet evaluator: {key} must be an integer >= 0 (got {value!r})"
                 )
+        if options.get("amp", "off") not in AMP_MODES:
+            raise SupernetError(
+                f"supernet evaluator: amp must be one of {list(AMP_MODES)} (got {options['amp']!r})"
+            )
         self.options = dict(options)
         self.checkpoint = Path(options["checkpoint"]) if options.get("checkpoint") else None
         if self.checkpoint is not None and not self.checkpoint.is_file():
@@ -80,10 +87,11 @@ class SupernetEvaluator(Evaluator):
                 **dict(stored.get("options") or {}),
             )
             self._data[key] = _moved(data, context.device)
-        settings = {
+        settings: dict[str, Any] = {
             "recalibration_batches": int(self.options.get("recalibration_batches", 8)),
             "batch_size": int(self.options.get("batch_size", 64)),
             "eval_batch_size": int(self.options.get("eval_batch_size", 256)),
+            "amp": str(self.options.get("amp", "off")),
         }
         if supernet is not None and context.device == "cpu":
             metrics = evaluate_subnet(supernet, spec, self._data[key], **settings)

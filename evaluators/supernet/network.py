@@ -25,6 +25,7 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -148,6 +149,14 @@ class Supernet(nn.Module):
         placeholders; its buffers are the subnet's)."""
         return self._template(spec or self.active)[0]
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Supernet:
+        # `to(device)` moves the cached subnets too: they are not submodules (the weights are
+        # shared through functional_call), but their buffers must follow the weights
+        super()._apply(fn, recurse)
+        for model, _ in self._templates.values():
+            model._apply(fn, recurse)
+        return self
+
     # -- templates ------------------------------------------------------------------------------
     def _template(self, spec: ArchSpec) -> tuple[nn.Module, dict[str, Slot]]:
         cached = self._templates.get(spec.id)
@@ -165,6 +174,9 @@ class Supernet(nn.Module):
                     "spec", f"uses a weight the supernet does not hold ({where[name].key})"
                 )
         model.requires_grad_(False)  # its own parameters are placeholders
+        weights = next(iter(self.weights.values()), None)
+        if weights is not None and weights.device.type != "cpu":
+            model.to(weights.device)  # its buffers (batch-norm statistics) live with the weights
         self._templates[spec.id] = (model, where)
         if len(self._templates) > TEMPLATES:
             self._templates.popitem(last=False)

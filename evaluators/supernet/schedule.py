@@ -1,4 +1,5 @@
-"""Which subnets a training step runs: the sandwich rule, SPOS, and progressive shrinking.
+"""Which subnets a training step runs: the sandwich rule, SPOS, multi-architecture sampling and
+progressive shrinking.
 
 Every choice of step ``t`` derives from ``(seed, t)`` alone (`step_rng`), so a resumed run draws
 the same subnets as an uninterrupted one.
@@ -92,7 +93,8 @@ def _random(space: SearchSpace, rng: np.random.Generator, phase: int) -> ArchSpe
 
 
 def subnets_of_step(supernet: Supernet, cfg: RecipeConfig, step: int) -> list[ArchSpec]:
-    """The subnets step ``step`` trains, teacher first for the sandwich rule.
+    """The subnets step ``step`` trains, teacher first for the sandwich rule; for
+    ``multi_arch``, ``num_archs`` random ones (subnet k trains on chunk k of the batch).
 
     Held dimensions (progressive shrinking) and the sandwich's extremes ignore the space's
     constraints: they train the supernet's weights, they are not search candidates."""
@@ -101,6 +103,8 @@ def subnets_of_step(supernet: Supernet, cfg: RecipeConfig, step: int) -> list[Ar
     phase = shrink_phase(cfg.progressive, cfg.steps, step)
     if cfg.recipe == "spos":
         return [_random(space, rng, phase)]
+    if cfg.recipe == "multi_arch":  # one subnet per chunk of the batch (ViT-ResNAS)
+        return [_random(space, rng, phase) for _ in range(cfg.num_archs)]
     if cfg.extremes == "global" and phase == len(PHASES) - 1:
         top, bottom = supernet.largest(), supernet.smallest()
     else:  # the extremes of the elastic dimensions within this step's op types

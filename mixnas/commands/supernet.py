@@ -9,19 +9,27 @@ The config (YAML or JSON; every field but ``space`` has a default)::
     data_seed: 0             # seeds the split
     strict: true             # refuse ops without a weight-sharing rule
     runs_dir: runs
-    supernet: {recipe: sandwich, steps: 300, batch_size: 64, num_random: 2, distill: false,
-               lr: 0.002, checkpoint_every: 50, seed: 0}
+    supernet: {recipe: spos, steps: 300, batch_size: 64, lr: 0.002, checkpoint_every: 50,
+               seed: 0, device: auto, amp: off}
 
 The run folder gets ``supernet.pt`` (the checkpoint: weights, optimizer, step, the space
 declaration and the data settings, which the ``supernet`` evaluator reads) and ``supernet.json``
 (config and summary). Running the same command again resumes from the checkpoint; a finished run
 is left as it is. Search over it with ``evaluators: [{name: supernet, options: {checkpoint:
 RUN/supernet.pt}}]`` in a search config.
+
+Many processes (`evaluators.supernet.distributed`): ``--nproc N`` starts N ranks on this machine
+with torchrun (`torch.distributed.run`; running this command under ``torchrun`` yourself does the
+same), ``--ray-address ADDR --nproc N`` runs them as Ray Train workers on a Ray cluster. Every
+rank trains on its rows of the global ``batch_size``; rank 0 writes the run folder, and a run
+resumes on any number of ranks. The config is checked here before any process starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,14 +77,11 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def cmd_supernet_train(args: argparse.Namespace) -> int:
-    from evaluators.data import load_dataset
-    from evaluators.supernet import Supernet
-    from evaluators.supernet.train import RecipeConfig, train_supernet
+def _prepared(path: Path) -> tuple[dict[str, Any], Any, Any, Any]:
+    """The checked config, its recipe, space declaration and space (bad input: `ConfigError`)."""
+    from evaluators.supernet.train import RecipeConfig
     from mixnas.job import _declaration, _space
-    from mixnas.manifest import versions, write_json_atomic
 
-    path = Path(args.config)
     config = read_config(path)
     source = str(path)
     try:
@@ -84,7 +89,111 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError("supernet", str(err), source=source) from None
     declaration = _declaration(config["space"], source)
-    space = _space(declaration, source)
+    return config, recipe, declaration, _space(declaration, source)
+
+
+def _check_device(recipe: Any, nproc: int, ray: bool, source: str) -> bool:
+    """A GPU that is not there is a one-line error naming ``supernet.device`` before any work;
+    returns whether Ray workers must reserve a GPU each."""
+    from evaluators.devices import DeviceError, device_index
+    from evaluators.supernet.distributed import Ranks, rank_device
+
+    field = "supernet.device"
+    if ray:  # the cluster's GPUs are not this machine's: Ray places a worker on a GPU it reserves
+        if device_index(recipe.device) is not None and ":" in recipe.device:
+            raise ConfigError(
+                field,
+                "on Ray every worker sees its own GPU as cuda: use device: cuda",
+                source=source,
+                value=recipe.device,
+            )
+        return recipe.device == "cuda"
+    try:
+        rank_device(recipe.device, Ranks(world=nproc, local_world=nproc))
+    except DeviceError as err:
+        raise ConfigError(field, str(err), source=source) from None
+    return False
+
+
+def cmd_supernet_train(args: argparse.Namespace) -> int:
+    from evaluators.supernet import distributed
+
+    path = Path(args.config)
+    source = str(path)
+    config, recipe, declaration, space = _prepared(path)
+    if args.nproc < 1:
+        raise ConfigError("--nproc", "must be an integer >= 1", value=args.nproc)
+    ray = args.ray_address is not None
+    use_gpu = _check_device(recipe, args.nproc, ray, source)
+    runs_dir = Path(args.runs_dir or config["runs_dir"])
+    if ray:
+        if not distributed.ray_train_available():
+            raise ConfigError(
+                "--ray-address",
+                "Ray Train is not installed here (pip install 'ray[train]'); use --nproc N "
+                "for torchrun on this machine",
+            )
+        run_dir = (runs_dir / config["name"]).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        payload = {"path": str(path.resolve()), "runs_dir": str(runs_dir.resolve())}
+        try:
+            distributed.run_on_ray(
+                args.ray_address, args.nproc, use_gpu, _ray_worker, payload, str(run_dir / "ray")
+            )
+        except Exception as err:  # Ray wraps a worker's failure; show its last line
+            last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            print(f"mixnas: error: supernet training on Ray failed: {last}", file=sys.stderr)
+            return 1
+        print(f"supernet checkpoint: {run_dir / CHECKPOINT} ({args.nproc} Ray workers)")
+        return 0
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        argv = ["-v"] if getattr(args, "verbose", False) else []
+        argv += ["supernet", "train", str(path)]
+        argv += ["--runs-dir", args.runs_dir] if args.runs_dir else []
+        argv += ["--quiet"] if args.quiet else []
+        status = distributed.run_torchrun(args.nproc, argv)
+        if status != 0:
+            print(
+                f"mixnas: error: supernet training on {args.nproc} processes failed "
+                f"(torchrun exit status {status}; the ranks' messages are above)",
+                file=sys.stderr,
+            )
+        return status
+    distributed.init_from_env(recipe.device)  # a rank started by torchrun joins its group
+    try:
+        summary = train_config(config, recipe, declaration, space, runs_dir, quiet=args.quiet)
+    finally:
+        distributed.close()
+    if summary is not None:
+        run_dir = runs_dir / config["name"]
+        ranks = f", {summary['ranks']} ranks" if summary["ranks"] > 1 else ""
+        print(f"supernet checkpoint: {run_dir / CHECKPOINT} ({summary['steps']} steps{ranks})")
+    return 0
+
+
+def _ray_worker(payload: dict[str, Any]) -> None:
+    """One Ray Train worker: Ray has joined it to the process group; it trains as a rank."""
+    config, recipe, declaration, space = _prepared(Path(payload["path"]))
+    train_config(config, recipe, declaration, space, Path(payload["runs_dir"]), quiet=True)
+
+
+def train_config(
+    config: dict[str, Any],
+    recipe: Any,
+    declaration: Any,
+    space: Any,
+    runs_dir: Path,
+    *,
+    quiet: bool,
+) -> dict[str, Any] | None:
+    """Trains (or resumes) the config's supernet into ``runs_dir/<name>`` as this process's rank;
+    rank 0 writes the summary and returns the training summary, other ranks return None."""
+    from evaluators.data import load_dataset
+    from evaluators.supernet import Supernet, distributed
+    from evaluators.supernet.train import train_supernet
+    from mixnas.manifest import versions, write_json_atomic
+
+    rank = distributed.current().rank
     data_settings = {
         "name": config["data"],
         "options": dict(config["data_options"]),
@@ -93,11 +202,11 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
     data = load_dataset(
         config["data"], space.decl.input, seed=config["data_seed"], **config["data_options"]
     )
-    run_dir = Path(args.runs_dir or config["runs_dir"]) / config["name"]
+    run_dir = runs_dir / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     supernet = Supernet(space, seed=recipe.seed, strict=config["strict"])
     bar = None
-    if not args.quiet:
+    if not quiet and rank == 0:
         from tqdm import tqdm
 
         bar = tqdm(total=recipe.steps, desc=f"supernet {config['name']}", unit="step")
@@ -117,6 +226,8 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
     )
     if bar is not None:
         bar.close()
+    if rank != 0:
+        return None
     write_json_atomic(
         run_dir / SUMMARY,
         {
@@ -126,11 +237,12 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
             "steps": summary["steps"],
             "train_seconds": summary["seconds"],
             "final_loss": summary["history"][-1] if summary["history"] else None,
+            "device": summary["device"],
+            "ranks": summary["ranks"],
             "versions": versions(),
         },
     )
-    print(f"supernet checkpoint: {run_dir / CHECKPOINT} ({summary['steps']} steps)")
-    return 0
+    return summary
 
 
 def add_to(sub: Any) -> None:
@@ -141,4 +253,15 @@ def add_to(sub: Any) -> None:
     train.add_argument("config", help="supernet config (.yaml/.json)")
     train.add_argument("--runs-dir", default=None, help="overrides the config's runs_dir")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel ranks: processes started by torchrun here, or Ray workers",
+    )
+    train.add_argument(
+        "--ray-address",
+        default=None,
+        help="train on this Ray cluster with Ray Train ('local': a Ray started here)",
+    )
     train.set_defaults(func=cmd_supernet_train)
