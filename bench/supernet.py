@@ -92,19 +92,29 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {"recipe": "sandwich", "updates": "accumulate", "ema_span": EMA_SPAN},
     ),
     "spos": ("SPOS, uniform single path", {"recipe": "spos"}),
+    "multi_arch": (
+        "multi-architecture sampling, the batch split among random subnets (ViT-ResNAS)",
+        {"recipe": "multi_arch"},
+    ),
     "spos_ema": ("SPOS, weights averaged (EMA)", {"recipe": "spos", "ema_span": EMA_SPAN}),
 }
 BASELINE = "spos"
 # a default run; the distillation and EMA recipes were measured (docs/supernet.md) and are opt-in
-DEFAULT_RECIPES = ["sandwich", "sandwich_each", "sandwich_progressive", "spos"]
+DEFAULT_RECIPES = ["sandwich", "sandwich_each", "sandwich_progressive", "spos", "multi_arch"]
+# recipes whose step is one pass over the batch (SPOS: one subnet; multi_arch: each sample
+# through one of num_archs subnets): they get as many steps as the sandwich makes passes
+ONE_PASS = ("spos", "multi_arch")
 
 
 def _config(name: str, args: argparse.Namespace, budget: int, seed: int) -> dict[str, Any]:
     """The recipe's fields: sandwich recipes run ``budget`` steps of 2 + num_random subnets,
-    SPOS as many single-subnet steps as that makes passes."""
+    SPOS and multi-architecture sampling as many one-pass steps as that makes passes (a
+    multi_arch step passes each sample of the batch through one of ``num_archs`` subnets)."""
     fields = dict(RECIPES[name][1])
     passes = budget * (2 + args.num_random)
-    steps = passes if fields["recipe"] == "spos" else budget
+    steps = passes if fields["recipe"] in ONE_PASS else budget
+    if fields["recipe"] == "multi_arch":
+        fields["num_archs"] = args.num_archs
     span = fields.pop("ema_span", 0.0)
     if span:
         updates = steps * (2 + args.num_random if fields.get("updates") == "each" else 1)
@@ -400,7 +410,14 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
         passes = int(budget) * (2 + args.num_random)
         tables += [
             f"**{passes} subnet passes** (sandwich: {budget} steps x {2 + args.num_random} "
-            f"subnets; SPOS: {passes} single-subnet steps):",
+            f"subnets; SPOS: {passes} single-subnet steps"
+            + (
+                f"; multi-architecture: {passes} steps, each splitting the batch among "
+                f"{_num_archs(args, recipes)} subnets"
+                if "multi_arch" in recipes
+                else ""
+            )
+            + "):",
             "",
             *_table(recipes),
             "",
@@ -452,14 +469,21 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     )
 
 
+def _num_archs(args: argparse.Namespace, recipes: dict[str, Any]) -> int:
+    """The subnets per multi_arch step of a saved run (its config), else the flag."""
+    config = recipes.get("multi_arch", {}).get("config", {})
+    return int(config.get("num_archs", getattr(args, "num_archs", 4)))
+
+
 def command(args: argparse.Namespace) -> str:
     budgets = ",".join(str(b) for b in args.steps) or "''"  # '': stand-alone trainings only
+    archs = f" --num-archs {args.num_archs}" if "multi_arch" in args.recipes else ""
     return (
         f"python bench/supernet.py --steps {budgets} "
         f"--standalone-steps {args.standalone_steps} --n {args.n} --lr {args.lr:g} "
         f"--seeds {','.join(str(s) for s in args.seeds)} "
         f"--standalone-seeds {','.join(str(s) for s in args.standalone_seeds)} "
-        f"--recipes {','.join(args.recipes)}"
+        f"--recipes {','.join(args.recipes)}{archs}"
     )
 
 
@@ -499,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standalone-steps", type=int, default=600)
     parser.add_argument("--standalone-seeds", type=_ints, default=[0, 1])
     parser.add_argument("--num-random", type=int, default=2)
+    parser.add_argument(
+        "--num-archs", type=int, default=4, help="multi_arch: subnets sharing each batch"
+    )
     parser.add_argument("--lr", type=float, default=2e-2, help="every recipe")
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="supernet seeds")
     parser.add_argument(

@@ -18,6 +18,7 @@ N = 8
 def _args(**over: Any) -> argparse.Namespace:
     base = {
         "num_random": 2,
+        "num_archs": 4,
         "lr": 0.02,
         "steps": [100],
         "standalone_steps": 600,
@@ -113,3 +114,13 @@ def test_a_reference_run_replaces_the_parts_stand_alone_results() -> None:
     run = merged["budgets"]["100"]["spos"]["runs"][0]
     assert run["kendall"] == pytest.approx(kendalltau(_acc(7), reference).statistic)
     assert "--reference REFERENCE.json" in report(_args(), merged)
+
+
+def test_multi_architecture_sampling_gets_the_passes_of_spos() -> None:
+    """A multi_arch step passes each sample once (through one of its subnets), as SPOS does."""
+    from bench.supernet import command
+
+    args = _args(recipes=["spos", "sandwich", "multi_arch"])
+    multi, spos = _config("multi_arch", args, 100, 0), _config("spos", args, 100, 0)
+    assert multi["steps"] == spos["steps"] == 400 and multi["num_archs"] == 4
+    assert "--recipes spos,sandwich,multi_arch --num-archs 4" in command(args)
