@@ -551,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="markdown file to update")
     args = parser.parse_args(argv)
+    for path in (args.cache, args.json):  # written after minutes of training: fail early
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if not MNIST.exists():
         print(f"bench/supernet.py: {MNIST} is missing (../shared/data)", file=sys.stderr)
         return 2
