@@ -238,3 +238,18 @@ def test_ray_train_workers_train_like_torchrun_ranks(tmp_path: Path) -> None:
     supernet, data = _setup()
     train_supernet(supernet, data, RecipeConfig.from_dict(ray_state["config"]))
     assert _max_diff(ray_state["weights"], _weights(supernet)) < TOL
+
+
+def test_cli_without_ray_train_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evaluators.supernet import distributed
+    from mixnas.cli import main as cli
+
+    monkeypatch.setattr(distributed, "ray_train_available", lambda: False)
+    path = _config(tmp_path, steps=2)
+    assert cli(["supernet", "train", str(path), "--quiet", "--ray-address", "local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--ray-address" in err and "ray[train]" in err
+    assert cli(["supernet", "train", str(path), "--quiet", "--nproc", "0"]) == 2
+    assert "--nproc" in capsys.readouterr().err
