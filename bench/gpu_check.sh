@@ -6,7 +6,7 @@
 # bench/supernet.py's space, batch 256, synthetic data), as a second table. Under 8 minutes on
 # one H200: each search stops asking at GPU_CHECK_SECONDS (120 s) and a trial already running is
 # cut at 60 s, so the two take at most about 6 minutes; the supernet's four cells take about
-# 4 x (warm-up + 12 s), about a minute.
+# 4 x (13 warm-up and sizing steps + 12 s), about a minute and a half.
 #
 #   bench/gpu_check.sh [OUT_FILE]    default: $OUT/gpu_check.md when $OUT is set, else
 #                                    runs/gpu_check.md
@@ -128,7 +128,8 @@ EOF
 
 # supernet training steps/s on each device, fp32 (amp: off) and bf16 autocast, as a second
 # markdown table: the supernet of bench/supernet.py's space on synthetic 16x16 images, SPOS,
-# batch $supernet_batch; a few warm-up steps, then as many steps as fit in $supernet_cap s
+# batch $supernet_batch; 3 warm-up steps, 10 to size the run, then as many steps as fit in
+# $supernet_cap s (each run starts at step 0 again: its first steps' subnets are built already)
 supernet_section() {
     echo
     echo "### Supernet training (SPOS, bench/supernet.py's space, batch $supernet_batch)"
@@ -156,10 +157,11 @@ for device in devices:
     for amp in ("off", "bf16"):
         cfg = RecipeConfig(steps=10**6, batch_size=batch, lr=0.02, device=device, amp=amp)
         supernet = Supernet(space, seed=0)
+        train_supernet(supernet, data, cfg, stop_after=3)  # warm-up: CUDA, kernels, allocator
         tick = time.perf_counter()
-        train_supernet(supernet, data, cfg, stop_after=3)  # warm-up: kernels, allocator
-        per_step = max(1e-3, (time.perf_counter() - tick) / 3)
-        steps = max(5, int(cap / per_step))
+        train_supernet(supernet, data, cfg, stop_after=10)  # a probe sizes the timed run
+        per_step = max(1e-3, (time.perf_counter() - tick) / 10)
+        steps = max(10, int(cap / per_step))
         tick = time.perf_counter()
         out = train_supernet(supernet, data, cfg, stop_after=steps)  # loss.item() syncs a step
         rate = steps / (time.perf_counter() - tick)
