@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search_space.ops import CHANNEL_MIXERS, DOWNSAMPLERS, HEADS, NORMS, STEMS, TOKEN_MIXERS
+from search_space.ops.sharing import describe
 
 OUT = Path(__file__).with_name("ops.md")
 SECTIONS = (
@@ -28,25 +29,33 @@ def render() -> str:
         "Family ids refer to the mixer taxonomy of the seed catalog (section (a)). Layouts: "
         "`tokens` (B, P+N, C) with class tokens, `sequence` (B, N, C), `grid` (B, C, *grid), "
         "`grid_last` (B, *grid, C).",
+        "",
+        "The sharing column is each op's weight-sharing rule in a supernet (`OpDef.sharing`, see "
+        "[supernet.md](supernet.md#supported-ops)): the elastic parameters share one weight set "
+        "(the width always, as a prefix of every channel axis), every other parameter gets one "
+        "set per value, and `one set per grid/width` adds the token grid or the width to that; "
+        "packed axes are cut piece by piece, centred tables and kernels from the centre.",
     ]
     for title, registry, is_mixer in SECTIONS:
         lines += ["", f"## {title}", ""]
-        header = "| name | family | layout | complexity | parameters (defaults) | what |"
+        header = "| name | family | layout | complexity | parameters (defaults) | what | sharing |"
         lines += (
-            [header, "|---|---|---|---|---|---|"]
+            [header, "|---|---|---|---|---|---|---|"]
             if is_mixer
-            else ["| name | parameters (defaults) | what |", "|---|---|---|"]
+            else ["| name | parameters (defaults) | what | sharing |", "|---|---|---|---|"]
         )
         for name in registry.names():
             op = registry.get(name)
             params = ", ".join(f"`{p.name}={p.default!r}`" for p in op.params) or "-"
+            examples = [op.complete(e, name) for e in ({}, *op.examples)]
+            sharing = describe(op.sharing, examples).replace("|", "\\|")
             if is_mixer:
                 lines.append(
                     f"| `{name}` | {op.family} | {op.layout} | {op.complexity} | "
-                    f"{params} | {op.doc} |"
+                    f"{params} | {op.doc} | {sharing} |"
                 )
             else:
-                lines.append(f"| `{name}` | {params} | {op.doc} |")
+                lines.append(f"| `{name}` | {params} | {op.doc} | {sharing} |")
     return "\n".join(lines) + "\n"
 
 

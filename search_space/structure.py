@@ -24,6 +24,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import activation_params, hidden_width
 from search_space.ops.registries import ACTIVATIONS
+from search_space.ops.sharing import GRID, WIDTH, Sharing
 
 _MODULE = "search_space.nn.structure"
 
@@ -40,6 +41,7 @@ def _merge_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 
 SKIP_MERGE = OpDef(
     name="skip_merge",
+    sharing=Sharing(keyed_by=(WIDTH,), note="concatenates [x; skip] before one projection"),
     kind="structure",
     module=f"{_MODULE}:SkipMerge",
     params=(
@@ -66,6 +68,7 @@ def _latent_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 
 LATENT_TOKENS = OpDef(
     name="latent_tokens",
+    sharing=Sharing(keyed_by=(GRID,), note="latents per window of the grid"),
     kind="structure",
     module=f"{_MODULE}:LatentTokens",
     params=(ParamDef("tokens", int, 1, minimum=1), ParamDef("group", int, 1, minimum=1)),
@@ -100,6 +103,7 @@ _CROSS_PARAMS = (
 
 LATENT_READ = OpDef(
     name="latent_read",
+    sharing=Sharing(elastic=("head_dim",), chunks={"kv.": (0, 2)}),
     kind="structure",
     module=f"{_MODULE}:LatentRead",
     params=_CROSS_PARAMS,
@@ -109,6 +113,7 @@ LATENT_READ = OpDef(
 
 LATENT_WRITE = OpDef(
     name="latent_write",
+    sharing=Sharing(elastic=("head_dim",), chunks={"kv.": (0, 2)}),
     kind="structure",
     module=f"{_MODULE}:LatentWrite",
     params=_CROSS_PARAMS,
@@ -136,6 +141,7 @@ def _nested_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 
 NESTED_MLP = OpDef(
     name="nested_mlp",
+    sharing=Sharing(elastic=("ratio",)),
     kind="channel_mixer",
     module=f"{_MODULE}:NestedMlp",
     layout=LAYOUT_TOKENS,
@@ -161,6 +167,7 @@ def shared_view(op: OpDef | None) -> OpDef:
     if op is None:
         return OpDef(
             name="layer_scale",
+            sharing=Sharing(),
             kind="structure",
             module=f"{_MODULE}:Repeated",
             params=(ParamDef("init", float, 1.0),),

@@ -15,6 +15,8 @@ from evaluators.supernet.rules import Slot, take
 from search_space import SearchSpace, build_model, example_input
 from search_space.errors import SpaceError
 from search_space.nn.builder import MixNet, count_params
+from search_space.ops import TOKEN_MIXERS
+from tests.supernet_helpers import temporarily_registered
 
 # several mixer types per stage, elastic depth, width, kernel, head size, MLP ratio, norms
 TINY_HYBRID: dict[str, Any] = {
@@ -190,21 +192,25 @@ def test_recalibration_sets_batch_norm_statistics(space: SearchSpace, supernet: 
         assert torch.allclose(model(x), supernet(x), atol=1e-5)
 
 
-def test_unsupported_mixer_is_refused_with_the_list(space: SearchSpace) -> None:
-    data = {**TINY_HYBRID, "token_mixers": {**TINY_HYBRID["token_mixers"], "gated_cnn": {}}}
+def test_an_op_without_a_sharing_rule_is_refused_by_name(space: SearchSpace) -> None:
+    # every built-in op declares a rule; a plug-in op without one (here a copy of gated_cnn)
+    unshared = dataclasses.replace(TOKEN_MIXERS.get("gated_cnn"), name="gated_plain", sharing=None)
+    data = {**TINY_HYBRID, "token_mixers": {**TINY_HYBRID["token_mixers"], "gated_plain": {}}}
     stages = [dict(s) for s in TINY_HYBRID["stages"]]
-    stages[1]["token_mixers"] = [*stages[1]["token_mixers"], "gated_cnn"]
+    stages[1]["token_mixers"] = [*stages[1]["token_mixers"], "gated_plain"]
     data["stages"] = stages
-    odd = SearchSpace.from_dict(data)
-    with pytest.raises(SpaceError, match=r"gated_cnn.*supported: .*attention.*dwconv"):
-        Supernet(odd)
-    lenient = Supernet(odd, strict=False)  # one weight set per shape: still exact
-    rng = np.random.default_rng(4)
-    spec = next(s for s in (odd.sample(rng) for _ in range(500)) if "gated_cnn" in s.mixer_names())
-    lenient.configure(spec).eval()
-    x = example_input(spec)
-    with torch.no_grad():
-        assert torch.allclose(lenient.extract(spec).eval()(x), lenient(x), atol=1e-5)
+    with temporarily_registered(unshared):
+        odd = SearchSpace.from_dict(data)
+        with pytest.raises(SpaceError, match=r"'gated_plain' declares no weight-sharing rule"):
+            Supernet(odd)
+        lenient = Supernet(odd, strict=False)  # one weight set per shape: still exact
+        rng = np.random.default_rng(4)
+        specs = (odd.sample(rng) for _ in range(500))
+        spec = next(s for s in specs if "gated_plain" in s.mixer_names())
+        lenient.configure(spec).eval()
+        x = example_input(spec)
+        with torch.no_grad():
+            assert torch.allclose(lenient.extract(spec).eval()(x), lenient(x), atol=1e-5)
 
 
 def test_a_spec_outside_the_supernet_is_refused(supernet: Supernet, space: SearchSpace) -> None:

@@ -3,6 +3,6 @@
 evaluator that scores specs with inherited weights. See docs/supernet.md."""
 
 from evaluators.supernet.network import Supernet
-from evaluators.supernet.rules import RULES, supported
+from evaluators.supernet.rules import supported
 
-__all__ = ["RULES", "Supernet", "supported"]
+__all__ = ["Supernet", "supported"]

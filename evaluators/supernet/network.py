@@ -51,11 +51,11 @@ class Supernet(nn.Module):
     """Shared weights of every spec of ``space``.
 
     Args:
-        space: a declared space of plain elastic stages (see `check_space`).
+        space: a declared space, structured stages included (see `check_space`).
         seed: seeds the initial weights (each largest tensor starts from the builder's
             initialisation of a covering spec).
-        strict: refuse ops without a reviewed sharing rule (`evaluators.supernet.rules.RULES`);
-            with False they get one weight set per exact shape.
+        strict: refuse ops that declare no sharing rule (`OpDef.sharing`); with False they
+            get one weight set per exact shape.
     """
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, strict: bool = True) -> None:

@@ -31,6 +31,7 @@ from search_space.ops.registries import (
     TOKEN_MIXERS,
     register,
 )
+from search_space.ops.sharing import Sharing
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,5 +47,6 @@ __all__ = [
     "OpContext",
     "OpDef",
     "ParamDef",
+    "Sharing",
     "register",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost, norm_cost
 from search_space.ops.downsample import _prefix_cost
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import GRID, Sharing
 
 
 def subsample_heads(ctx: OpContext, params: Mapping[str, Any]) -> int:
@@ -61,6 +62,11 @@ def _subsample_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="attention_subsample",
+        sharing=Sharing(
+            elastic=("heads",),
+            keyed_by=(GRID,),
+            note="[k | v] packed per head (fewer heads: a prefix); a bias per grid offset",
+        ),
         kind="downsample",
         module="search_space.nn.attention_downsample:AttentionSubsample",
         params=(

@@ -3,7 +3,8 @@
 Every registered operation (token mixer, channel mixer, stem, downsampler, head, norm) has an
 `OpDef`: the parameters it takes (with defaults and allowed values), the structural rules a spec
 must satisfy ("head_dim divides the width"), its tensor layout, complexity class, an analytic cost
-formula and the import path of the `torch.nn.Module` that implements it. The definition is what
+formula, how its weights are shared in a supernet (`search_space.ops.sharing.Sharing`) and the
+import path of the `torch.nn.Module` that implements it. The definition is what
 lets a spec be validated and costed in microseconds without importing torch; the module is
 imported only when a model is built.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search_space.errors import SpaceError
+from search_space.ops.sharing import SharingRule
 
 # Layouts a module can ask for. The tensor between blocks is ``(B, P + N, C)``: P prefix (class)
 # tokens followed by the N grid tokens in row-major order. The block converts to the layout the
@@ -183,6 +185,10 @@ class OpDef:
         spatial_dims: grid ranks the op supports (1 = sequences, 2 = images).
         doc: one-line description.
         examples: parameter sets (besides the defaults) the contract suite exercises.
+        sharing: how the op's weights are shared in a weight-sharing supernet
+            (`search_space.ops.sharing.Sharing`: which parameters are elastic, which get a
+            weight set per value). Every registered op must declare one; the contract suite
+            fails for an op without it, and a strict supernet refuses it.
     """
 
     name: str
@@ -199,6 +205,7 @@ class OpDef:
     spatial_dims: tuple[int, ...] = (1, 2)
     doc: str = ""
     examples: tuple[dict[str, Any], ...] = ()
+    sharing: SharingRule | None = None
     _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from search_space.ops.base import (
     linear_cost,
 )
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 _MODULE = "search_space.nn.channel_mixers"
 
@@ -56,6 +57,7 @@ def _mlp_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="mlp",
+        sharing=Sharing(elastic=("ratio",)),
         kind="channel_mixer",
         module=f"{_MODULE}:Mlp",
         layout=LAYOUT_TOKENS,
@@ -88,6 +90,7 @@ def _glu_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="glu",
+        sharing=Sharing(elastic=("ratio",), chunks={"fc1.": (0, 2)}),
         kind="channel_mixer",
         module=f"{_MODULE}:GluMlp",
         layout=LAYOUT_TOKENS,
@@ -125,6 +128,7 @@ def _conv_ffn_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="conv_ffn",
+        sharing=Sharing(elastic=("ratio", "kernel")),
         kind="channel_mixer",
         module=f"{_MODULE}:ConvFfn",
         layout=LAYOUT_GRID_LAST,
@@ -145,6 +149,7 @@ register(
 register(
     OpDef(
         name="none",
+        sharing=Sharing(),
         kind="channel_mixer",
         module=f"{_MODULE}:NoChannelMixer",
         params=(),

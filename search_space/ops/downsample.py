@@ -14,6 +14,7 @@ from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, conv_cost, c
 from search_space.ops.base import norm_cost as _norm
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, NEIGHBOURS, Sharing
 
 _MODULE = "search_space.nn.downsample"
 
@@ -41,6 +42,7 @@ def _same_width(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="none",
+        sharing=Sharing(),
         kind="downsample",
         module=f"{_MODULE}:NoDownsample",
         params=(),
@@ -73,6 +75,7 @@ def _conv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="conv",
+        sharing=Sharing(),
         kind="downsample",
         module=f"{_MODULE}:ConvDownsample",
         params=(
@@ -113,6 +116,7 @@ def _merge_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="patch_merging",
+        sharing=Sharing(chunks={"norm.": (0, NEIGHBOURS), "reduction.": (1, NEIGHBOURS)}),
         kind="downsample",
         module=f"{_MODULE}:PatchMerging",
         params=(ParamDef("norm", str, "layernorm", choices=NORM_NAMES),),
@@ -138,6 +142,7 @@ def _pool_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="pool",
+        sharing=Sharing(),
         kind="downsample",
         module=f"{_MODULE}:PoolDownsample",
         params=(
@@ -176,6 +181,7 @@ def _embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="embed",
+        sharing=Sharing(keyed_by=(GRID,), note="a position embedding per token of the grid"),
         kind="downsample",
         module=f"{_MODULE}:EmbedTokens",
         params=(

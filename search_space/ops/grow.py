@@ -11,6 +11,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost, norm_cost
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import register
+from search_space.ops.sharing import WIDTH, Sharing
 
 
 def _grows(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
@@ -28,6 +29,7 @@ def _grow_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="grow",
+        sharing=Sharing(keyed_by=(WIDTH,), note="appends out - in new channels after its input"),
         kind="downsample",
         module="search_space.nn.grow:GrowConcat",
         params=(

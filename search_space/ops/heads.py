@@ -8,6 +8,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost, norm_cost
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 
 def _cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
@@ -37,6 +38,7 @@ def _cls_needs_prefix(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="classifier",
+        sharing=Sharing(),
         kind="head",
         module="search_space.nn.heads:Classifier",
         params=(

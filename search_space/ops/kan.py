@@ -15,6 +15,7 @@ from typing import Any
 from search_space.ops.base import LAYOUT_TOKENS, Cost, OpContext, OpDef, ParamDef, linear_cost
 from search_space.ops.channel_mixers import hidden_width
 from search_space.ops.registries import register
+from search_space.ops.sharing import WIDTH, Sharing
 
 RATIONAL_INITS = ("gelu", "swish", "identity")
 
@@ -46,6 +47,12 @@ def _kan_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="kan",
+        sharing=Sharing(
+            elastic=("ratio",),
+            chunks={"fc1.": (0, "groups"), "fc2.": (1, "groups")},
+            keyed_by=(WIDTH,),
+            note="rational activations per channel group: the input's groups follow the width",
+        ),
         kind="channel_mixer",
         module="search_space.nn.kan:GroupRationalKan",
         layout=LAYOUT_TOKENS,

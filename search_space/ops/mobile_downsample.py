@@ -16,6 +16,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, conv_cost, conv_out, norm_cost
 from search_space.ops.downsample import _prefix_cost
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 from search_space.ops.token_mixers.mbconv import MBCONV_PARAMS, mbconv_body_cost
 
 
@@ -42,6 +43,7 @@ def _odd_kernel(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="mbconv",
+        sharing=Sharing(elastic=("expand", "kernel", "se_ratio")),
         kind="downsample",
         module="search_space.nn.mobile_downsample:MBConvDownsample",
         params=MBCONV_PARAMS,

@@ -16,6 +16,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, conv_cost, conv_out, linear_cost
 from search_space.ops.base import norm_cost as _norm
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 
 def _half_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
@@ -42,6 +43,7 @@ def _resnet_basic_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="resnet_basic",
+        sharing=Sharing(),
         kind="downsample",
         module="search_space.nn.nb201:ResNetBasic",
         params=(),

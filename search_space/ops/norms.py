@@ -9,6 +9,7 @@ from typing import Any
 
 from search_space.ops.base import Cost, OpContext, OpDef, norm_cost
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 _MODULE = "search_space.nn.norms"
 
@@ -30,6 +31,7 @@ for _name, _cls, _doc in (
     register(
         OpDef(
             name=_name,
+            sharing=Sharing(),
             kind="norm",
             params=(),
             module=f"{_MODULE}:{_cls}",

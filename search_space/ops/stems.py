@@ -13,6 +13,7 @@ from typing import Any
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, conv_cost, conv_out, norm_cost
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 _MODULE = "search_space.nn.stems"
 
@@ -70,6 +71,7 @@ def _patch_fits(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="patch_embed",
+        sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:PatchEmbed",
         params=(
@@ -121,6 +123,7 @@ def _conv_stem_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="conv_stem",
+        sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:ConvStem",
         params=(
@@ -151,6 +154,7 @@ def _token_embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="token_embed",
+        sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:TokenEmbed",
         params=COMMON,
@@ -173,6 +177,7 @@ def _feature_embed_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="feature_embed",
+        sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:FeatureEmbed",
         params=COMMON,

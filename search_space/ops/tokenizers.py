@@ -31,6 +31,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 from search_space.ops.stems import COMMON, _embedding_cost
 
 _MODULE = "search_space.nn.tokenizers"
@@ -80,6 +81,7 @@ def _stack_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="conv_stack",
+        sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:ConvStack",
         params=(
@@ -160,6 +162,7 @@ def _soft_split_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ..
 register(
     OpDef(
         name="soft_split",
+        sharing=Sharing(note="token_dim is keyed: each unfolding packs (token_dim, k x k)"),
         kind="stem",
         module=f"{_MODULE}:SoftSplit",
         params=(

@@ -13,6 +13,7 @@ from typing import Any
 
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 
 def _up_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
@@ -37,6 +38,7 @@ def _up_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="upsample",
+        sharing=Sharing(),
         kind="downsample",
         module="search_space.nn.upsample:TransposedConvUpsample",
         params=(ParamDef("factor", int, 2, minimum=2, doc="grid growth per axis"),),

@@ -25,6 +25,7 @@ from search_space.ops.base import (
 from search_space.ops.channel_mixers import odd
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 KERNEL = ParamDef("kernel", int, 3, minimum=1, doc="depthwise kernels (odd; CAS-ViT: 3)")
 
@@ -56,6 +57,7 @@ def _additive_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="additive_attention",
+        sharing=Sharing(elastic=("kernel",), chunks={"qkv.": (0, 3)}),
         kind="token_mixer",
         module="search_space.nn.mixers.additive:AdditiveTokenMixer",
         family="M08",
@@ -84,6 +86,7 @@ def _local_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="local_integration",
+        sharing=Sharing(elastic=("ratio", "kernel")),
         kind="token_mixer",
         module="search_space.nn.mixers.additive:LocalIntegration",
         family="M15",

@@ -20,6 +20,7 @@ from search_space.ops.base import (
     norm_cost,
 )
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, Sharing
 
 _MODULE = "search_space.nn.mixers.attention"
 
@@ -45,6 +46,7 @@ def _attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="attention",
+        sharing=Sharing(elastic=("head_dim",), chunks={"qkv.": (0, 3)}),
         kind="token_mixer",
         module=f"{_MODULE}:Attention",
         family="M01",
@@ -122,6 +124,12 @@ def _window_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="window_attention",
+        sharing=Sharing(
+            elastic=("head_dim", "shift"),
+            chunks={"qkv.": (0, 3)},
+            keyed_by=(GRID,),
+            note="its relative-position table spans the window clipped to the grid",
+        ),
         kind="token_mixer",
         module=f"{_MODULE}:WindowAttention",
         family="M02",
@@ -193,6 +201,7 @@ def _sr_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="sr_attention",
+        sharing=Sharing(elastic=("head_dim",), chunks={"kv.": (0, 2)}),
         kind="token_mixer",
         module=f"{_MODULE}:SRAttention",
         family="M05",
@@ -232,6 +241,7 @@ def _linear_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="linear_attention",
+        sharing=Sharing(elastic=("head_dim", "feature_map"), chunks={"qkv.": (0, 3)}),
         kind="token_mixer",
         module=f"{_MODULE}:LinearAttention",
         family="M07",

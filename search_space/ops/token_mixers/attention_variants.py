@@ -24,6 +24,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, Sharing
 from search_space.ops.token_mixers.attention import HEAD_DIM, QKV_BIAS, window_geometry
 
 # -- focused linear attention (M07) ----------------------------------------------------------------
@@ -48,6 +49,12 @@ def _focused_linear_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="focused_linear_attention",
+        sharing=Sharing(
+            elastic=("head_dim", "kernel"),
+            chunks={"qkv.": (0, 3)},
+            keyed_by=(GRID,),
+            note="a position embedding per token of the window clipped to the grid",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.focused_linear:FocusedLinearAttention",
         family="M07",
@@ -109,6 +116,10 @@ def _outlook_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="outlook_attention",
+        sharing=Sharing(
+            elastic=("head_dim",),
+            note="attn emits k^2 x k^2 weights per head from (pooled) centres",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.outlook:OutlookAttention",
         family="M21",
@@ -166,6 +177,7 @@ def _conv_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="conv_attention",
+        sharing=Sharing(elastic=("kernel", "stride_kv", "head_dim")),
         kind="token_mixer",
         module="search_space.nn.mixers.conv_attention:ConvAttention",
         family="M01",
@@ -209,6 +221,7 @@ def _channel_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="channel_attention",
+        sharing=Sharing(elastic=("head_dim",), chunks={"qkv.": (0, 3)}),
         kind="token_mixer",
         module="search_space.nn.mixers.channel_attention:ChannelAttention",
         family="M23",
@@ -267,6 +280,11 @@ def _levit_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="levit_attention",
+        sharing=Sharing(
+            elastic=("heads",),
+            keyed_by=(GRID,),
+            note="[q | k | v] packed per head (fewer heads: a prefix); a bias per grid offset",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.levit_attention:LeViTAttention",
         family="M01",

@@ -17,6 +17,7 @@ from search_space.ops.base import (
     linear_cost,
 )
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 from search_space.ops.token_mixers.attention import HEAD_DIM
 
 
@@ -46,6 +47,7 @@ def _needs_class_token(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="class_attention",
+        sharing=Sharing(elastic=("head_dim",), chunks={"kv.": (0, 2)}),
         kind="token_mixer",
         module="search_space.nn.mixers.class_attention:ClassAttention",
         family="M20",

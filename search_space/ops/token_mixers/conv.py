@@ -20,6 +20,7 @@ from search_space.ops.base import (
 from search_space.ops.channel_mixers import activation_params, hidden_width, odd
 from search_space.ops.large_kernel import REPARAM_CHOICES, reparam_cost, reparam_rule
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 _MODULE = "search_space.nn.mixers.conv"
 
@@ -38,6 +39,7 @@ def _dwconv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="dwconv",
+        sharing=Sharing(elastic=("kernel",)),
         kind="token_mixer",
         module=f"{_MODULE}:DwConv",
         family="M15",
@@ -85,6 +87,7 @@ def _sepconv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="sepconv",
+        sharing=Sharing(elastic=("kernel", "expansion")),
         kind="token_mixer",
         module=f"{_MODULE}:SepConv",
         family="M15",
@@ -136,6 +139,7 @@ def _lka_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="lka",
+        sharing=Sharing(note="the kernel sets the decomposition (depthwise, dilated depthwise)"),
         kind="token_mixer",
         module=f"{_MODULE}:LargeKernelAttention",
         family="M16",

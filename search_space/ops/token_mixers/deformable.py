@@ -24,6 +24,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 # MACs per sampled value: 4 for the bilinear interpolation (fvcore's ``aten::grid_sampler``
 # rate) and 1 for the modulation by the mask (a batched matmul the counter sees); InternImage's own
@@ -53,6 +54,10 @@ def _deformable_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="deformable_conv",
+        sharing=Sharing(
+            chunks={"input_proj.": (0, "groups"), "output_proj.": (1, "groups")},
+            note="offsets pack (group, point, xy); channels keep their group",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.deformable:DeformableConv",
         family="M18",

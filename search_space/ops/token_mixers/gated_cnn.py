@@ -22,6 +22,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import activation_params, hidden_width, odd
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import WIDTH, Sharing
 
 
 def gated_cnn_widths(dim: int, params: Mapping[str, Any]) -> tuple[int, int]:
@@ -53,6 +54,11 @@ def _gated_cnn_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="gated_cnn",
+        sharing=Sharing(
+            elastic=("kernel",),
+            keyed_by=(WIDTH,),
+            note="fc1 packs [gate; identity; conv] parts rounded from the width",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.gated_cnn:GatedCnn",
         family="M17",

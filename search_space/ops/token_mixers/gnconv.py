@@ -25,6 +25,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, WIDTH, Sharing
 from search_space.ops.token_mixers.spectral import rfft_grid
 
 
@@ -77,9 +78,23 @@ def _gnconv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
     return cost
 
 
+def _sharing(params: Mapping[str, Any]) -> Sharing:
+    """The depthwise variant packs the gates [p_0 | g_0 .. g_(n-1)] in widths proportional to
+    1, 1, 2, .., 2^(n-1): each gate keeps its prefix. The global-local filter interleaves a
+    depthwise and a spectral half channel by channel before the gates split, which no prefix
+    keeps, and its spectral half depends on the grid: one weight set per width and grid."""
+    if params["filter"] == "global":
+        return Sharing(keyed_by=(GRID, WIDTH), note="filter global: interleaved, grid-bound")
+    gates = tuple(2**i for i in range(params["order"]))
+    return Sharing(
+        elastic=("kernel",), chunks={"proj_in.": (0, (1, *gates)), "dwconv.": (0, gates)}
+    )
+
+
 register(
     OpDef(
         name="gnconv",
+        sharing=_sharing,
         kind="token_mixer",
         module="search_space.nn.mixers.gnconv:GnConv",
         family="M17",

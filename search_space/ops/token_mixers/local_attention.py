@@ -25,6 +25,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, WIDTH, Sharing
 from search_space.ops.token_mixers.attention import HEAD_DIM, QKV_BIAS, window_geometry
 
 
@@ -70,6 +71,12 @@ def _neighborhood_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="neighborhood_attention",
+        sharing=Sharing(
+            elastic=("kernel", "head_dim"),
+            chunks={"qkv.": (0, 3)},
+            centred={"rpb": 1},
+            note="a smaller kernel's position bias is the larger one's centre",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.neighborhood:NeighborhoodAttention",
         family="M03",
@@ -175,6 +182,11 @@ def _zero_or_odd(param: str) -> Rule:
 register(
     OpDef(
         name="routing_attention",
+        sharing=Sharing(
+            elastic=("n_win", "topk", "head_dim", "lepe_kernel"),
+            chunks={"qkv.": (0, 3)},
+            note="regions and routing only choose which tokens attend",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.routing:RoutingAttention",
         family="M06",
@@ -260,6 +272,12 @@ def _grid_attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="grid_attention",
+        sharing=Sharing(
+            elastic=("head_dim",),
+            chunks={"qkv.": (0, 3)},
+            keyed_by=(GRID,),
+            note="its relative-position table spans the cells of the grid",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.grid:GridAttention",
         family="M04",
@@ -348,6 +366,10 @@ def _fraction(param: str) -> Rule:
 register(
     OpDef(
         name="hilo_attention",
+        sharing=Sharing(
+            keyed_by=(WIDTH,),
+            note="[Hi-Fi; Lo-Fi] channels split by a head count that follows the width",
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.hilo:HiLoAttention",
         family="M09",

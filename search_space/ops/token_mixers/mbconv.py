@@ -24,6 +24,7 @@ from search_space.ops.base import (
 from search_space.ops.channel_mixers import odd
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
+from search_space.ops.sharing import Sharing
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -105,6 +106,7 @@ def _mbconv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="mbconv",
+        sharing=Sharing(elastic=("expand", "kernel", "se_ratio")),
         kind="token_mixer",
         module="search_space.nn.mixers.mbconv:MBConv",
         family="M15",

@@ -27,6 +27,7 @@ from search_space.ops.base import (
 )
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 
 def _mhca_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
@@ -42,6 +43,7 @@ def _mhca_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="mhca",
+        sharing=Sharing(elastic=("kernel",)),
         kind="token_mixer",
         module="search_space.nn.mixers.mhca:MultiHeadConvAttention",
         family="M15",

@@ -8,6 +8,7 @@ from typing import Any
 from search_space.ops.base import LAYOUT_SEQUENCE, Cost, OpContext, OpDef, ParamDef, linear_cost
 from search_space.ops.channel_mixers import hidden_width
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, Sharing
 
 
 def _token_mlp_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
@@ -19,6 +20,9 @@ def _token_mlp_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="token_mlp",
+        sharing=Sharing(
+            elastic=("ratio",), keyed_by=(GRID,), note="its weights act on the tokens of the grid"
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.mlp:TokenMlp",
         family="M14",

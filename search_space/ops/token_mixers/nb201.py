@@ -23,6 +23,7 @@ from search_space.ops.base import (
     norm_cost,
 )
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 # NAS-Bench-201's op names in its canonical order (``SearchSpaceNames['nas-bench-201']``).
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -72,6 +73,7 @@ def cell_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="nb201_cell",
+        sharing=Sharing(),
         kind="token_mixer",
         module="search_space.nn.mixers.nb201:NB201Cell",
         family="M15",

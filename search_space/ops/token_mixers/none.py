@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from search_space.ops.base import LAYOUT_TOKENS, Cost, OpDef
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 register(
     OpDef(
         name="none",
+        sharing=Sharing(),
         kind="token_mixer",
         module="search_space.nn.structure:NoTokenMixer",
         family="M12",

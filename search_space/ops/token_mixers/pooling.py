@@ -5,10 +5,12 @@ from __future__ import annotations
 from search_space.ops.base import LAYOUT_GRID, Cost, OpDef, ParamDef
 from search_space.ops.channel_mixers import odd
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 register(
     OpDef(
         name="pooling",
+        sharing=Sharing(elastic=("pool_size",)),
         kind="token_mixer",
         module="search_space.nn.mixers.pooling:Pooling",
         family="M11",

@@ -7,6 +7,7 @@ from typing import Any
 
 from search_space.ops.base import LAYOUT_GRID, Cost, OpContext, OpDef, ParamDef
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 
 def _shift_groups(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
@@ -22,6 +23,7 @@ def _shift_groups(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
 register(
     OpDef(
         name="shift",
+        sharing=Sharing(elastic=("n_div",)),
         kind="token_mixer",
         module="search_space.nn.mixers.shift:Shift",
         family="M13",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from search_space.ops.base import LAYOUT_TOKENS, Cost, OpDef
 from search_space.ops.registries import register
+from search_space.ops.sharing import Sharing
 
 register(
     OpDef(
         name="identity",
+        sharing=Sharing(),
         kind="token_mixer",
         module="search_space.nn.mixers.simple:IdentityMixer",
         family="M12",

@@ -8,6 +8,7 @@ from typing import Any
 
 from search_space.ops.base import LAYOUT_GRID, Cost, OpContext, OpDef, fft_macs
 from search_space.ops.registries import register
+from search_space.ops.sharing import GRID, Sharing
 
 
 def rfft_grid(grid: tuple[int, ...]) -> tuple[int, ...]:
@@ -31,6 +32,9 @@ def _global_filter_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="global_filter",
+        sharing=Sharing(
+            keyed_by=(GRID,), note="one complex weight per channel and frequency of the grid"
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.spectral:GlobalFilter",
         family="M10",

@@ -16,6 +16,7 @@ from search_space.ops.base import (
     linear_cost,
 )
 from search_space.ops.registries import register
+from search_space.ops.sharing import WIDTH, Sharing
 
 
 def ssm_dt_rank(dim: int, dt_rank: int) -> int:
@@ -46,6 +47,9 @@ def _ssm_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="selective_ssm",
+        sharing=Sharing(
+            keyed_by=(WIDTH,), note="x_proj packs [dt; B; C] with a dt rank that follows the width"
+        ),
         kind="token_mixer",
         module="search_space.nn.mixers.ssm:SelectiveSSM",
         family="M19",
