@@ -78,6 +78,17 @@ class Sharing:
         if unknown:
             raise ValueError(f"keyed_by: unknown {unknown}; allowed: {list(KEYS)}")
 
+    def __hash__(self) -> int:  # the mappings are never mutated after construction
+        return hash(
+            (
+                self.elastic,
+                tuple(self.chunks.items()),
+                tuple(self.centred.items()),
+                self.keyed_by,
+                self.note,
+            )
+        )
+
     def describe(self) -> str:
         """One line for docs/ops.md: what is elastic, what is keyed, what is packed."""
         elastic = sorted(self.elastic)
