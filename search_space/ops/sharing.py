@@ -141,8 +141,8 @@ def problems(op: OpDef) -> list[str]:
             "OpDef(sharing=Sharing(...)) (see docs/extending.md)"
         ]
     names = {p.name for p in op.params}
-    rule = op.sharing
-    rules = [resolve(rule, op.complete(example, "params")) for example in ({}, *op.examples)]
+    declared = op.sharing
+    rules = [resolve(declared, op.complete(example, "params")) for example in ({}, *op.examples)]
     out = []
     for rule in rules:
         for name in sorted(set(rule.elastic) - names):
@@ -157,7 +157,7 @@ def problems(op: OpDef) -> list[str]:
                     f"{op.kind} {op.name!r}: chunks[{prefix!r}] counts pieces by the elastic "
                     f"parameter {pieces!r}; it must be keyed"
                 )
-    return out
+    return list(dict.fromkeys(out))  # one message per problem, not per example
 
 
 def missing_sharing(registries: Mapping[str, Registry[OpDef]]) -> list[str]:
