@@ -117,6 +117,27 @@ def test_structured_ranged_stages_share_weights() -> None:
     )
 
 
+def test_every_norm_at_every_block_position_is_held() -> None:
+    # one mixer, three norms: the covering specs differ only in where each norm sits
+    data: dict[str, Any] = {
+        "name": "norms",
+        "input": {"kind": "image", "channels": 1, "resolution": 8, "num_classes": 3},
+        "stem": {"name": "patch_embed", "patch_size": 2},
+        "token_mixers": {"dwconv": {"kernel": 3}},
+        "channel_mixers": {"mlp": {"ratio": 2.0}},
+        "norms": ["layernorm", "batchnorm", "rmsnorm"],
+        "stages": [{"depth": [1, 2, 3], "width": [8, 16], "patterns": ["free"]}],
+        "head": {"name": "classifier"},
+    }
+    space = SearchSpace.from_dict(data)
+    supernet = Supernet(space, seed=0)
+    keys = {name.replace("~", ".").split("/")[0] for name in supernet.weights}
+    for j in range(3):
+        for branch in ("token", "channel"):
+            assert {f"s0.b{j}.{branch}.norm.{norm}" for norm in data["norms"]} <= keys
+    assert_extract_matches(supernet, _sampled(space, seed=2))
+
+
 # -- an op without a sharing rule ---------------------------------------------------------------
 
 

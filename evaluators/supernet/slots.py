@@ -61,6 +61,8 @@ def place_of(item: PlannedOp) -> str:
         return f"s{i}.down"
     if role in ("token_mixer", "channel_mixer"):
         return f"s{i}.b{j}.{role.partition('_')[0]}"
+    if role in ("norm1", "norm2"):  # a branch's norm: the slot `_block_param` names
+        return f"s{i}.b{j}.{'token' if role == 'norm1' else 'channel'}.norm"
     if role in ("read", "write") and j >= 0:
         return f"s{i}.b{j}.{role}"
     return f"s{i}.{role}"  # merge, latents, the final write
