@@ -1,8 +1,9 @@
 """The ``mixnas`` command line.
 
 Each subcommand lives in a module of `mixnas.commands`. Bad input (a malformed space file, an
-unknown mixer, a broken spec or config) prints one line on stderr that names the file, the field
-and what is allowed, and exits with status 2; no traceback.
+unknown mixer, a broken spec or config, a damaged run folder) prints one line on stderr that names
+the file, the field and what is allowed, and exits with status 2; no traceback. An unexpected
+error (a bug) is one line too, with status 70; ``-v`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mixnas.commands import COMMANDS
 from search_space.errors import InfeasibleError, MixnasError, SpaceError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: an error mixnas did not expect
 log = logging.getLogger("mixnas")
 
 
@@ -40,11 +42,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except (SpaceError, InfeasibleError, MixnasError) as err:
-        print(f"mixnas: error: {err}", file=sys.stderr)
+        print(f"mixnas: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except json.JSONDecodeError as err:
         print(f"mixnas: error: not valid JSON: {err.msg} at line {err.lineno}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the output was piped into `head` or a closed pager
+        sys.stderr.close()
+        return 0
+    except Exception as err:
+        # a bug, not bad input: still one line (the traceback with -v), and a status of its
+        # own so that scripts and the fuzz suite can tell it from a refused input
+        if args.verbose:
+            raise
+        print(
+            f"mixnas: internal error: {type(err).__name__}: {_one_line(str(err))} (run with -v "
+            "for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    """An error's text as one line of bounded length (a message may quote a multi-line or
+    very long value)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[: limit - 40]}... ({len(line):,} characters)"
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import MixnasError
+from search_space.errors import MixnasError, shorten
 
 DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("local", "ray")
@@ -58,7 +58,7 @@ class ConfigError(MixnasError, ValueError):
     def __init__(self, field: str, message: str, *, source: str | None = None, value: Any = ...):
         self.field, self.message, self.source, self.value = field, message, source, value
         where = f"{source}: " if source else ""
-        shown = "" if value is ... else f" (got {value!r})"
+        shown = "" if value is ... else f" (got {shorten(value)})"
         super().__init__(f"{where}{field}: {message}{shown}")
 
 

@@ -245,15 +245,16 @@ def _check_devices(config: SearchConfig) -> None:
 def _initial(config: SearchConfig, space: Any) -> tuple[Any, ...]:
     """The seed specs: zoo models (given the space's input) or spec files, each of which must
     be a point of the space."""
-    from search_space.spec import ArchSpec
-
     out = []
     for i, ref in enumerate(config.initial):
         field = f"initial[{i}]"
         if Path(ref).is_file():
-            text = Path(ref).read_text(encoding="utf-8")
-            data = json.loads(text)
-            spec = ArchSpec.from_dict(data.get("spec", data))
+            from search_space.declare.loader import load_spec
+
+            try:
+                spec = load_spec(ref)
+            except SpaceError as err:
+                raise ConfigError(field, str(err), source=config.source) from None
         else:
             from search_space import zoo
 

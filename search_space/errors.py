@@ -9,6 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was: error
+    messages stay one readable line however large the offending value."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge int (> 4300 digits), a cyclic value
+        text = f"<{type(value).__name__}>"
+    if isinstance(value, int) and not isinstance(value, bool) and len(text) > 24:
+        return f"{text[:6]}...({len(text)} digits)"
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text):,} characters)"
+
+
 class MixnasError(Exception):
     """Base class of every error mixnas raises on purpose."""
 
@@ -32,7 +46,7 @@ class SpaceError(MixnasError, ValueError):
 
     def _render(self) -> str:
         where = f"{self.source}: " if self.source else ""
-        shown = "" if self.value is ... else f" (got {self.value!r})"
+        shown = "" if self.value is ... else f" (got {shorten(self.value)})"
         return f"{where}{self.field}: {self.message}{shown}"
 
     def with_source(self, source: str) -> SpaceError:

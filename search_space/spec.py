@@ -360,6 +360,8 @@ class ArchSpec:
             raise SpaceError(
                 "<json>", f"not valid JSON: {exc.msg} at line {exc.lineno}", source=source
             ) from None
+        except RecursionError:
+            raise SpaceError("<json>", "is nested too deeply", source=source) from None
         return ArchSpec.from_dict(data, source=source)
 
     @staticmethod

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from mixnas.commands.common import emit, fmt_int
-from search_space.errors import SpaceError
 
 
 def read_spec(path: str) -> Any:
-    from search_space import ArchSpec, validate_spec
+    """A spec file or an exported record, checked (`search_space.declare.loader.load_spec`)."""
+    from search_space.declare.loader import load_spec
 
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpaceError("<file>", f"cannot be read: {exc.strerror}", source=path) from None
-    data = json.loads(text) if text.strip().startswith("{") else None
-    if isinstance(data, dict) and "spec" in data and "stages" not in data:
-        # an exported record ({"id", "spec", metrics...}) carries the spec under "spec"
-        text = json.dumps(data["spec"])
-    spec = ArchSpec.from_json(text, source=path)
-    return validate_spec(spec, source=path)
+    return load_spec(path)
 
 
 def built_info(spec: Any, seed: int) -> dict[str, Any]:
