@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from search_space.option_types import Opt
 from search_space.registry import Registry
 from search_space.spec import ArchSpec
 
@@ -79,6 +80,9 @@ class Evaluator:
     name: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
     cheap: ClassVar[bool] = False
+    # the constructor's keyword options with their types and ranges, checked when a run config
+    # is read (`search_space.option_types`); None: not declared, the constructor checks alone
+    option_types: ClassVar[Mapping[str, Opt] | None] = None
 
     def evaluate(self, spec: ArchSpec, context: EvalContext | None = None) -> EvalResult:
         """Evaluates ``spec``; never raises for a bad architecture (see `safe_evaluate`)."""
@@ -120,6 +124,10 @@ def register(cls: type[Evaluator]) -> type[Evaluator]:
     return cls
 
 
+MAX_BATCH = 1 << 16  # samples per batch an evaluator option may ask for
+MAX_THREADS = 1024  # torch threads an evaluator option may ask for
+
+
 @register
 class CostEvaluator(Evaluator):
     """Analytic costs (params, MACs, activation memory, bytes, bit-operations) and, with
@@ -127,6 +135,7 @@ class CostEvaluator(Evaluator):
 
     name = "cost"
     metrics = ("params", "macs", "activation_bytes", "bytes", "bitops")
+    option_types: ClassVar[Mapping[str, Opt] | None] = {}
     cheap = True  # analytic: well under a millisecond a spec
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:

@@ -19,11 +19,13 @@ Metrics (milliseconds per forward pass of one batch):
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
-from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
-from predictors.timing import TimingOptions, measure_spec
+from evaluators.base import MAX_BATCH, MAX_THREADS, OK, EvalContext, EvalResult, Evaluator, register
+from predictors.timing import DTYPES, STATISTICS, TimingOptions, measure_spec
 from search_space.errors import SpaceError
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 
 HOST = "host"
@@ -56,6 +58,18 @@ class LatencyEvaluator(Evaluator):
     """
 
     name = "latency"
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        "threads": Opt("int", min=1, max=MAX_THREADS),
+        "warmup": Opt("int", min=0, max=100_000),
+        "repeats": Opt("int", min=1, max=100_000),
+        "min_sample_ms": Opt("float", min=0.0, max=60_000.0),
+        "max_rel_iqr": Opt("float", min=0.0, max=100.0),
+        "max_remeasure": Opt("int", min=0, max=100),
+        "batch_size": Opt("int", min=1, max=MAX_BATCH),
+        "dtype": Opt("str", choices=DTYPES),
+        "statistic": Opt("str", choices=STATISTICS),
+        "device_name": Opt("str", nullable=True),
+    }
     metrics: ClassVar[tuple[str, ...]] = (
         "latency_ms",
         "latency_median_ms",

@@ -10,9 +10,12 @@ evaluator is built, so a search config naming one fails before any work.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import ClassVar
 
-from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
+from evaluators.base import MAX_BATCH, MAX_THREADS, OK, EvalContext, EvalResult, Evaluator, register
 from search_space.errors import SpaceError
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 
 
@@ -35,6 +38,11 @@ class PredictedLatency(Evaluator):
     """
 
     name = "predicted_latency"
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        "device": Opt("str"),
+        "threads": Opt("int", min=1, max=MAX_THREADS),
+        "batch_size": Opt("int", min=1, max=MAX_BATCH),
+    }
     cheap = True  # a lookup-table sum or a model's prediction: no model is run
 
     def __init__(self, device: str = "host", *, threads: int = 1, batch_size: int = 1) -> None:

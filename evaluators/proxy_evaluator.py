@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
-from evaluators.base import FAILED, OK, EvalContext, EvalResult, Evaluator, register
+from evaluators.base import (
+    FAILED,
+    MAX_BATCH,
+    OK,
+    EvalContext,
+    EvalResult,
+    Evaluator,
+    register,
+)
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 
 # cheap, complementary and finite on every mixer: two data-free, two gradient, one activation
@@ -23,6 +33,10 @@ class ProxyEvaluator(Evaluator):
     """
 
     name = "proxy"
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        "names": Opt("str_list"),
+        "batch_size": Opt("int", min=1, max=MAX_BATCH),
+    }
     metrics = tuple(f"proxy:{n}" for n in DEFAULT_PROXIES)
 
     def __init__(self, names: Sequence[str] = DEFAULT_PROXIES, batch_size: int = 64) -> None:

@@ -32,12 +32,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.base import register
+from evaluators.base import MAX_BATCH, register
 from evaluators.data import Dataset
-from evaluators.training import _SETTINGS, ShortTraining, TrainingError, _validate
+from evaluators.training import (
+    _SETTINGS,
+    SETTING_TYPES,
+    ShortTraining,
+    TrainingError,
+    _validate,
+)
 from search_space import build_model
 from search_space.nn.quant.layers import QConv1d, QConv2d, QConv3d, QLinear
 from search_space.nn.quant.policy import apply_policy, calibrate
+from search_space.option_types import Opt
 from search_space.quant import CALIBRATIONS, SCORE_QUANTIZERS
 from search_space.spec import ArchSpec
 
@@ -151,6 +158,15 @@ class PostTrainingQuantization(ShortTraining):
         "calib_seconds",
     )
     defaults: ClassVar[dict[str, Any]] = PTQ_SETTINGS
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        **SETTING_TYPES,
+        "calibration": Opt("str", choices=tuple(CALIBRATIONS)),
+        "calib_batches": Opt("int", min=1, max=100_000),
+        "calib_batch_size": Opt("int", min=1, max=MAX_BATCH),
+        "percentile": Opt("float", min=50.0, max=100.0),
+        "score_quantizer": Opt("str", choices=tuple(SCORE_QUANTIZERS)),
+        "bias_correction": Opt("bool"),
+    }
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)

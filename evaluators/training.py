@@ -31,10 +31,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.base import OK, PRUNED, EvalContext, EvalResult, Evaluator, register
+from evaluators.base import (
+    MAX_BATCH,
+    OK,
+    PRUNED,
+    EvalContext,
+    EvalResult,
+    Evaluator,
+    register,
+)
 from evaluators.data import Dataset, dataset_source, load_dataset
 from search_space import build_model
 from search_space.errors import MixnasError
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec, InputSpec
 
 # A rung hook gets (rung index, that rung's metrics) and returns True to stop (prune) the run.
@@ -56,6 +65,23 @@ _SETTINGS: dict[str, Any] = {
     "rungs": (),
     "stop_at_rung": None,
     "loss_window": 20,
+}
+
+# the settings' types and ranges, checked when a run config is read
+SETTING_TYPES: dict[str, Opt] = {
+    "lr": Opt("float", min=0.0, max=100.0),
+    "weight_decay": Opt("float", min=0.0, max=100.0),
+    "label_smoothing": Opt("float", min=0.0, max=1.0),
+    "batch_size": Opt("int", min=1, max=MAX_BATCH),
+    "warmup_steps": Opt("int", min=0, max=100_000_000),
+    "grad_clip": Opt("float", min=0.0, max=1e9),
+    "eval_batch_size": Opt("int", min=1, max=MAX_BATCH),
+    "drop_path_rate": Opt("float", min=0.0, max=1.0),
+    "data_seed": Opt("int", min=0, max=2**63 - 1),
+    "data_options": Opt("mapping", nullable=True),
+    "rungs": Opt("number_list", min=1, max=1e12),
+    "stop_at_rung": Opt("any", nullable=True),  # a number, a list of numbers (or a callable)
+    "loss_window": Opt("int", min=1, max=1_000_000),
 }
 
 
@@ -98,6 +124,7 @@ class ShortTraining(Evaluator):
     metrics = ("top1", "loss", "train_loss", "train_seconds", "steps")
     # the options a subclass accepts (e.g. the ``ptq`` evaluator adds calibration options)
     defaults: ClassVar[dict[str, Any]] = _SETTINGS
+    option_types: ClassVar[Mapping[str, Opt] | None] = SETTING_TYPES
 
     def __init__(self, **settings: Any) -> None:
         _check_settings(settings, "ShortTraining", self.defaults)

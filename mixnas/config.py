@@ -44,6 +44,12 @@ DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("local", "ray")
 PICKS = ("front", "best")
 MAX_BATCH = 4096  # candidates per in-driver batch: beyond this a batch only delays the front
+# bounds where a larger value can only be a mistake (100x the largest run benchmarked, a year,
+# far more worker processes than a cluster node has cores); see docs/runs.md
+MAX_TRIALS = 10_000_000
+MAX_SECONDS = 366 * 24 * 3600.0
+MAX_WORKERS = 1024
+MAX_SEED = 2**63 - 1
 TOP_LEVEL_FIELDS = (
     "name", "seed", "space", "objectives", "constraints", "evaluators", "strategy", "budget",
     "backend", "trial_timeout", "runs_dir", "export", "description", "initial",
@@ -133,6 +139,7 @@ class SearchConfig:
         out = replace(self, **{k: v for k, v in changes.items() if v is not None})
         _check_budget(out.trials, out.seconds, out.source)
         _check_name(out.name, out.source)
+        _Reader(out.source).integer(out.seed, "seed", minimum=0, maximum=MAX_SEED)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +230,7 @@ def parse_config(
     backend = _backend(top.get("backend", "local"), r)
     timeout = top.get("trial_timeout", 600.0)
     if timeout is not None:
-        timeout = r.number(timeout, "trial_timeout", minimum=0.001)
+        timeout = r.number(timeout, "trial_timeout", minimum=0.001, maximum=MAX_SECONDS)
     runs_dir = top.get("runs_dir", "runs")
     if not isinstance(runs_dir, str) or not runs_dir:
         raise ConfigError("runs_dir", "must be a folder path", source=source, value=runs_dir)
@@ -237,7 +244,7 @@ def parse_config(
         name=name,
         objectives=objectives,
         space=space,
-        seed=int(r.integer(top.get("seed", 0), "seed")),
+        seed=int(r.integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED)),
         constraints=constraints,
         evaluators=evaluators,
         strategy=strategy,
@@ -283,14 +290,25 @@ class _Reader:
                     f"unknown field; allowed: {', '.join(allowed)}",
                 )
 
-    def integer(self, value: Any, field: str, *, minimum: int | None = None) -> int:
+    def integer(
+        self, value: Any, field: str, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(field, "must be an integer", value)
         if minimum is not None and value < minimum:
             raise self.fail(field, f"must be >= {minimum}", value)
+        if maximum is not None and value > maximum:
+            raise self.fail(field, f"must be at most {maximum:,}", value)
         return value
 
-    def number(self, value: Any, field: str, *, minimum: float | None = None) -> float:
+    def number(
+        self,
+        value: Any,
+        field: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -299,6 +317,8 @@ class _Reader:
             raise self.fail(field, "must be a finite number", value)
         if minimum is not None and value < minimum:
             raise self.fail(field, f"must be >= {minimum}", value)
+        if maximum is not None and value > maximum:
+            raise self.fail(field, f"must be at most {maximum:g}", value)
         return float(value)
 
     def choice(self, value: Any, field: str, allowed: tuple[str, ...]) -> str:
@@ -427,9 +447,9 @@ def _budget(value: Any, r: _Reader) -> tuple[int | None, float | None]:
     trials = b.get("trials")
     seconds = b.get("seconds")
     if trials is not None:
-        trials = r.integer(trials, "budget.trials", minimum=1)
+        trials = r.integer(trials, "budget.trials", minimum=1, maximum=MAX_TRIALS)
     if seconds is not None:
-        seconds = r.number(seconds, "budget.seconds", minimum=0.001)
+        seconds = r.number(seconds, "budget.seconds", minimum=0.001, maximum=MAX_SECONDS)
     _check_budget(trials, seconds, r.source)
     return trials, seconds
 
@@ -437,8 +457,11 @@ def _budget(value: Any, r: _Reader) -> tuple[int | None, float | None]:
 def _check_budget(trials: Any, seconds: Any, source: str | None) -> None:
     if trials is None and seconds is None:
         raise ConfigError("budget", "needs trials and/or seconds", source=source)
-    if trials is not None and (isinstance(trials, bool) or int(trials) < 1):
-        raise ConfigError("budget.trials", "must be >= 1", source=source, value=trials)
+    r = _Reader(source)
+    if trials is not None:
+        r.integer(trials, "budget.trials", minimum=1, maximum=MAX_TRIALS)
+    if seconds is not None:
+        r.number(seconds, "budget.seconds", minimum=0.001, maximum=MAX_SECONDS)
 
 
 def _backend(value: Any, r: _Reader) -> BackendConfig:
@@ -461,11 +484,14 @@ def _backend(value: Any, r: _Reader) -> BackendConfig:
         raise r.fail("backend.address", "must be a Ray address like 'auto' or 'host:6379'", address)
     return BackendConfig(
         name=r.choice(b.get("name", "local"), "backend.name", BACKENDS),
-        workers=r.integer(b.get("workers", 1), "backend.workers", minimum=0),
+        workers=r.integer(b.get("workers", 1), "backend.workers", minimum=0, maximum=MAX_WORKERS),
         address=address,
         cpus_per_trial=r.number(b.get("cpus_per_trial", 1.0), "backend.cpus_per_trial", minimum=0),
         threads_per_worker=r.integer(
-            b.get("threads_per_worker", 0), "backend.threads_per_worker", minimum=0
+            b.get("threads_per_worker", 0),
+            "backend.threads_per_worker",
+            minimum=0,
+            maximum=MAX_WORKERS,
         ),
         gpus_per_trial=r.number(b.get("gpus_per_trial", 0.0), "backend.gpus_per_trial", minimum=0),
         batch=None if batch in (None, "auto") else batch,

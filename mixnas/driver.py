@@ -76,9 +76,9 @@ class RunSummary:
 
 def start_run(config: SearchConfig) -> tuple[Job, Path]:
     """Checks the config, creates the run folder and writes its config and manifest."""
-    job = prepare(config)
     run_dir = config.run_dir
-    if (run_dir / DB_NAME).exists():
+    check_runs_dir(config)
+    if any((run_dir / name).exists() for name in (DB_NAME, CONFIG, CHECKPOINT)):
         raise ConfigError(
             "name",
             f"run folder {run_dir} already holds a run; continue it with "
@@ -86,13 +86,41 @@ def start_run(config: SearchConfig) -> tuple[Job, Path]:
             source=config.source,
             value=config.name,
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    job = prepare(config)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            "runs_dir",
+            f"the run folder {run_dir} cannot be created: {err.strerror or err}",
+            source=config.source,
+            value=config.runs_dir,
+        ) from None
     write_json_atomic(run_dir / CONFIG, config.to_dict())
     write_json_atomic(
         run_dir / MANIFEST,
         manifest(config.to_dict(), job.space_hash, backend=config.backend.name),
     )
     return job, run_dir
+
+
+def check_runs_dir(config: SearchConfig) -> None:
+    """The run folder can be created and written: its nearest existing ancestor is a folder
+    this process may write into (``runs_dir: /proc/nope`` is one line, before any work)."""
+    run_dir = config.run_dir.absolute()
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    problem = ""
+    if existing is None or not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
+        raise ConfigError(
+            "runs_dir",
+            f"the run folder {config.run_dir} cannot be created: {problem}",
+            source=config.source,
+            value=config.runs_dir,
+        )
 
 
 def resume_config(run_dir: Path, **overrides: Any) -> SearchConfig:

@@ -20,6 +20,7 @@ from mixnas.config import ConfigError, SearchConfig
 from mixnas.pipeline import create_evaluators, produced_metrics, with_cost
 from search_space.declare.schema import Constraint
 from search_space.errors import MixnasError, RegistryError, SpaceError
+from search_space.option_types import OptionError, check_options
 
 
 @dataclass
@@ -74,6 +75,7 @@ def prepare(config: SearchConfig) -> Job:
     for metric in config.constraints:
         _known_metric(metric, metrics, f"constraints.{metric}", source)
     _check_devices(config)
+    _check_workers(config)
     job = Job(config, space, declaration, metrics, _initial(config, space), cheap)
     _check_strategy(job)
     return job
@@ -147,6 +149,8 @@ def _check_evaluators(config: SearchConfig) -> tuple[tuple[str, ...], bool]:
                 value=cfg.name,
             )
     offset = len(configs) - len(config.evaluators)  # 'cost' added in front
+    for i, cfg in enumerate(config.evaluators):
+        _check_evaluator_options(cfg, f"evaluators[{i}]", config.source)
     instances = []
     for index, cfg in enumerate(configs):
         try:
@@ -170,6 +174,44 @@ def _check_evaluators(config: SearchConfig) -> tuple[tuple[str, ...], bool]:
         produced.extend(produced_metrics(evaluator))
     cheap = all(bool(getattr(e, "cheap", False)) for e in instances)
     return tuple(dict.fromkeys(produced)), cheap
+
+
+def _check_workers(config: SearchConfig) -> None:
+    """``backend.workers`` against the machine: a local worker is a process on this machine,
+    so more than 4 per core can only be a mistake; Ray workers are spread over
+    a cluster and bounded by `mixnas.config.MAX_WORKERS` alone (as is the CLI's --workers)."""
+    import os
+
+    from mixnas.config import MAX_WORKERS
+
+    workers = config.backend.workers
+    cores = os.cpu_count() or 1
+    limit = MAX_WORKERS if config.backend.name == "ray" else min(MAX_WORKERS, 4 * cores)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= limit:
+        where = "" if config.backend.name == "ray" else f" (4 per core: this machine has {cores})"
+        raise ConfigError(
+            "backend.workers",
+            f"must be an integer in [0, {limit}]{where}",
+            source=config.source,
+            value=workers,
+        )
+
+
+def _check_evaluator_options(cfg: Any, field: str, source: str | None) -> None:
+    """An evaluator's options against the types and ranges its class declares, if it does."""
+    import evaluators
+    from mixnas.pipeline import evaluator_class
+
+    cls = evaluator_class(cfg.name) if ":" in cfg.name else evaluators.EVALUATORS.get(cfg.name)
+    declared = getattr(cls, "option_types", None)
+    if declared is None:
+        return
+    try:
+        check_options(cfg.options, declared, cfg.name)
+    except OptionError as err:
+        raise ConfigError(
+            f"{field}.options.{err.key}", err.message, source=source, value=err.value
+        ) from None
 
 
 def _check_devices(config: SearchConfig) -> None:
@@ -314,6 +356,13 @@ def _check_strategy(job: Job) -> None:
             value=config.strategy,
         )
     cls = strategies.STRATEGIES.get(config.strategy)
+    if cls.option_types is not None:  # declared types and ranges (`search_space.option_types`)
+        try:
+            check_options(config.strategy_options, cls.option_types, config.strategy)
+        except OptionError as err:
+            raise ConfigError(
+                f"strategy.options.{err.key}", err.message, source=config.source, value=err.value
+            ) from None
     accepted = _keyword_names(cls)
     for key in config.strategy_options:
         if accepted is not None and key not in accepted:
@@ -335,5 +384,5 @@ def _keyword_names(cls: type) -> set[str] | None:
     params = inspect.signature(cls.__init__).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    fixed = {"self", "space", "objectives", "seed", "constraints"}
+    fixed = {"self", "space", "objectives", "seed", "constraints", "initial"}
     return {p.name for p in params if p.name not in fixed}

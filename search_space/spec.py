@@ -22,6 +22,13 @@ from search_space.errors import SpaceError
 
 SCHEMA_VERSION = 1
 FLOAT_BITS = 32
+# bounds where a larger value can only be a mistake (widths of 10^30 describe no model); a
+# number a spec holds is at most MAX_INT unless a tighter bound below applies
+MAX_INT = 1 << 24
+MAX_WIDTH = 1 << 16  # channels of a stage (the widest published models use ~20,000)
+MAX_DEPTH = 1024  # blocks of a stage, and a block's repeat
+MAX_RESOLUTION = 1 << 14  # pixels along an image side
+MAX_SEQ_LEN = 1 << 20
 INPUT_KINDS = ("image", "tokens")
 GRANULARITIES = ("per_tensor", "per_channel")
 SCOPES = ("data", "latent")
@@ -392,9 +399,11 @@ def _expect_mapping(data: Any, path: str, keys: set[str], required: set[str]) ->
     return dict(data)
 
 
-def _int(value: Any, path: str, minimum: int = 0) -> int:
+def _int(value: Any, path: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpaceError(path, f"must be an integer >= {minimum}", value=value)
+    if value > maximum:
+        raise SpaceError(path, f"must be at most {maximum:,}", value=value)
     return value
 
 
@@ -442,12 +451,15 @@ def parse_input(data: Any, path: str = "input") -> InputSpec:
             raise SpaceError(
                 f"{path}.resolution", "must be an integer or [height, width]", value=res
             )
-        hw = (_int(res[0], f"{path}.resolution", 1), _int(res[1], f"{path}.resolution", 1))
-        channels = _int(d.get("channels", 3), f"{path}.channels", 1)
+        hw = (
+            _int(res[0], f"{path}.resolution", 1, MAX_RESOLUTION),
+            _int(res[1], f"{path}.resolution", 1, MAX_RESOLUTION),
+        )
+        channels = _int(d.get("channels", 3), f"{path}.channels", 1, MAX_WIDTH)
         return InputSpec("image", num_classes, channels=channels, resolution=hw)
-    seq_len = _int(d.get("seq_len", 0), f"{path}.seq_len", 1)
+    seq_len = _int(d.get("seq_len", 0), f"{path}.seq_len", 1, MAX_SEQ_LEN)
     vocab = _int(d.get("vocab_size", 0), f"{path}.vocab_size", 0)
-    feat = _int(d.get("feature_dim", 0), f"{path}.feature_dim", 0)
+    feat = _int(d.get("feature_dim", 0), f"{path}.feature_dim", 0, MAX_WIDTH)
     if (vocab > 0) == (feat > 0):
         raise SpaceError(path, "token input needs exactly one of vocab_size or feature_dim > 0")
     return InputSpec("tokens", num_classes, seq_len=seq_len, vocab_size=vocab, feature_dim=feat)
@@ -481,7 +493,7 @@ def parse_block(data: Any, path: str) -> Block:
         layer_scale=None if ls is None else float(ls),
         quant=_parse_quant(d.get("quant", {}), f"{path}.quant"),
         residual=_bool(d.get("residual", True), f"{path}.residual"),
-        repeat=_int(d.get("repeat", 1), f"{path}.repeat", 1),
+        repeat=_int(d.get("repeat", 1), f"{path}.repeat", 1, MAX_DEPTH),
         nested_ratio=None if nested is None else float(nested),
         scope=scope,
         share=None if d.get("share") is None else _int(d["share"], f"{path}.share", 0),
@@ -542,9 +554,11 @@ def _parse_spec(data: Any) -> ArchSpec:
         blocks = sd["blocks"]
         if not isinstance(blocks, list) or not blocks:
             raise SpaceError(f"{path}.blocks", "must be a non-empty list", value=blocks)
+        if len(blocks) > MAX_DEPTH:
+            raise SpaceError(f"{path}.blocks", f"at most {MAX_DEPTH} blocks", value=len(blocks))
         stages.append(
             Stage(
-                width=_int(sd["width"], f"{path}.width", 1),
+                width=_int(sd["width"], f"{path}.width", 1, MAX_WIDTH),
                 downsample=_parse_op(sd.get("downsample", {"name": "none"}), f"{path}.downsample"),
                 blocks=tuple(parse_block(b, f"{path}.blocks[{j}]") for j, b in enumerate(blocks)),
                 skip=parse_skip(sd.get("skip"), f"{path}.skip"),

@@ -29,10 +29,13 @@ import numpy as np
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 OK, FAILED, PRUNED = "ok", "failed", "pruned"
+
+MAX_POPULATION = 100_000  # populations, archives, initial draws: more is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,10 @@ class Strategy:
 
     name: ClassVar[str] = ""
     max_retries: ClassVar[int] = 200
+    # the keyword options of the constructor with their types and ranges (`Opt`), checked
+    # when a run config is read; None: not declared (a third-party strategy), the constructor
+    # alone checks them
+    option_types: ClassVar[Mapping[str, Opt] | None] = None
 
     def __init__(
         self,

@@ -11,19 +11,26 @@ to plain fitness for one objective.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 from strategies import register
-from strategies.base import OK, Objective, Observation, Strategy
+from strategies.base import MAX_POPULATION, OK, Objective, Observation, Strategy
 from strategies.ranking import best_first
 
 
 @register
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    option_types: ClassVar[Mapping[str, Opt]] = {
+        "population_size": Opt("int", min=1, max=MAX_POPULATION),
+        "sample_size": Opt("int", min=1, max=MAX_POPULATION),
+        "crossover_prob": Opt("float", min=0.0, max=1.0),
+    }
 
     def __init__(
         self,

@@ -11,19 +11,22 @@ art for NAS benchmarks", 2020) found this simple method strong on NAS-Bench-201.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 from strategies import register
-from strategies.base import OK, Objective, Observation, Strategy
+from strategies.base import MAX_POPULATION, OK, Objective, Observation, Strategy
 from strategies.ranking import rank_and_crowding
 
 
 @register
 class LocalSearch(Strategy):
     name = "local_search"
+    option_types: ClassVar[Mapping[str, Opt]] = {"num_init": Opt("int", min=1, max=MAX_POPULATION)}
 
     def __init__(
         self,

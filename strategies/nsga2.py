@@ -9,21 +9,27 @@ crowding), crossover with probability ``crossover_prob``, then mutation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 from strategies import register
-from strategies.base import OK, Objective, Observation, Strategy
+from strategies.base import MAX_POPULATION, OK, Objective, Observation, Strategy
 from strategies.ranking import best_first, rank_and_crowding
 
 
 @register
 class NSGA2(Strategy):
     name = "nsga2"
+    option_types: ClassVar[Mapping[str, Opt]] = {
+        "population_size": Opt("int", min=1, max=MAX_POPULATION),
+        "crossover_prob": Opt("float", min=0.0, max=1.0),
+    }
 
     def __init__(
         self,

@@ -47,9 +47,18 @@ from optuna.trial import Trial, TrialState
 from search_space.costs import spec_cost
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import ANALYTIC_METRICS, Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 from strategies import register
-from strategies.base import MAXIMIZE, OK, PRUNED, Objective, Observation, Strategy
+from strategies.base import (
+    MAX_POPULATION,
+    MAXIMIZE,
+    OK,
+    PRUNED,
+    Objective,
+    Observation,
+    Strategy,
+)
 
 # Optuna 5 reads constraint values that trials carry (`Trial.set_constraint`) and deprecates the
 # samplers' ``constraints_func``; older versions only have ``constraints_func``, which we feed
@@ -137,6 +146,10 @@ class OptunaStrategy(Strategy):
     """Base of the registered adapters; subclasses name a sampler and its default options."""
 
     name: ClassVar[str] = ""
+    # the sampler's own keyword arguments; Optuna checks them when the study is built
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        "sampler_options": Opt("mapping", nullable=True)
+    }
 
     def __init__(
         self,
@@ -410,6 +423,12 @@ class OptunaTPE(OptunaStrategy):
 
 
 class _NSGA(OptunaStrategy):
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        **(OptunaStrategy.option_types or {}),
+        # Optuna's NSGA samplers need two parents
+        "population_size": Opt("int", min=2, max=MAX_POPULATION, nullable=True),
+    }
+
     def __init__(
         self,
         space: DecisionSpace,

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import ndtr
 
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 from strategies import register
-from strategies.base import OK, Objective, Observation, Strategy
+from strategies.base import MAX_POPULATION, OK, Objective, Observation, Strategy
 from strategies.gp import HammingGP
 from strategies.multiobjective import pareto_mask
 
@@ -60,6 +62,14 @@ def hvi_2d(points: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray
 @register
 class SurrogateSearch(Strategy):
     name = "surrogate"
+    option_types: ClassVar[Mapping[str, Opt]] = {
+        "num_init": Opt("int", min=1, max=MAX_POPULATION),
+        "pool_random": Opt("int", min=0, max=1_000_000),
+        "pool_mutations": Opt("int", min=0, max=1_000_000),
+        "exhaustive_limit": Opt("int", min=0, max=10_000_000),
+        "mc_samples": Opt("int", min=1, max=100_000),
+        "refit_every": Opt("int", min=1, max=1_000_000),
+    }
 
     def __init__(
         self,

@@ -125,3 +125,125 @@ def test_long_values_are_shortened_in_messages(
     path.write_text(json.dumps({**spec, "stages": ["x" * 5000]}))
     err = one_line(capsys, ["build", str(path)])
     assert len(err) < 300 and "characters)" in err
+
+
+def _cost_config(tmp_path: Path, file: str, **changes: object) -> Path:
+    data = {
+        "name": file,
+        "runs_dir": str(tmp_path / "runs"),
+        "space": "hybrid",
+        "objectives": [{"metric": "macs", "direction": "minimize"}],
+        "evaluators": ["cost"],
+        "budget": {"trials": 3},
+        "export": None,
+        **changes,
+    }
+    path = tmp_path / f"{file}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"population_size": None}, "strategy.options.population_size: must be an integer in"),
+        ({"population_size": "ten"}, "(got 'ten')"),
+        ({"population_size": -1}, "(got -1)"),
+        ({"population_size": 10**30}, "digits)"),
+        ({"crossover_prob": 2.0}, "strategy.options.crossover_prob: must be a number in [0, 1]"),
+        ({"initial": []}, "strategy.options.initial: unknown option of nsga2"),
+    ],
+)
+def test_strategy_options_are_checked_before_the_run_folder_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: dict, fragment: str
+) -> None:
+    config = _cost_config(tmp_path, "s", strategy={"name": "nsga2", "options": options})
+    assert fragment in one_line(capsys, ["search", str(config), "-q"])
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("evaluator", "fragment"),
+    [
+        (
+            {"name": "proxy", "options": {"names": ["nwot"], "batch_size": "16"}},
+            "evaluators[0].options.batch_size: must be an integer in [1, 65536] (got '16')",
+        ),
+        ({"name": "proxy", "options": {"names": "nwot"}}, "must be a list of strings"),
+        ({"name": "train", "options": {"lr": "fast"}}, "evaluators[0].options.lr: must be a"),
+        ({"name": "latency", "options": {"dtype": "fp8"}}, "must be one of fp32, fp16"),
+        ({"name": "cost", "options": {"count": True}}, "unknown option of cost; allowed: none"),
+    ],
+)
+def test_evaluator_options_are_checked_before_the_run_folder_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], evaluator: dict, fragment: str
+) -> None:
+    config = _cost_config(tmp_path, "e", evaluators=[evaluator])
+    assert fragment in one_line(capsys, ["search", str(config), "-q"])
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "argv", "fragment"),
+    [
+        ({"backend": {"workers": 100_000}}, [], "backend.workers: must be at most 1,024"),
+        ({}, ["--workers", "5000"], "backend.workers: must be an integer in [0,"),
+        ({"budget": {"trials": 10**11}}, [], "budget.trials: must be at most 10,000,000"),
+        ({}, ["--budget", str(10**11)], "budget.trials: must be at most 10,000,000"),
+        ({"seed": -1}, [], "seed: must be >= 0"),
+        ({"name": 0}, [], "name: must be 1-100 letters"),
+        ({"runs_dir": "/proc/nope"}, [], "runs_dir: the run folder /proc/nope/"),
+    ],
+)
+def test_values_that_can_only_be_mistakes_are_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict,
+    argv: list[str],
+    fragment: str,
+) -> None:
+    config = _cost_config(tmp_path, "b", **changes)
+    assert fragment in one_line(capsys, ["search", str(config), "-q", *argv])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_under_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    config = _cost_config(tmp_path, "r", runs_dir=str(blocker / "runs"))
+    assert f"{blocker} is not a folder" in one_line(capsys, ["search", str(config), "-q"])
+
+
+@pytest.mark.parametrize(
+    ("stage", "fragment"),
+    [
+        ({"width": [10**30, 64]}, "stages[0].width: choices must be at most 65,536"),
+        ({"depth": [100_000]}, "stages[0].depth: choices must be at most 1,024"),
+    ],
+)
+def test_space_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: dict, fragment: str
+) -> None:
+    from search_space.declare.loader import read_declaration
+    from search_space.spaces import builtin_path
+
+    data = read_declaration(builtin_path("hybrid"))
+    data["stages"][0].update(stage)
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(data))
+    assert fragment in one_line(capsys, ["space", "describe", str(path)])
+    data = read_declaration(builtin_path("hybrid"))
+    data["name"] = 0
+    path.write_text(json.dumps(data))
+    assert "name: must be a string" in one_line(capsys, ["space", "describe", str(path)])
+
+
+def test_spec_bounds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["space", "sample", "hybrid", "-n", "1", "--json"]) == 0
+    spec = json.loads(capsys.readouterr().out)[0]["spec"]
+    spec["stages"][0]["width"] = 10**30
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert "stages[0].width: must be at most 65,536" in one_line(capsys, ["build", str(path)])

@@ -31,6 +31,9 @@ from search_space.spec import (
     ALLOWED_BITS,
     FLOAT_BITS,
     GRANULARITIES,
+    MAX_DEPTH,
+    MAX_INT,
+    MAX_WIDTH,
     Block,
     InputSpec,
     Latents,
@@ -139,11 +142,13 @@ def _mapping(data: Any, path: str, keys: set[str]) -> dict[str, Any]:
     return dict(data)
 
 
-def _ints(value: Any, path: str, minimum: int) -> tuple[int, ...]:
+def _ints(value: Any, path: str, minimum: int, maximum: int = MAX_INT) -> tuple[int, ...]:
     out = []
     for v in as_choices(value, path):
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise SpaceError(path, f"choices must be integers >= {minimum}", value=v)
+        if v > maximum:
+            raise SpaceError(path, f"choices must be at most {maximum:,}", value=v)
         out.append(v)
     return tuple(dict.fromkeys(out))
 
@@ -300,6 +305,11 @@ def parse_space(data: Any) -> SpaceDecl:
         )
     )
     scope, quants, boundary = _quantization(d.get("quantization"), "quantization")
+    for key in ("name", "description"):
+        if key in d and not isinstance(d[key], str):
+            raise SpaceError(
+                key, "must be a string (quote it if it looks like a number)", value=d[key]
+            )
     decl = SpaceDecl(
         name=str(d.get("name", "space")),
         description=str(d.get("description", "")),
@@ -357,7 +367,7 @@ def _fixed_stage(d: dict[str, Any], path: str) -> StageDecl:
     mixers = tuple(dict.fromkeys(b.token_mixer for b in blocks))
     return StageDecl(
         depths=(len(blocks),),
-        widths=_ints(d["width"], f"{path}.width", 1),
+        widths=_ints(d["width"], f"{path}.width", 1, MAX_WIDTH),
         downsamples=tuple(
             expand_list(DOWNSAMPLERS, d.get("downsample", "none"), f"{path}.downsample")
         ),
@@ -414,8 +424,8 @@ def _stage(
         CHANNEL_MIXERS,
     )
     return StageDecl(
-        depths=_ints(d["depth"], f"{path}.depth", 1),
-        widths=_ints(d["width"], f"{path}.width", 1),
+        depths=_ints(d["depth"], f"{path}.depth", 1, MAX_DEPTH),
+        widths=_ints(d["width"], f"{path}.width", 1, MAX_WIDTH),
         downsamples=tuple(
             expand_list(DOWNSAMPLERS, d.get("downsample", "none"), f"{path}.downsample")
         ),
@@ -423,7 +433,7 @@ def _stage(
         channel_mixers=tuple(channel_mixers),
         mixers=tuple(all_mixers),
         patterns=tuple(patterns),
-        repeats=_ints(d["repeat"], f"{path}.repeat", 1) if "repeat" in d else None,
+        repeats=_ints(d["repeat"], f"{path}.repeat", 1, MAX_DEPTH) if "repeat" in d else None,
         nested_ratio=_nested(d, path, channel_mixers),
     )
 

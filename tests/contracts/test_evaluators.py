@@ -69,3 +69,26 @@ def test_non_finite_metrics_fail() -> None:
 
     result = Broken().evaluate(_spec())
     assert result.status == "failed" and "top1" in result.error
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_options_accept_the_defaults(name: str) -> None:
+    """An evaluator that declares `option_types` declares every constructor keyword (or every
+    setting, for the trainers) and accepts its own defaults."""
+    import inspect
+
+    from search_space.option_types import check_options
+
+    cls = evaluators.EVALUATORS.get(name)
+    if cls.option_types is None:
+        pytest.skip(f"{name} checks its options in its constructor")
+    defaults = getattr(cls, "defaults", None)
+    if defaults is None:
+        params = [
+            p
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        defaults = {p.name: p.default for p in params}
+    assert set(cls.option_types) == set(defaults)
+    check_options(defaults, cls.option_types, name)

@@ -205,3 +205,34 @@ def test_tell_rejects_unknown_candidates() -> None:
     with pytest.raises(ValueError, match="was not asked"):
         a.tell([(cand, {"error": 1.0})])
     np.testing.assert_equal(len(a.history), 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_options_are_declared_with_types_and_ranges(name: str) -> None:
+    """Each strategy declares every keyword option of its constructor (`option_types`), and
+    the declaration accepts the defaults, so a config is checked before the run starts."""
+    import inspect
+
+    from search_space.option_types import check_options
+
+    cls = strategies.STRATEGIES.get(name)
+    assert cls.option_types is not None, f"{name} declares no option_types"
+    fixed = {"self", "space", "objectives", "seed", "constraints", "initial"}
+    keywords = set()
+    for klass in cls.__mro__:  # an adapter passes **options on to its base
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        keywords |= {p.name for p in params if p.kind is p.KEYWORD_ONLY} - fixed
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    assert set(cls.option_types) == keywords
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            for p in inspect.signature(init).parameters.values():
+                if p.name in keywords and p.default is not p.empty:
+                    defaults[p.name] = p.default
+    check_options(defaults, cls.option_types, name)
