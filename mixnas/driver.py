@@ -1,14 +1,18 @@
 """The search loop: ask the strategy, evaluate, record each finished trial, tell, checkpoint.
 
 Durability and resume. The trial records (`mixnas.records`) are the truth: a finished trial is
-committed before it is told. The strategy checkpoint (`strategy.json`) is small and bounded: the
-strategy's RNG state, counters and pending candidates, not its history, which is rebuilt from the
-records in tell order (``seq``) on resume. A trial is keyed by the strategy's candidate number,
-and a strategy restored from its checkpoint asks exactly the candidates it asked after that
-checkpoint (its RNG state is in it); candidates in flight at the checkpoint are in it too. So a
-resumed run hands out the in-flight candidates again and re-asks what was asked after the
-checkpoint, recognises every candidate whose record is already finished (same number, same spec
-id) and tells that record instead of evaluating it again, and evaluates the rest. With one worker
+committed before it is told, and then logged whole to ``events.jsonl`` (a second copy,
+`mixnas.integrity`). A resume first checks the records (`mixnas.integrity.check_store`): a
+store that is missing, empty or corrupt while the folder says it had trials stops the resume
+with one line, before anything is written. The strategy checkpoint (`strategy.json`) is small
+and bounded: the strategy's RNG state, counters and pending candidates, not its history, which
+is rebuilt from the records in tell order (``seq``) on resume. A trial is keyed by the
+strategy's candidate number, and a strategy restored from its checkpoint asks exactly the
+candidates it asked after that checkpoint (its RNG state is in it); candidates in flight at the
+checkpoint are in it too. So a resumed run hands out the in-flight candidates again and re-asks
+what was asked after the checkpoint, recognises every candidate whose record is already finished
+(same number, same spec id) and tells that record instead of evaluating it again, and evaluates
+the rest. With one worker
 (or in-driver batches) the resumed run ends with the same records as an uninterrupted one, for
 deterministic evaluators. A checkpoint that cannot be read is rebuilt from the records (with a
 fresh random stream, said in one line); records that hold fewer told trials than the checkpoint
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mixnas.config import ConfigError, SearchConfig, parse_config
+from mixnas.integrity import check_store
 from mixnas.job import Job, prepare
 from mixnas.lock import RunLock
 from mixnas.manifest import (
@@ -49,9 +54,10 @@ from mixnas.manifest import (
 )
 from mixnas.pipeline import TrialOutcome, with_cost
 from mixnas.progress import EventLog, Progress
-from mixnas.records import DB_NAME, RunStore, TrialRecord
+from mixnas.records import DB_NAME, RunStore, TrialRecord, record_event
 from mixnas.running import RunningFront, Threshold
 from mixnas.workers import Done, InlineRunner, Task, WorkerPool
+from search_space.errors import RunFolderError
 from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
 from strategies.base import StoredCandidate
@@ -180,6 +186,8 @@ def open_run(config: SearchConfig, *, resume: bool) -> tuple[Job, Path]:
     """Checks the config and opens its run folder: a new one, or the one being resumed."""
     if not resume:
         return start_run(config)
+    # the records are checked, never replaced: a damaged store stops here, nothing written
+    check_store(config.run_dir)
     job = prepare(config)
     _note_resume(config.run_dir)
     return job, config.run_dir
@@ -239,6 +247,7 @@ class LocalDriver:
         }
         self.front = RunningFront(self.config.objectives, self.config.constraints)
         self.notes: list[str] = []  # what the restore had to say (events log and console)
+        self.events: EventLog | None = None  # open while the run is on
         self._restore()
         # candidates asked but not told when the run stopped (in flight at a kill): handed out
         # again, in order, before anything new is asked
@@ -293,7 +302,9 @@ class LocalDriver:
                 raise ValueError("not a strategy checkpoint")
             return state
         except (OSError, UnicodeDecodeError, ValueError) as err:
-            self.notes.append(f"{path} could not be read ({type(err).__name__}: {err})")
+            text = str(err).removeprefix(f"{path}: ")  # a RunFolderError names the file
+            reason = text if isinstance(err, RunFolderError) else f"{type(err).__name__}: {err}"
+            self.notes.append(f"{path} could not be read ({reason})")
             return None
 
     def _rebuild(self) -> None:
@@ -343,7 +354,7 @@ class LocalDriver:
     def run(self) -> RunSummary:
         summary = RunSummary(self.run_dir)
         start = time.monotonic()
-        events = EventLog(self.run_dir)
+        events = self.events = EventLog(self.run_dir)
         for note in self.notes:
             events.emit("note", text=note)
         told = len(self.strategy.history)
@@ -452,8 +463,14 @@ class LocalDriver:
         reused.sort(key=lambda item: item[1].seq if item[1].seq is not None else -1)
         for cand, record in reused:
             summary.reused += 1
+            if self.events is not None:
+                # committed just before a kill, its 'trial' event may have been lost with the
+                # driver's buffer: logged again, so that the log holds every finished trial
+                self.events.emit("reused", **record_event(record), flush=False)
             self._tell(cand, record, summary, progress)
         if reused:
+            if self.events is not None:
+                self.events.flush()  # logged before the checkpoint says they were told
             self._checkpoint(start)
         return tasks
 
@@ -474,17 +491,9 @@ class LocalDriver:
         records = self.store.finish_many(
             self._record(task, outcome, worker) for task, outcome, worker in done
         )
-        for (task, _, worker), record in zip(done, records, strict=True):
-            events.emit(
-                "trial",
-                trial_id=record.trial_id,
-                spec_id=record.spec_id,
-                status=record.status,
-                error=record.error,
-                metrics=finite(record.metrics),
-                worker=worker,
-                flush=False,
-            )
+        for (task, _, _), record in zip(done, records, strict=True):
+            # the whole record (spec included): `mixnas doctor --repair` rebuilds from the log
+            events.emit("trial", **record_event(record), flush=False)
             self._tell(task.candidate, record, summary, progress)
         events.flush()
         self._checkpoint(start)

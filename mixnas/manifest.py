@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from predictors.table import cpu_model
+from search_space.errors import RunFolderError
 
 MANIFEST = "manifest.json"
 CHECKPOINT = "strategy.json"
@@ -37,8 +38,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A run folder's JSON file; one that is not UTF-8 JSON raises `RunFolderError` naming it
+    (a ValueError, as `json.load`'s errors are), a missing one `OSError`."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise RunFolderError(
+            f"{path}: is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise RunFolderError(
+            f"{path}: is not valid JSON ({err.msg} at line {err.lineno})"
+        ) from None
+    except RecursionError:
+        raise RunFolderError(f"{path}: is nested too deeply to be a mixnas file") from None
 
 
 def versions() -> dict[str, str]:

@@ -3,7 +3,10 @@
 The bar shows trials done of the budget, failures, pruned trials, the best value of each objective
 and the size of the Pareto front. ``quiet`` turns it off (CI, scripts); the event log
 (``events.jsonl`` in the run folder, one JSON object a line) is written either way, so a run can be
-followed with ``tail -f`` or read back with pandas.
+followed with ``tail -f`` or read back with pandas. Each finished trial is logged whole (event
+``trial``, or ``reused`` for one committed before a kill and logged on resume: spec, metrics,
+timings, status, times), so the log is a second copy of the records that ``mixnas doctor
+--repair`` rebuilds them from (`mixnas.integrity`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ class EventLog:
 
     def __init__(self, run_dir: Path) -> None:
         self._file = open(run_dir / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        if self._file.tell() > 0:
+            with open(run_dir / EVENTS, "rb") as f:
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":  # a line cut by a kill: start the next one on its own
+                    self._file.write("\n")
 
     def emit(self, event: str, *, flush: bool = True, **fields: Any) -> None:
         """Appends one event; ``flush=False`` leaves it buffered until `flush` (a driver

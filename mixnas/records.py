@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from search_space.errors import RunFolderError
+
 SCHEMA_VERSION = 2  # 2: the seq column (tell order)
 DB_NAME = "trials.sqlite"
 RUNNING, OK, FAILED, PRUNED = "running", "ok", "failed", "pruned"
@@ -87,12 +89,67 @@ def _unclean(values: Mapping[str, Any]) -> dict[str, float]:
     return {k: (math.nan if v is None else float(v)) for k, v in values.items()}
 
 
-class RunStore:
-    """The trial records of one run folder (see the module docstring)."""
+def record_event(record: TrialRecord) -> dict[str, Any]:
+    """A finished trial as the event log (``events.jsonl``) writes it: every field of the
+    record, so that `mixnas doctor --repair` can rebuild the records from the log alone."""
+    return {
+        "trial_id": record.trial_id,
+        "seq": record.seq,
+        "spec_id": record.spec_id,
+        "origin": record.origin,
+        "status": record.status,
+        "spec": record.spec,
+        "metrics": _clean(record.metrics),
+        "timings": _clean(record.timings),
+        "stages": list(record.stages),
+        "error": record.error,
+        "started": record.started,
+        "finished": record.finished,
+        "worker": record.worker,
+    }
 
-    def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / DB_NAME
+
+def record_from_event(event: Mapping[str, Any]) -> TrialRecord | None:
+    """The record a trial event holds (`record_event`); None when it holds too little (a log
+    written before the events carried specs, or a line that is not a finished trial)."""
+    try:
+        if event.get("status") not in FINISHED or not isinstance(event.get("spec"), dict):
+            return None
+        seq = event.get("seq")
+        return TrialRecord(
+            trial_id=int(event["trial_id"]),
+            spec_id=str(event["spec_id"]),
+            origin=str(event.get("origin", "")),
+            status=str(event["status"]),
+            spec=event["spec"],
+            metrics=_unclean(event.get("metrics") or {}),
+            timings=_unclean(event.get("timings") or {}),
+            stages=tuple(event.get("stages") or ()),
+            error=str(event.get("error", "")),
+            started=event.get("started"),
+            finished=event.get("finished"),
+            worker=str(event.get("worker", "")),
+            seq=None if seq is None else int(seq),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+class RunStore:
+    """The trial records of one run folder (see the module docstring). ``file``: another
+    database file in the folder (`mixnas doctor --repair` writes a new one beside the old)."""
+
+    def __init__(self, run_dir: str | Path, *, file: str = DB_NAME) -> None:
+        self.path = Path(run_dir) / file
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as err:  # the callers checked it; a last guard
+            raise RunFolderError(
+                f"{self.path}: is not a readable SQLite database ({err})"
+            ) from None
+
+    def _open(self) -> None:
         # isolation_level=None: explicit transactions; a write outside `transaction` commits at once
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self._in_transaction = False
@@ -326,11 +383,15 @@ def load_trials(run_dir: str | Path) -> Any:
     specs are not parsed at all, and the metrics are parsed in one call; 100,000 trials load in
     a few seconds, about half of it pandas copying the spec text into its string column. The
     database is only read (no schema change, no lock), so a notebook can load a run while its
-    driver writes."""
+    driver writes. A store that is missing, empty or corrupt in a run folder that had trials
+    raises `search_space.errors.RunFolderError` naming the file (`mixnas.integrity`)."""
     import numpy as np
     import pandas as pd
 
+    from mixnas.integrity import check_store
+
     path = Path(run_dir) / DB_NAME
+    check_store(Path(run_dir))  # a store missing, empty or corrupt in a run that had trials
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {DB_NAME}; is this a mixnas run folder?")
     conn = sqlite3.connect(path, timeout=30.0)
@@ -340,6 +401,8 @@ def load_trials(run_dir: str | Path) -> Any:
             f"FROM trials WHERE status IN ({', '.join('?' * len(FINISHED))}) ORDER BY trial_id",
             FINISHED,
         ).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise RunFolderError(f"{path}: cannot be read ({err})") from None
     finally:
         conn.close()
     base = ["trial_id", "spec_id", "origin", "status", "error", "started", "finished", "seconds"]

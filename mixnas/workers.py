@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,19 @@ def _worker_main(
         except Exception as exc:  # evaluators catch their own errors; this is a last guard
             outcome = failed(f"{type(exc).__name__}: {exc}")
         conn.send(("done", trial_id, outcome.to_dict()))
+
+
+def exit_reason(code: int | None) -> str:
+    """A dead process's exit status in words: its exit code, or the signal that killed it."""
+    if code is None:
+        return "exit status unknown: still not reaped after 5 s"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "an unknown signal"
+    return f"killed by signal {-code} ({name})"
 
 
 class WorkerStartError(RuntimeError):
@@ -227,9 +241,11 @@ class WorkerPool:
                 on_done(task, TrialOutcome.from_dict(message[2]), name)
                 return
         if w.process.sentinel in ready or not w.process.is_alive():
+            # the sentinel can fire before the process is reaped: wait for its status
+            w.process.join(5)
             code, partial = w.process.exitcode, w.partial
             self._replace(w)
-            on_done(task, failed(f"worker process died (exit code {code})", partial), name)
+            on_done(task, failed(f"worker process died ({exit_reason(code)})", partial), name)
             return
         if self.timeout is not None and time.monotonic() - w.started >= self.timeout:
             partial = w.partial

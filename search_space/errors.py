@@ -61,5 +61,10 @@ class RegistryError(MixnasError, KeyError):
         return str(self.args[0])
 
 
+class RunFolderError(MixnasError, ValueError):
+    """A run folder's file is missing, unreadable or damaged (the message names the file and
+    what is wrong, in one line)."""
+
+
 class InfeasibleError(MixnasError, RuntimeError):
     """No architecture satisfying the constraints was found within the allowed tries."""

@@ -1,5 +1,10 @@
-"""``mixnas runs [RUNS_DIR]``, ``mixnas report RUN_DIR`` and ``mixnas export RUN_DIR``: list run
-folders and read one back."""
+"""``mixnas runs [RUNS_DIR]``, ``mixnas report RUN_DIR``, ``mixnas export RUN_DIR`` and
+``mixnas doctor RUN_DIR``: list run folders, read one back, check (and repair) its records.
+
+A run folder whose records are damaged is never read as if it were empty: ``report`` and
+``export`` stop with one line naming the file (exit 2); ``runs`` lists the healthy runs and
+names each damaged one on stderr (exit 2); ``doctor`` says what is wrong and what can be
+recovered, ``--repair`` rebuilds the records into a new file (`mixnas.integrity`)."""
 
 from __future__ import annotations
 
@@ -48,26 +53,43 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from mixnas.commands.common import emit
+    from mixnas.integrity import diagnose
     from mixnas.report.data import NotARunError
+    from search_space.errors import MixnasError
 
     root = Path(args.runs_dir)
     if not root.is_dir():
         print(f"mixnas: error: {root}: no such folder of runs", file=sys.stderr)
         return 2
-    rows = []
+    rows, damaged = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             rows.append(run_summary(folder))
         except NotARunError:
             continue  # other folders may sit beside the runs
+        except MixnasError as err:  # damaged records or config: named, never listed as empty
+            damaged.append(str(err))
+            continue
+        if args.check:
+            found = diagnose(folder)
+            rows[-1]["health"] = "healthy" if found.healthy else "; ".join(found.problems)
     rows.sort(key=lambda r: (r["created"], r["name"]))
+    for line in damaged:
+        print(f"mixnas: error: {line}", file=sys.stderr)
+    status = 2 if damaged else 0
+    if args.check and any(r["health"] != "healthy" for r in rows):
+        status = max(status, 1)
     if args.json:
         emit(rows)
-        return 0
+        return status
     if not rows:
         print(f"no runs in {root}")
-        return 0
-    header = ("run", "created", "space", "strategy", "trials", "ok/failed/pruned", "front", "best")
+        return status
+    header: tuple[str, ...] = (
+        "run", "created", "space", "strategy", "trials", "ok/failed/pruned", "front", "best",
+    )  # fmt: skip
+    if args.check:
+        header = (*header, "health")
     lines = [header]
     for r in rows:
         budget = f"/{r['budget']}" if r["budget"] else ""
@@ -85,11 +107,62 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 f"{r['ok']}/{r['failed']}/{r['pruned']}",
                 str(r["front"]),
                 best,
+                *([r["health"]] if args.check else []),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return status
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0: healthy (or repaired); 1: damaged; 2: not a run folder."""
+    from mixnas.commands.common import emit
+    from mixnas.integrity import diagnose, is_run_folder, repair
+    from mixnas.records import DB_NAME
+    from search_space.errors import RunFolderError
+
+    run_dir = Path(args.run_dir)
+    if not is_run_folder(run_dir):
+        raise RunFolderError(f"{run_dir}: not a mixnas run folder (no config, records or log)")
+    found = diagnose(run_dir)
+    if args.json and not args.repair:
+        emit(found.to_dict())
+        return 0 if found.healthy else 1
+    if found.healthy:
+        print(
+            f"{run_dir}: healthy: {DB_NAME} holds {found.store_finished} finished trial(s)"
+            f"{f' and {found.store_running} unfinished' if found.store_running else ''}, "
+            f"SQLite's integrity check passes, events.jsonl logs {found.logged}"
+        )
+    else:
+        print(f"{run_dir}: DAMAGED")
+        for problem in found.problems:
+            print(f"  damaged: {problem}")
+    for note in found.notes:
+        print(f"  note: {note}")
+    if not args.repair:
+        return 0 if found.healthy else 1
+    if not found.store_damaged:
+        state = "healthy" if found.healthy else "not damaged"
+        print(f"  --repair: the records are {state}: nothing to rebuild")
+        return 0 if found.healthy else 1
+    done = repair(run_dir)
+    told = ""
+    if done.told is not None and done.told > done.written:
+        told = (
+            f" strategy.json has told {done.told} trials, more than were rebuilt: a resume "
+            "will refuse the run (its strategy's history is lost); report and export work."
+        )
+    damaged = run_dir / DB_NAME
+    print(
+        f"repaired: wrote {done.written} finished trial(s) ({done.from_store} readable in "
+        f"{DB_NAME}, {done.from_log} from events.jsonl) to {done.path}; {damaged} was not "
+        f"touched.{told} To use the new file, stop any driver on the run, then: "
+        f"mv {damaged} {damaged}.damaged; rm -f {damaged}-wal {damaged}-shm; "
+        f"mv {done.path} {damaged}; mixnas doctor {run_dir}"
+    )
     return 0
 
 
@@ -135,10 +208,37 @@ def _positive(text: str) -> int:
 
 
 def add_to(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="list the run folders of a runs directory")
+    runs = sub.add_parser(
+        "runs",
+        help="list the run folders of a runs directory",
+        description="List the run folders of a runs directory. A run whose records are damaged "
+        "is named on stderr (exit 2) instead of listed.",
+    )
     runs.add_argument("runs_dir", nargs="?", default="runs", help="default: runs")
     runs.add_argument("--json", action="store_true", help="a JSON list, one object per run")
+    runs.add_argument(
+        "--check",
+        action="store_true",
+        help="also run 'mixnas doctor' on each run (a health column; exit 1 if one is damaged)",
+    )
     runs.set_defaults(func=cmd_runs)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a run folder's records against its event log; --repair rebuilds them",
+        description="Check a run folder: SQLite's integrity check of trials.sqlite, the "
+        "config, manifest and checkpoint, and every finished trial of events.jsonl against the "
+        "store. Exit 0 healthy, 1 damaged (each problem named), 2 not a run folder. --repair "
+        "writes every finished trial it can rebuild (readable rows first, then the event log) "
+        "into a NEW file, trials.repaired.sqlite, beside the damaged one, which is never "
+        "written, and says how to put it in place (docs/runs.md).",
+    )
+    doctor.add_argument("run_dir", help="a run folder, e.g. runs/default")
+    doctor.add_argument(
+        "--repair", action="store_true", help="rebuild the records into trials.repaired.sqlite"
+    )
+    doctor.add_argument("--json", action="store_true", help="the diagnosis as a JSON object")
+    doctor.set_defaults(func=cmd_doctor)
 
     report = sub.add_parser("report", help="write report.html, pareto.csv, trials.csv of a run")
     report.add_argument("run_dir", help="a run folder, e.g. runs/default")

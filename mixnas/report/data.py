@@ -26,7 +26,7 @@ from mixnas.config import SearchConfig, parse_config
 from mixnas.front import eligible_mask, nondominated
 from mixnas.manifest import CONFIG, MANIFEST, read_json
 from mixnas.records import DB_NAME, FINISHED, RUNNING, TrialRecord
-from search_space.errors import MixnasError
+from search_space.errors import MixnasError, RunFolderError
 from strategies.multiobjective import to_losses
 
 _FINISHED_SQL = f"status IN ({', '.join('?' * len(FINISHED))})"
@@ -96,15 +96,30 @@ class RunData:
 
     @staticmethod
     def load(run_dir: Path) -> RunData:
-        if not (run_dir / DB_NAME).is_file() or not (run_dir / CONFIG).is_file():
+        """Reads a run folder; one whose records are missing, empty or corrupt while it had
+        trials raises `RunFolderError` naming the file (`mixnas.integrity.check_store`)."""
+        from mixnas.integrity import check_store
+
+        has_config, has_store = (run_dir / CONFIG).is_file(), (run_dir / DB_NAME).is_file()
+        if not has_config and not has_store:
             raise NotARunError(f"{run_dir}: not a mixnas run folder (no {DB_NAME} / {CONFIG})")
+        check_store(run_dir)
+        if not has_store:  # stopped before its first trial finished
+            raise NotARunError(f"{run_dir}: not a mixnas run folder (no {DB_NAME})")
+        if not has_config:
+            raise RunFolderError(f"{run_dir / CONFIG}: is missing; see 'mixnas doctor {run_dir}'")
         config = parse_config(read_json(run_dir / CONFIG), source=str(run_dir / CONFIG))
         manifest = read_json(run_dir / MANIFEST) if (run_dir / MANIFEST).is_file() else {}
-        with _reader(run_dir) as conn:
-            trials = TrialColumns.read(conn)
-            (running,) = conn.execute(
-                "SELECT COUNT(*) FROM trials WHERE status = ?", (RUNNING,)
-            ).fetchone()
+        if not isinstance(manifest, dict):
+            raise RunFolderError(f"{run_dir / MANIFEST}: is not a JSON object")
+        try:
+            with _reader(run_dir) as conn:
+                trials = TrialColumns.read(conn)
+                (running,) = conn.execute(
+                    "SELECT COUNT(*) FROM trials WHERE status = ?", (RUNNING,)
+                ).fetchone()
+        except sqlite3.DatabaseError as err:
+            raise RunFolderError(f"{run_dir / DB_NAME}: cannot be read ({err})") from None
         return RunData(run_dir, config, manifest, trials, int(running))
 
     @property
