@@ -58,24 +58,28 @@ def strategy_options(name: str, population: int) -> dict[str, Any]:
 
 ACC, PARAMS = "top1", "params"
 
-_SCORES: dict[str, tuple[float | None, float, float]] = {}  # spec id -> (top1, params, CPU s)
+# (spec id, task, steps, data options) -> (top1, params, CPU s), per worker process
+_SCORES: dict[str, tuple[float | None, float, float]] = {}
 
 
-def _score(spec: Any, task: str, steps: int) -> tuple[float | None, float, float]:
+def _score(
+    spec: Any, task: str, steps: int, data: dict[str, Any]
+) -> tuple[float | None, float, float]:
     """Short training of ``spec`` (training and data seed 0), memoised per worker process."""
-    if spec.id in _SCORES:
-        return _SCORES[spec.id]
+    key = json.dumps([spec.id, task, steps, data], sort_keys=True)
+    if key in _SCORES:
+        return _SCORES[key]
     from evaluators import EvalContext, create
     from search_space import spec_cost
 
     evaluator = create("train", lr=2e-3, warmup_steps=20, batch_size=64, data_seed=0)
     cpu = time.process_time()
     result = evaluator.evaluate(
-        spec, EvalContext(seed=0, budget={"steps": steps}, data={"name": task})
+        spec, EvalContext(seed=0, budget={"steps": steps}, data={"name": task, **data})
     )
     top1 = result.metrics.get(ACC) if result.status == "ok" else None
-    _SCORES[spec.id] = (top1, float(spec_cost(spec).params), time.process_time() - cpu)
-    return _SCORES[spec.id]
+    _SCORES[key] = (top1, float(spec_cost(spec).params), time.process_time() - cpu)
+    return _SCORES[key]
 
 
 def run_search(job: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +102,10 @@ def run_search(job: dict[str, Any]) -> dict[str, Any]:
         if not asked:
             break
         candidate = asked[0]
-        top1, params, cpu_s = _score(candidate.spec, job["task"], job["steps"])
+        # the test split is never read here: not drawing it changes nothing else (own stream)
+        data = {"difficulty": job["difficulty"], "n_train": job["n_train"], "n_val": job["n_val"],
+                "n_test": 0}  # fmt: skip
+        top1, params, cpu_s = _score(candidate.spec, job["task"], job["steps"], data)
         metrics = None if top1 is None else {ACC: top1, PARAMS: params}
         strategy.tell([(candidate, metrics)])
         trials.append({"spec": candidate.spec.id, ACC: top1, PARAMS: params, "cpu_s": cpu_s})
@@ -152,6 +159,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], bound: float) -
         TITLE,
         "",
         f"Command: `python bench/search_hybrid.py --space {args.space} --task {args.task} "
+        f"--difficulty {args.difficulty} --n-train {args.n_train} --n-val {args.n_val} "
         f"--seeds {args.seeds} --trials {args.trials} --steps {args.steps} --population "
         f"{args.population} --workers {args.workers}` "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores). "
@@ -197,7 +205,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], bound: float) -
 
 
 def _job(args: argparse.Namespace, strategy: str, seed: int) -> dict[str, Any]:
-    keys = ("space", "task", "trials", "steps", "population")
+    keys = ("space", "task", "difficulty", "n_train", "n_val", "trials", "steps", "population")
     return {"strategy": strategy, "seed": seed, **{k: getattr(args, k) for k in keys}}
 
 
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="hybrid_cpu")
     parser.add_argument("--task", default="textured_shapes")
+    parser.add_argument("--difficulty", default="easy")
+    parser.add_argument("--n-train", type=int, default=16000)
+    parser.add_argument("--n-val", type=int, default=2000)
     parser.add_argument("--strategies", type=_csv, default=list(STRATEGIES))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=40)

@@ -37,7 +37,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def train_cell(job: dict[str, Any]) -> dict[str, Any]:
     data = {**task.data, "n_train": job["n_train"]} if task.data["name"] != "digits" else "digits"
     cpu = time.process_time()
     result = evaluator.evaluate(
-        spec, EvalContext(seed=job["seed"], budget={"steps": task.steps}, data=data)
+        spec, EvalContext(seed=job["seed"], budget={"steps": job["steps"]}, data=data)
     )
     return {
         **job,
@@ -249,7 +249,8 @@ def report(args: argparse.Namespace, summary: dict[str, Any], elapsed: float) ->
     lines = [
         TITLE,
         "",
-        f"Command: `python bench/tasks.py --seeds {args.seeds} --depth {args.depth} "
+        f"Command: `python bench/tasks.py --tasks {','.join(summary)} --seeds {args.seeds} "
+        f"--depth {args.depth} "
         f"--width {args.width} --n-train {args.n_train} --workers {args.workers}`"
         f" ({platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{cpu_min:.0f} CPU-minutes of training in all, {elapsed / 60:.0f} min of this run's wall "
@@ -265,7 +266,7 @@ def report(args: argparse.Namespace, summary: dict[str, Any], elapsed: float) ->
         setup = TASKS[task]
         opts = {k: v for k, v in setup.data.items() if k != "name"}
         lines += [
-            f"### {task} ({setup.steps} steps, batch 64, {opts or 'defaults'})",
+            f"### {task} ({args.steps or setup.steps} steps, batch 64, {opts or 'defaults'})",
             "",
             "| rank | mixer | reach | top-1 (%) | per seed | CPU-min |",
             "|---|---|---|---|---|---|",
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--width", type=int, default=48)
     parser.add_argument("--n-train", type=int, default=16000, help="generated tasks only")
+    parser.add_argument("--steps", type=int, default=0, help="every task's budget (0: its own)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--json", type=Path, help="cache of finished cells (read and written)")
     parser.add_argument("--out", type=Path, help="markdown file whose section is replaced")
@@ -320,13 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for task in args.tasks:
         setup = TASKS[task]
+        if args.steps:
+            setup = replace(setup, steps=args.steps)
         setting = {"depth": args.depth, "width": args.width, "n_train": args.n_train}
         setting["setup"] = asdict(setup)
         for mixer in args.mixers:
             for seed in range(args.seeds):
                 key = cell_key(task, mixer, seed, {**setting, "mixer_def": asdict(MIXERS[mixer])})
                 jobs.append(
-                    {"task": task, "mixer": mixer, "seed": seed, "key": key,
+                    {"task": task, "mixer": mixer, "seed": seed, "key": key, "steps": setup.steps,
                      "depth": args.depth, "width": args.width, "n_train": args.n_train}
                 )  # fmt: skip
     start = time.perf_counter()
