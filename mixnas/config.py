@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from search_space import paths
 from search_space.errors import MixnasError, shorten
 
 DIRECTIONS = ("maximize", "minimize")
@@ -194,7 +195,7 @@ def load_config(path: str | Path | None) -> SearchConfig:
 
     source = str(path) if path is not None else "<default config>"
     file = Path(path) if path is not None else DEFAULT_CONFIG
-    if not file.is_file():
+    if not paths.is_file(file):
         raise ConfigError("<file>", "no such config file", source=source)
     try:
         data = read_declaration(file)
@@ -354,7 +355,7 @@ def _space(value: Any, r: _Reader, base_dir: Path | None) -> Any:
 
 def _relative_file(value: str, base_dir: Path | None) -> str:
     # a relative space file in a config is relative to the config file, like an include
-    if base_dir is not None and not Path(value).is_absolute() and (base_dir / value).exists():
+    if base_dir is not None and not Path(value).is_absolute() and paths.exists(base_dir / value):
         return str(base_dir / value)
     return value
 

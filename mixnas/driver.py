@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mixnas.config import ConfigError, SearchConfig, parse_config
-from mixnas.integrity import check_store
+from mixnas.integrity import check_store, reading_records
 from mixnas.job import Job, prepare
 from mixnas.lock import RunLock
 from mixnas.manifest import (
@@ -57,6 +57,7 @@ from mixnas.progress import EventLog, Progress
 from mixnas.records import DB_NAME, RunStore, TrialRecord, record_event
 from mixnas.running import RunningFront, Threshold
 from mixnas.workers import Done, InlineRunner, Task, WorkerPool
+from search_space import paths
 from search_space.errors import RunFolderError
 from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
@@ -114,9 +115,9 @@ def check_runs_dir(config: SearchConfig) -> None:
     """The run folder can be created and written: its nearest existing ancestor is a folder
     this process may write into (``runs_dir: /proc/nope`` is one line, before any work)."""
     run_dir = config.run_dir.absolute()
-    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    existing = next((p for p in (run_dir, *run_dir.parents) if paths.exists(p)), None)
     problem = ""
-    if existing is None or not existing.is_dir():
+    if existing is None or not paths.is_dir(existing):
         problem = f"{existing} is not a folder"
     elif not os.access(existing, os.W_OK | os.X_OK):
         problem = f"{existing} is not writable"
@@ -152,7 +153,7 @@ def run_with(
 ) -> RunSummary:
     """Opens the run folder, runs ``driver`` to the budget, keeps the lookup tables it used."""
     job, run_dir = open_run(config, resume=resume)
-    with RunLock(run_dir), RunStore(run_dir) as store:
+    with RunLock(run_dir), RunStore(run_dir) as store, reading_records(run_dir):
         summary = driver(job, run_dir, store, quiet=quiet).run()
     keep_lookup_tables(job, run_dir)
     return summary
@@ -196,6 +197,9 @@ def open_run(config: SearchConfig, *, resume: bool) -> tuple[Job, Path]:
 def _note_resume(run_dir: Path) -> None:
     path = run_dir / MANIFEST
     data = read_json(path) if path.is_file() else {}
+    if not isinstance(data, dict) or not isinstance(data.get("resumed", []), list):
+        # never written over: it says what produced the run (see mixnas doctor)
+        raise RunFolderError(f"{path}: is not a mixnas manifest; see 'mixnas doctor {run_dir}'")
     data.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json_atomic(path, data)
 
@@ -278,22 +282,41 @@ class LocalDriver:
         if state is None and path.is_file():
             self._rebuild()
         elif state is not None:
-            self.elapsed_before = float(state.get("elapsed", 0.0))
-            strategy_state = state["strategy"]
-            if "history" in strategy_state:  # a checkpoint of mixnas < 0.2 holds the history
-                self.strategy.load_state_dict(strategy_state)
-            else:
-                told = int(strategy_state["told"])
-                history = self._history(limit=told)
-                if len(history) < told:
-                    raise ConfigError(
-                        "--resume",
-                        f"{self.store.path} holds {len(history)} finished trials but "
-                        f"{path.name} has told {told}: the records were damaged or replaced; "
-                        "restore them from a backup or start a new run",
-                        value=str(self.run_dir),
-                    )
-                self.strategy.restore(strategy_state, history)
+            try:
+                self._load_checkpoint(state, path)
+            except (ValueError, TypeError, KeyError, OverflowError, IndexError) as err:
+                if isinstance(err, ConfigError):
+                    raise
+                # a checkpoint that reads as JSON but holds values the strategy refuses is
+                # damaged like one of random bytes: rebuilt from the records, said in one line
+                self.notes.append(
+                    f"{path} could not be used ({type(err).__name__}: "
+                    f"{' '.join(str(err).split())[:200]})"
+                )
+                self.strategy = self.job.strategy()
+                self.elapsed_before = 0.0
+                self._rebuild()
+
+    def _load_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        strategy_state = state["strategy"]
+        elapsed = float(state.get("elapsed", 0.0))
+        if not math.isfinite(elapsed) or elapsed < 0:
+            raise ValueError(f"elapsed is {elapsed}")
+        if "history" in strategy_state:  # a checkpoint of mixnas < 0.2 holds the history
+            self.strategy.load_state_dict(strategy_state)
+        else:
+            told = int(strategy_state["told"])
+            history = self._history(limit=told)
+            if len(history) < told:
+                raise ConfigError(
+                    "--resume",
+                    f"{self.store.path} holds {len(history)} finished trials but "
+                    f"{path.name} has told {told}: the records were damaged or replaced; "
+                    "restore them from a backup or start a new run",
+                    value=str(self.run_dir),
+                )
+            self.strategy.restore(strategy_state, history)
+        self.elapsed_before = elapsed
 
     def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
         try:

@@ -20,6 +20,7 @@ never written. See docs/runs.md for how to put the new file in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -176,7 +177,7 @@ def check_store(run_dir: Path) -> None:
                 finished, _ = _count(conn)
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             problem = f"is corrupt (SQLite: {err})"
         except _NoTable:
             problem = "holds no trials table (not a mixnas store, or emptied)"
@@ -315,15 +316,12 @@ def diagnose(run_dir: Path) -> Diagnosis:
                 f"(trial {_ids(missing)})"
             )
         differ = sorted(
-            i
-            for i in set(log.records) & set(stored)
-            if (log.records[i].spec_id, log.records[i].status)
-            != (stored[i].spec_id, stored[i].status)
+            i for i in set(log.records) & set(stored) if _key(log.records[i]) != _key(stored[i])
         )
         if differ:
             d.problems.append(
-                f"{DB_NAME}: {len(differ)} trial(s) differ from {EVENTS} in spec or status "
-                f"(trial {_ids(differ)})"
+                f"{DB_NAME}: {len(differ)} trial(s) differ from {EVENTS} in spec, status or "
+                f"metrics (trial {_ids(differ)})"
             )
         unlogged = sorted(set(stored) - set(log.records) - log.without_spec)
         if unlogged:
@@ -341,6 +339,12 @@ def diagnose(run_dir: Path) -> Diagnosis:
     if d.store_damaged:
         d.notes.append(_repair_note(d, log))
     return d
+
+
+def _key(record: TrialRecord) -> tuple[Any, ...]:
+    """What the store and the log must agree on (NaN metrics compare equal, as null)."""
+    metrics = {k: (v if v == v else None) for k, v in record.metrics.items()}
+    return (record.spec_id, record.status, json.dumps(record.spec, sort_keys=True), metrics)
 
 
 def _ids(ids: list[int]) -> str:
@@ -417,13 +421,15 @@ def _store_records(path: Path, d: Diagnosis) -> dict[int, TrialRecord] | None:
         return None
     try:
         conn = read_only(path)
-    except sqlite3.DatabaseError as err:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
         d.problems.append(f"{DB_NAME}: cannot be opened (SQLite: {err})")
         return None
+    # SQLite's messages may quote damaged text: read it, never fail on it
+    conn.text_factory = lambda b: b.decode("utf-8", "replace")
     try:
         try:
             report = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             d.problems.append(f"{DB_NAME}: is corrupt (SQLite: {err})")
             return None
         if report != ["ok"]:
@@ -436,29 +442,64 @@ def _store_records(path: Path, d: Diagnosis) -> dict[int, TrialRecord] | None:
         except _NoTable:
             d.problems.append(f"{DB_NAME}: holds no trials table")
             return None
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             d.problems.append(f"{DB_NAME}: cannot be counted (SQLite: {err})")
-        return dict(_salvage(conn))
+        bad: list[int] = []
+        records = _salvage(conn, bad)
+        if bad:
+            d.problems.append(
+                f"{DB_NAME}: {len(bad)} finished trial row(s) hold damaged text (trial "
+                f"{_ids(sorted(bad))})"
+            )
+        return records
     finally:
         conn.close()
 
 
-def _salvage(conn: sqlite3.Connection) -> Iterator[tuple[int, TrialRecord]]:
-    """The finished records a store still yields, up to the first unreadable page."""
+def _salvage(conn: sqlite3.Connection, bad: list[int] | None = None) -> dict[int, TrialRecord]:
+    """The finished records a store still yields: rows read one at a time (text as bytes), so
+    a damaged row (text that is not UTF-8, JSON that does not parse) is skipped, its trial id
+    added to ``bad``, and the rest kept; up to the first unreadable page."""
     from mixnas.records import _COLUMNS, _record
 
     placeholders = ", ".join("?" * len(FINISHED))
+    out: dict[int, TrialRecord] = {}
+    previous = conn.text_factory
+    conn.text_factory = bytes
     try:
         for row in conn.execute(
             f"SELECT {_COLUMNS}, seq FROM trials WHERE status IN ({placeholders})", FINISHED
         ):
             try:
-                record = _record(row)
-            except (ValueError, TypeError):
-                continue  # a row whose JSON is damaged
-            yield record.trial_id, record
-    except sqlite3.DatabaseError:
-        return
+                text = tuple(v.decode("utf-8") if isinstance(v, bytes) else v for v in row)
+                record = _record(text)
+            except (ValueError, TypeError, AttributeError, RecursionError):
+                if bad is not None and isinstance(row[0], int):
+                    bad.append(row[0])
+                continue
+            out[record.trial_id] = record
+    except (sqlite3.DatabaseError, UnicodeDecodeError):
+        pass
+    finally:
+        conn.text_factory = previous
+    return out
+
+
+@contextlib.contextmanager
+def reading_records(run_dir: Path) -> Iterator[None]:
+    """Turns a failure of the records while a command works on them (a row whose text SQLite
+    or JSON cannot decode, damage `check_store`'s quick look does not see; a disk that is full)
+    into one line naming the store. What was committed before stays committed."""
+    path = run_dir / DB_NAME
+    hint = f"see 'mixnas doctor {run_dir}'"
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        raise RunFolderError(
+            f"{path}: the records cannot be read or written (SQLite: {err}); {hint}"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path}: a record holds damaged text ({err}); {hint}") from None
 
 
 # -- repair ---------------------------------------------------------------------------------------
@@ -486,10 +527,10 @@ def repair(run_dir: Path) -> Repair:
         try:
             conn = read_only(path)
             try:
-                stored = dict(_salvage(conn))
+                stored = _salvage(conn)
             finally:
                 conn.close()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, UnicodeDecodeError):
             stored = {}
     log = read_events(run_dir)
     merged = {**log.records, **stored}  # a readable row of the store is the truth

@@ -18,6 +18,7 @@ from typing import Any
 
 from mixnas.config import ConfigError, SearchConfig
 from mixnas.pipeline import create_evaluators, produced_metrics, with_cost
+from search_space import paths
 from search_space.declare.schema import Constraint
 from search_space.errors import MixnasError, RegistryError, SpaceError
 from search_space.option_types import OptionError, check_options
@@ -88,9 +89,9 @@ def _declaration(space: Any, source: str | None) -> dict[str, Any]:
 
     def read(ref: str) -> dict[str, Any]:
         path = Path(ref)
-        if not path.exists() and builtin_path(ref) is not None:
+        if not paths.exists(path) and builtin_path(ref) is not None:
             path = builtin_path(ref)  # type: ignore[assignment]
-        if not path.exists():
+        if not paths.exists(path):
             raise ConfigError(
                 "space", "is neither a built-in space nor a file", source=source, value=ref
             )
@@ -290,7 +291,7 @@ def _initial(config: SearchConfig, space: Any) -> tuple[Any, ...]:
     out = []
     for i, ref in enumerate(config.initial):
         field = f"initial[{i}]"
-        if Path(ref).is_file():
+        if paths.is_file(ref):
             from search_space.declare.loader import load_spec
 
             try:

@@ -144,7 +144,8 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open()
-        except sqlite3.DatabaseError as err:  # the callers checked it; a last guard
+        # the callers checked the file; a last guard
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             raise RunFolderError(
                 f"{self.path}: is not a readable SQLite database ({err})"
             ) from None
@@ -401,7 +402,7 @@ def load_trials(run_dir: str | Path) -> Any:
             f"FROM trials WHERE status IN ({', '.join('?' * len(FINISHED))}) ORDER BY trial_id",
             FINISHED,
         ).fetchall()
-    except sqlite3.DatabaseError as err:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
         raise RunFolderError(f"{path}: cannot be read ({err})") from None
     finally:
         conn.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from search_space.errors import RegistryError
+from search_space.errors import RegistryError, shorten
 
 T = TypeVar("T")
 
@@ -30,17 +30,17 @@ class Registry(Generic[T]):
         return item
 
     def get(self, name: str) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
+        if not isinstance(name, str) or name not in self._items:
+            # a name read from a file may be anything: a list, a mapping, a number
             known = ", ".join(sorted(self._items))
-            raise RegistryError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise RegistryError(f"unknown {self.kind} {shorten(name)}; known: {known}")
+        return self._items[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return isinstance(name, str) and name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mixnas.commands.common import emit, positive_int
+from search_space import paths
 from search_space.errors import SpaceError
 
 
@@ -15,7 +16,7 @@ def load_spec(target: str) -> Any:
     """A spec file (or exported record), or a zoo model's name when the zoo is installed."""
     from mixnas.commands.build import read_spec
 
-    if Path(target).exists() or target.endswith(".json"):
+    if paths.exists(target) or target.endswith(".json"):
         return read_spec(target)
     if importlib.util.find_spec("search_space.zoo") is not None:
         from search_space import zoo

@@ -19,10 +19,12 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
 
     Reads the records as columns without their specs (`RunData`), so a run of 100,000 trials
     costs a fraction of a second."""
+    from mixnas.integrity import reading_records
     from mixnas.records import FAILED, OK, PRUNED
     from mixnas.report.data import RunData
 
-    run = RunData.load(run_dir)
+    with reading_records(run_dir):
+        run = RunData.load(run_dir)
     counts = run.counts()
     best = run.best_index()
     first = run.config.objectives[0].metric
@@ -167,28 +169,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from mixnas.integrity import reading_records
     from mixnas.report import PARETO_CSV, TRIALS_CSV, write_report
     from mixnas.report.html import CURVE_POINTS, MAX_POINTS
 
-    path = write_report(
-        Path(args.run_dir),
-        max_points=MAX_POINTS if args.max_points is None else args.max_points,
-        curve_points=CURVE_POINTS if args.curve_points is None else args.curve_points,
-    )
+    with reading_records(Path(args.run_dir)):
+        path = write_report(
+            Path(args.run_dir),
+            max_points=MAX_POINTS if args.max_points is None else args.max_points,
+            curve_points=CURVE_POINTS if args.curve_points is None else args.curve_points,
+        )
     print(f"wrote {path}, {path.with_name(PARETO_CSV)}, {path.with_name(TRIALS_CSV)}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mixnas.export import export_run, rebuild_check
+    from mixnas.integrity import reading_records
 
-    paths = export_run(
-        Path(args.run_dir),
-        pick=args.pick,
-        out=args.out,
-        torchscript=args.torchscript,
-        onnx=args.onnx,
-    )
+    with reading_records(Path(args.run_dir)):
+        paths = export_run(
+            Path(args.run_dir),
+            pick=args.pick,
+            out=args.out,
+            torchscript=args.torchscript,
+            onnx=args.onnx,
+        )
     if not paths:
         print(f"nothing to export: the pick {args.pick!r} is empty (no finished ok trial?)")
         return 1

@@ -1,8 +1,10 @@
 """``mixnas search [CONFIG.yaml]``: run a search job into a run folder, then report and export.
 
 With no config, runs the embedded default job (`mixnas/default_search.yaml`). ``--resume
-RUN_DIR`` continues a run that was stopped or killed. When the budget is spent, the run folder
-gets ``report.html``, ``pareto.csv``, ``trials.csv`` and the exported specs of the config's pick.
+RUN_DIR`` continues a run that was stopped or killed. ``--check`` runs every check a search
+makes before its first trial and exits (0, or 2 with one line naming the field). When the
+budget is spent, the run folder gets ``report.html``, ``pareto.csv``, ``trials.csv`` and the
+exported specs of the config's pick.
 """
 
 from __future__ import annotations
@@ -34,7 +36,31 @@ def cmd_search(args: argparse.Namespace) -> int:
             name=args.name, runs_dir=args.runs_dir, **overrides
         )
     config = _backend_overrides(config, args)
+    if args.check:
+        return check_only(config, resume=bool(args.resume))
     return run_and_finish(config, resume=bool(args.resume), quiet=args.quiet)
+
+
+def check_only(config: Any, *, resume: bool) -> int:
+    """``--check``: every check a run makes before its first trial (the config, the space, the
+    strategy's and evaluators' options, the run folder), and nothing written."""
+    from mixnas.driver import check_runs_dir
+    from mixnas.integrity import check_store
+    from mixnas.job import prepare
+
+    if resume:
+        check_store(config.run_dir)
+    else:
+        check_runs_dir(config)
+    job = prepare(config)
+    evaluators = ", ".join(["cost", *(e.name for e in config.evaluators if e.name != "cost")])
+    decl = getattr(job.space, "decl", None)
+    space = f"space {decl.name}, " if decl is not None else ""
+    print(
+        f"{config.source or config.run_dir}: ok: {space}evaluators {evaluators}, "
+        f"strategy {config.strategy}, run folder {config.run_dir}"
+    )
+    return 0
 
 
 def _backend_overrides(config: Any, args: argparse.Namespace) -> Any:
@@ -52,6 +78,7 @@ def _backend_overrides(config: Any, args: argparse.Namespace) -> Any:
 
 def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     from mixnas.export import export_run, rebuild_check
+    from mixnas.integrity import reading_records
     from mixnas.report import write_report
 
     if config.backend.name == "ray":
@@ -59,14 +86,15 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     else:
         from mixnas.driver import run_search as run
     summary = run(config, resume=resume, quiet=quiet)
-    report = write_report(summary.run_dir)
     exported: list[Path] = []
     problems: list[str] = []
-    if config.export_pick is not None and summary.front:
-        exported = export_run(
-            summary.run_dir, pick=config.export_pick, out=summary.run_dir / config.export_dir
-        )
-        problems = rebuild_check(exported)
+    with reading_records(summary.run_dir):
+        report = write_report(summary.run_dir)
+        if config.export_pick is not None and summary.front:
+            exported = export_run(
+                summary.run_dir, pick=config.export_pick, out=summary.run_dir / config.export_dir
+            )
+            problems = rebuild_check(exported)
     print(
         f"run {summary.run_dir}: {summary.finished} trials this session "
         f"({summary.ok} ok, {summary.failed} failed, {summary.pruned} pruned"
@@ -99,4 +127,9 @@ def add_to(sub: Any) -> None:
     search.add_argument("--workers", type=int, help="parallel trials (local: processes)")
     search.add_argument("--ray-address", help="join an existing Ray cluster (implies ray)")
     search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    search.add_argument(
+        "--check",
+        action="store_true",
+        help="check the config (space, options, run folder) and exit; nothing is run or written",
+    )
     search.set_defaults(func=cmd_search)

@@ -118,8 +118,13 @@ class RunData:
                 (running,) = conn.execute(
                     "SELECT COUNT(*) FROM trials WHERE status = ?", (RUNNING,)
                 ).fetchone()
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
             raise RunFolderError(f"{run_dir / DB_NAME}: cannot be read ({err})") from None
+        except (TypeError, ValueError) as err:  # a row's values of the wrong type, bad JSON
+            raise RunFolderError(
+                f"{run_dir / DB_NAME}: holds a damaged record ({type(err).__name__}: {err}); "
+                f"see 'mixnas doctor {run_dir}'"
+            ) from None
         return RunData(run_dir, config, manifest, trials, int(running))
 
     @property
@@ -257,6 +262,13 @@ def describe_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
     Runs once per trial for ``trials.csv`` (100,000 times for a large run), hence one plain
     loop over the blocks; each stage lists its distinct mixers and bit widths in block order."""
+    try:
+        return _describe(spec)
+    except (KeyError, TypeError, AttributeError):  # a damaged record (see mixnas doctor)
+        return {"mixers": "(damaged spec)", "depths": "?", "widths": "?", "bits": "?"}
+
+
+def _describe(spec: dict[str, Any]) -> dict[str, Any]:
     mixers, bits, depths, widths = [], [], [], []
     for st in spec.get("stages", []):
         blocks = st.get("blocks", [])

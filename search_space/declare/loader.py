@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from search_space import paths
 from search_space.declare.space import SearchSpace
 from search_space.errors import SpaceError, shorten
 from search_space.spaces import builtin_path
@@ -184,7 +185,7 @@ def load_space(path: str | Path) -> SearchSpace:
     """Loads a space from a ``.yaml``/``.yml``/``.json`` file, or a built-in space by name
     (``hybrid``, ``isotropic``, ...). Errors name the file, the field path and what is allowed."""
     p = Path(path)
-    if not p.exists() and builtin_path(str(path)) is not None:
+    if not paths.exists(p) and builtin_path(str(path)) is not None:
         p = builtin_path(str(path))  # type: ignore[assignment]
     return space_from_declaration(read_declaration(p), str(path))
 

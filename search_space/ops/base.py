@@ -107,6 +107,9 @@ class OpContext:
         return self.n + self.prefix
 
 
+MAX_PARAM = 1 << 24  # the largest magnitude of a numeric op parameter (spec.MAX_INT)
+
+
 @dataclass(frozen=True)
 class ParamDef:
     """One keyword parameter of an op.
@@ -144,6 +147,12 @@ class ParamDef:
                 ok = True
             if not ok:
                 return f"must be of type {expected.__name__}"
+            # a kernel, stride or ratio of 10^30 can only be a mistake (an int of 10^400 has no
+            # float: its magnitude is compared as an int)
+            if expected in (int, float) and (
+                abs(item) > MAX_PARAM or (isinstance(item, float) and not math.isfinite(item))
+            ):
+                return f"must be a finite number of magnitude at most {MAX_PARAM:,}"
             if self.minimum is not None and item < self.minimum:
                 return f"must be >= {self.minimum}"
         if self.choices is not None and value not in self.choices:

@@ -15,10 +15,11 @@ from typing import Any
 from search_space.errors import SpaceError
 from search_space.ops import TOKEN_MIXERS, OpContext
 from search_space.plan import plan
-from search_space.spec import ArchSpec, Block, Op, Stage
+from search_space.spec import MAX_DEPTH, ArchSpec, Block, Op, Stage
 
 AROUND_KEYS = {"zoo", "depth", "width", "mixers", "name", "constraints"}
 WIDTH_FACTORS = (0.75, 1.0, 1.25)
+MAX_FACTOR = 64.0  # a width factor beyond this can only be a mistake
 
 
 def _op_entry(ref: Op) -> dict[str, Any]:
@@ -93,8 +94,21 @@ def declaration_around(
     constraints: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The space declaration around ``centre`` (see `space_around` for the arguments)."""
-    if depth < 0:
-        raise SpaceError("around.depth", "must be an integer >= 0", value=depth)
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH:
+        raise SpaceError("around.depth", f"must be an integer in [0, {MAX_DEPTH}]", value=depth)
+    factors = width if isinstance(width, list | tuple) else [width]
+    for f in factors:
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= MAX_FACTOR:
+            raise SpaceError(
+                "around.width", f"must be width factors in (0, {MAX_FACTOR}]", value=width
+            )
+    width = factors
+    if mixers is not None and not isinstance(mixers, Mapping):
+        raise SpaceError(
+            "around.mixers", "must be a mapping {mixer: {param: choices}}", value=mixers
+        )
+    if not isinstance(name, str):
+        raise SpaceError("around.name", "must be a string", value=name)
     extra = dict(mixers or {})
     menu: dict[str, dict[str, list[Any]]] = {}
 
