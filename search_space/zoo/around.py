@@ -96,7 +96,7 @@ def declaration_around(
     """The space declaration around ``centre`` (see `space_around` for the arguments)."""
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH:
         raise SpaceError("around.depth", f"must be an integer in [0, {MAX_DEPTH}]", value=depth)
-    factors = width if isinstance(width, list | tuple) else [width]
+    factors: list[Any] = list(width) if isinstance(width, list | tuple) else [width]
     for f in factors:
         if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= MAX_FACTOR:
             raise SpaceError(
