@@ -33,6 +33,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import hashlib
 import json
+import math
 import platform
 import sys
 import time
@@ -219,15 +220,20 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def separation(rows: dict[str, Any], a: str, b: str) -> dict[str, Any]:
-    """How far mixer ``a`` is ahead of ``b``: points, in units of the larger seed sd, Welch p."""
+def separation(rows: dict[str, Any], a: str, b: str, resolution: float) -> dict[str, Any]:
+    """How far mixer ``a`` is ahead of ``b``: points, in units of the larger seed sd, Welch p.
+
+    ``resolution`` (points per validation example) floors the sd: seeds that agree to the
+    example (digits' small validation split) would otherwise make any difference "many sd".
+    """
     from scipy.stats import ttest_ind
 
     x, y = rows[a], rows[b]
     diff = x["mean"] - y["mean"]
-    sd = max(x["sd"], y["sd"])
-    p = float(ttest_ind(x["top1"], y["top1"], equal_var=False).pvalue)
-    return {"a": a, "b": b, "points": diff, "in_sd": diff / sd if sd > 0 else float("inf"), "p": p}
+    sd = max(x["sd"], y["sd"], resolution)
+    spread = max(x["sd"], y["sd"]) >= resolution
+    p = float(ttest_ind(x["top1"], y["top1"], equal_var=False).pvalue) if spread else math.nan
+    return {"a": a, "b": b, "points": diff, "in_sd": diff / sd, "p": p}
 
 
 def best_of(rows: dict[str, Any], reach: str) -> str | None:
@@ -235,13 +241,31 @@ def best_of(rows: dict[str, Any], reach: str) -> str | None:
     return max(names, key=lambda m: rows[m]["mean"]) if names else None
 
 
-def task_verdict(rows: dict[str, Any]) -> list[dict[str, Any]]:
+def task_verdict(rows: dict[str, Any], resolution: float = 0.0) -> list[dict[str, Any]]:
     """Best global mixer against the identity mixer and against the best local one."""
     best_global = best_of(rows, GLOBAL)
     if best_global is None:
         return []
     rivals = [m for m in ("identity", best_of(rows, LOCAL)) if m is not None and m in rows]
-    return [separation(rows, best_global, m) for m in rivals]
+    return [separation(rows, best_global, m, resolution) for m in rivals]
+
+
+def validation_size(task: str, n_train: int) -> int:
+    """Examples in the task's validation split (from the disk cache for generated tasks)."""
+    from evaluators.data import load_dataset
+    from search_space.declare.loader import space_from_declaration
+
+    setup = TASKS[task]
+    decl = macro_declaration(setup, MIXERS["identity"], depth=1, width=16)
+    spec = space_from_declaration(decl, "validation_size").sample(np.random.default_rng(0))
+    options = {k: v for k, v in setup.data.items() if k != "name"}
+    if setup.data["name"] != "digits":
+        options["n_train"] = n_train
+    return len(load_dataset(setup.data["name"], spec.input, seed=0, **options).y_val)
+
+
+def _p(p: float) -> str:
+    return "n/a (no seed spread)" if math.isnan(p) else f"{p:.3g}"
 
 
 def report(args: argparse.Namespace, summary: dict[str, Any], elapsed: float) -> str:
@@ -277,17 +301,23 @@ def report(args: argparse.Namespace, summary: dict[str, Any], elapsed: float) ->
             seeds = ", ".join(f"{v:.1f}" for v in row["top1"]) + (
                 f" ({row['failed']} failed)" if row["failed"] else ""
             )
+            sd = "-" if math.isnan(row["sd"]) else f"{row['sd']:.1f}"
             per_run = row["cpu_s"] / 60 / max(1, len(row["top1"]) + row["failed"])
             lines.append(
                 f"| {rank} | {mixer} | {MIXERS[mixer].reach} | {row['mean']:.1f} +- "
-                f"{row['sd']:.1f} | {seeds} | {per_run:.1f} |"
+                f"{sd} | {seeds} | {per_run:.1f} |"
             )
+        missing = [m for m in args.mixers if m not in rows]
+        if missing:
+            lines += ["", f"Not trained on this task (no cached cells): {', '.join(missing)}."]
         lines.append("")
-        for sep in task_verdict(rows):
+        resolution = 100.0 / validation_size(task, args.n_train)
+        for sep in task_verdict(rows, resolution):
             verdict = "separated" if sep["in_sd"] > 2 else "NOT separated"
             lines.append(
                 f"- {sep['a']} vs {sep['b']}: {sep['points']:+.1f} points, "
-                f"{sep['in_sd']:.1f} x the larger seed sd, Welch p = {sep['p']:.3g}: {verdict} "
+                f"{sep['in_sd']:.1f} x the larger seed sd (floored at one validation example, "
+                f"{resolution:.2f} points), Welch p = {_p(sep['p'])}: {verdict} "
                 "(criterion: more than 2 sd)"
             )
         lines.append("")
@@ -309,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0, help="every task's budget (0: its own)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--json", type=Path, help="cache of finished cells (read and written)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: report the cached cells"
+    )
     parser.add_argument("--out", type=Path, help="markdown file whose section is replaced")
     args = parser.parse_args(argv)
     for name, known in (("task", TASKS), ("mixer", MIXERS)):
@@ -334,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                      "depth": args.depth, "width": args.width, "n_train": args.n_train}
                 )  # fmt: skip
     start = time.perf_counter()
-    run_cells(jobs, args.workers, cache, args.json)
-    summary = summarise([cache[j["key"]] for j in jobs])
+    if not args.report_only:
+        run_cells(jobs, args.workers, cache, args.json)
+    summary = summarise([cache[j["key"]] for j in jobs if j["key"] in cache])
     section = report(args, summary, time.perf_counter() - start)
     print(section)
     if args.out is not None:
