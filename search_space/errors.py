@@ -6,6 +6,7 @@ is allowed, so that the CLI can print it as one line and exit with status 2.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 
@@ -20,6 +21,8 @@ def shorten(value: object, limit: int = 80) -> str:
         return f"{text[:6]}...({len(text)} digits)"
     if len(text) <= limit:
         return text
+    if isinstance(value, str | PurePath) and len(text) <= 4 * limit and "\n" not in str(value):
+        return text  # a path or name of one line: whole, the user needs all of it
     return f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
