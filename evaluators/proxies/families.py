@@ -9,7 +9,6 @@ proxies benchmark on hybrid spaces.
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from functools import cache
 
@@ -70,6 +69,5 @@ def attention_classes() -> tuple[type[nn.Module], ...]:
     for name in TOKEN_MIXERS.names():
         op = TOKEN_MIXERS.get(name)
         if op.family in ATTENTION_FAMILIES and op.module:
-            module, _, attr = op.module.partition(":")
-            classes.append(getattr(importlib.import_module(module), attr))
+            classes.append(op.module_class())
     return tuple(classes)

@@ -19,18 +19,16 @@ from search_space.spec import SCOPE_DATA, TOKENS_PREFIX, ArchSpec, Block, Quant,
 
 
 def instantiate(item: PlannedOp) -> nn.Module:
-    """The module of one planned op, called with its context and explicit keyword parameters."""
-    assert item.op is not None
-    cls = item.op.module_class()
-    ctx, params = item.ctx, item.params
-    kind = item.op.kind
-    if kind == "stem":
-        return cls(ctx.dim, ctx.out_dim, grid=ctx.grid, **params)  # type: ignore[no-any-return]
-    if kind == "downsample":
-        return cls(ctx.dim, ctx.out_dim, grid=ctx.grid, prefix=ctx.prefix, **params)  # type: ignore[no-any-return]
-    if kind == "head":
-        return cls(ctx.dim, ctx.num_classes, prefix=ctx.prefix, **params)  # type: ignore[no-any-return]
-    return cls(ctx.dim, grid=ctx.grid, **params)  # type: ignore[no-any-return]
+    """The module of one planned op: its definition builds it (`OpDef.build`) at its context."""
+    if item.op is None:
+        raise ValueError(f"{item.path}: {item.role} has no registered op to build")
+    module = item.op.build(item.ctx, item.params)
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"{item.op.kind} {item.op.name!r} built a {type(module).__name__}, not a "
+            "torch.nn.Module"
+        )
+    return module
 
 
 class MixNet(nn.Module):

@@ -3,10 +3,11 @@
 Every registered operation (token mixer, channel mixer, stem, downsampler, head, norm) has an
 `OpDef`: the parameters it takes (with defaults and allowed values), the structural rules a spec
 must satisfy ("head_dim divides the width"), its tensor layout, complexity class, an analytic cost
-formula, how its weights are shared in a supernet (`search_space.ops.sharing.Sharing`) and the
-import path of the `torch.nn.Module` that implements it. The definition is what
-lets a spec be validated and costed in microseconds without importing torch; the module is
-imported only when a model is built.
+formula, how its weights are shared in a supernet (`search_space.ops.sharing.Sharing`) and how
+its `torch.nn.Module` is built (`OpDef.build`: a lazy reference to the class, called by the
+convention of the op's kind or the op's own ``call``). The definition is what lets a spec be
+validated and costed in microseconds without importing torch; the module is imported only when a
+model is built.
 
 Cost conventions follow fvcore, the counter timm's published GMACs come from: one MAC per
 multiply-accumulate of linear/conv/matmul/einsum/attention, norms at fvcore's per-element rates
@@ -164,6 +165,40 @@ Rule = Callable[[OpContext, Mapping[str, Any]], str | None]
 CostFn = Callable[[OpContext, Mapping[str, Any]], Cost]
 GridFn = Callable[[OpContext, Mapping[str, Any]], tuple[int, ...]]
 PrefixFn = Callable[[OpContext, Mapping[str, Any]], int]
+# how a module is called: (ctx, params) -> positional and keyword arguments of its constructor
+CallFn = Callable[[OpContext, Mapping[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+# where the module class is: "package.module:ClassName", or a function returning the class
+ModuleRef = str | Callable[[], type]
+
+
+def mixer_call(ctx: OpContext, params: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Token and channel mixers, norms, structural ops: ``(dim, *, grid, **params)``."""
+    return (ctx.dim,), {"grid": ctx.grid, **params}
+
+
+def stem_call(ctx: OpContext, params: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Stems: ``(in_channels, out_dim, *, grid, **params)``."""
+    return (ctx.dim, ctx.out_dim), {"grid": ctx.grid, **params}
+
+
+def downsample_call(
+    ctx: OpContext, params: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Downsamplers: ``(dim, out_dim, *, grid, prefix, **params)``."""
+    return (ctx.dim, ctx.out_dim), {"grid": ctx.grid, "prefix": ctx.prefix, **params}
+
+
+def head_call(ctx: OpContext, params: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Heads: ``(dim, num_classes, *, prefix, **params)``."""
+    return (ctx.dim, ctx.num_classes), {"prefix": ctx.prefix, **params}
+
+
+# the constructor convention of each kind; an op of another kind is called as a mixer
+KIND_CALLS: dict[str, CallFn] = {
+    "stem": stem_call,
+    "downsample": downsample_call,
+    "head": head_call,
+}
 
 
 def _same_grid(ctx: OpContext, params: Mapping[str, Any]) -> tuple[int, ...]:
@@ -182,7 +217,8 @@ class OpDef:
         name: registry name used in specs.
         kind: which registry it belongs to (``token_mixer``, ``channel_mixer``, ...).
         params: the keyword parameters the module takes, besides its context.
-        module: ``"package.module:ClassName"`` of the implementing `torch.nn.Module`.
+        module: the implementing `torch.nn.Module` class, as ``"package.module:ClassName"``
+            or a function of no arguments that returns it; resolved only when a model is built.
         cost: analytic cost formula (fvcore conventions).
         layout: the tensor layout the module consumes and produces (see LAYOUTS).
         complexity: complexity class in N tokens and d channels, for docs and reports.
@@ -198,12 +234,15 @@ class OpDef:
             (`search_space.ops.sharing.Sharing`: which parameters are elastic, which get a
             weight set per value). Every registered op must declare one; the contract suite
             fails for an op without it, and a strict supernet refuses it.
+        call: how the module's constructor is called, ``(ctx, params) -> (args, kwargs)``;
+            None (the default) is the convention of the op's kind (`KIND_CALLS`, else
+            `mixer_call`).
     """
 
     name: str
     kind: str
     params: tuple[ParamDef, ...]
-    module: str
+    module: ModuleRef
     cost: CostFn
     layout: str = LAYOUT_TOKENS
     complexity: str = ""
@@ -215,6 +254,7 @@ class OpDef:
     doc: str = ""
     examples: tuple[dict[str, Any], ...] = ()
     sharing: SharingRule | None = None
+    call: CallFn | None = None
     _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -259,8 +299,29 @@ class OpDef:
 
     def module_class(self) -> type:
         """Imports and returns the implementing module class (imports torch)."""
+        if callable(self.module):
+            return self.module()
         mod_name, _, cls_name = self.module.partition(":")
-        return getattr(importlib.import_module(mod_name), cls_name)  # type: ignore[no-any-return]
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+        if not isinstance(cls, type):
+            raise TypeError(f"{self.kind} {self.name!r}: {self.module} is not a class")
+        return cls
+
+    def arguments(
+        self, ctx: OpContext, params: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The positional and keyword arguments the module is constructed with at ``ctx``."""
+        call = self.call or KIND_CALLS.get(self.kind, mixer_call)
+        return call(ctx, params)
+
+    def build(self, ctx: OpContext, params: Mapping[str, Any]) -> Any:
+        """The op's module at ``ctx`` with the complete ``params`` (imports torch).
+
+        This is the one way from a definition to a module: the builder, the contract suites,
+        the latency tables and the supernet all call it.
+        """
+        args, kwargs = self.arguments(ctx, params)
+        return self.module_class()(*args, **kwargs)
 
 
 # -- reusable rules --------------------------------------------------------------------------------
