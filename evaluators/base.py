@@ -83,6 +83,9 @@ class Evaluator:
     # the constructor's keyword options with their types and ranges, checked when a run config
     # is read (`search_space.option_types`); None: not declared, the constructor checks alone
     option_types: ClassVar[Mapping[str, Opt] | None] = None
+    # the `EvalContext.budget` entries it reads, checked the same way; {}: it reads none (a
+    # config's ``budget`` for it is refused), None: not declared
+    budget_types: ClassVar[Mapping[str, Opt] | None] = None
 
     def evaluate(self, spec: ArchSpec, context: EvalContext | None = None) -> EvalResult:
         """Evaluates ``spec``; never raises for a bad architecture (see `safe_evaluate`)."""
@@ -136,6 +139,7 @@ class CostEvaluator(Evaluator):
     name = "cost"
     metrics = ("params", "macs", "activation_bytes", "bytes", "bitops")
     option_types: ClassVar[Mapping[str, Opt] | None] = {}
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {}
     cheap = True  # analytic: well under a millisecond a spec
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:

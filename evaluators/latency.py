@@ -58,6 +58,7 @@ class LatencyEvaluator(Evaluator):
     """
 
     name = "latency"
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {}  # runs to completion
     option_types: ClassVar[Mapping[str, Opt] | None] = {
         "threads": Opt("int", min=1, max=MAX_THREADS),
         "warmup": Opt("int", min=0, max=100_000),

@@ -38,6 +38,7 @@ class PredictedLatency(Evaluator):
     """
 
     name = "predicted_latency"
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {}  # runs to completion
     option_types: ClassVar[Mapping[str, Opt] | None] = {
         "device": Opt("str"),
         "threads": Opt("int", min=1, max=MAX_THREADS),

@@ -33,6 +33,7 @@ class ProxyEvaluator(Evaluator):
     """
 
     name = "proxy"
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {}  # runs to completion
     option_types: ClassVar[Mapping[str, Opt] | None] = {
         "names": Opt("str_list"),
         "batch_size": Opt("int", min=1, max=MAX_BATCH),

@@ -125,6 +125,12 @@ class ShortTraining(Evaluator):
     # the options a subclass accepts (e.g. the ``ptq`` evaluator adds calibration options)
     defaults: ClassVar[dict[str, Any]] = _SETTINGS
     option_types: ClassVar[Mapping[str, Opt] | None] = SETTING_TYPES
+    # whichever ends first; a step count given as 60.0 is 60 steps
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {
+        "steps": Opt("float", min=1, max=1e12),
+        "epochs": Opt("float", min=1e-6, max=1e9),
+        "seconds": Opt("float", min=0.001, max=366 * 24 * 3600.0),
+    }
 
     def __init__(self, **settings: Any) -> None:
         _check_settings(settings, "ShortTraining", self.defaults)

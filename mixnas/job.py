@@ -1,8 +1,11 @@
 """From a checked config to the objects a run needs: the space, the strategy, the evaluators.
 
 Everything that can be wrong with a config is found here, before any trial runs: an unknown
-strategy, evaluator or option, an objective or constraint no evaluator reports, a screening metric
-that no earlier evaluator produces. Each raises `ConfigError` (one line; the CLI exits 2).
+strategy, evaluator or option, an option or budget entry outside what the evaluator declares
+(``option_types``, ``budget_types``), a dataset that is not here (``data: /no/such/dir``, a name
+such as ``cifar10`` that nothing provides offline) or whose options its source refuses, an
+objective or constraint no evaluator reports, a screening metric that no earlier evaluator
+produces. Each raises `ConfigError` (one line; the CLI exits 2).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mixnas.pipeline import create_evaluators, produced_metrics, with_cost
 from search_space import paths
 from search_space.declare.schema import Constraint
 from search_space.errors import MixnasError, RegistryError, SpaceError
-from search_space.option_types import OptionError, check_options
+from search_space.option_types import Opt, OptionError, check_options
 
 
 @dataclass
@@ -77,6 +80,7 @@ def prepare(config: SearchConfig) -> Job:
         _known_metric(metric, metrics, f"constraints.{metric}", source)
     _check_devices(config)
     _check_workers(config)
+    _check_data(config, getattr(getattr(space, "decl", None), "input", None))
     job = Job(config, space, declaration, metrics, _initial(config, space), cheap)
     _check_strategy(job)
     return job
@@ -205,14 +209,171 @@ def _check_evaluator_options(cfg: Any, field: str, source: str | None) -> None:
 
     cls = evaluator_class(cfg.name) if ":" in cfg.name else evaluators.EVALUATORS.get(cfg.name)
     declared = getattr(cls, "option_types", None)
-    if declared is None:
+    if declared is not None:
+        try:
+            check_options(cfg.options, declared, cfg.name)
+        except OptionError as err:
+            raise ConfigError(
+                f"{field}.options.{err.key}", err.message, source=source, value=err.value
+            ) from None
+    # the budget entries it reads (``steps``, ``seconds``...); {} declares that it reads none
+    budget = getattr(cls, "budget_types", None)
+    if budget is not None:
+        if cfg.budget and not budget:
+            raise ConfigError(
+                f"{field}.budget",
+                f"{cfg.name} has no budget (it runs to completion); remove this field",
+                source=source,
+                value=dict(cfg.budget),
+            )
+        try:
+            check_options(cfg.budget, budget, f"{cfg.name}'s budget")
+        except OptionError as err:
+            raise ConfigError(
+                f"{field}.budget.{err.key}",
+                err.message.replace("unknown option of", "unknown entry of"),
+                source=source,
+                value=err.value,
+            ) from None
+
+
+# options of the built-in data sources (`evaluators.data.load_dataset`), checked without loading
+_SYNTHETIC_OPTIONS = {
+    "size": Opt("int", min=2, max=10_000_000),
+    "difficulty": Opt("float", min=1e-9, max=1e9),
+    "val_fraction": Opt("float", min=1e-9, max=1 - 1e-9),
+}
+_FILE_OPTIONS = {
+    "val_fraction": Opt("float", min=1e-9, max=1 - 1e-9),
+    "normalize": Opt("bool"),
+}
+
+
+def _check_data(config: SearchConfig, input_spec: Any) -> None:
+    """Each evaluator's ``data`` (with a training evaluator's ``data_options``) against the
+    sources this machine has: a built-in or generated dataset's name and options, or an
+    ``.npz`` file or image folder that exists. Nothing is downloaded at run time, so a name no
+    source knows (``cifar10``) can only fail every trial; it fails here, in one line."""
+    for i, cfg in enumerate(config.evaluators):
+        options = cfg.options.get("data_options") if "data_options" in cfg.options else None
+        if cfg.data is None and not options:
+            continue  # the evaluator's default source (synthetic, a supernet's stored data)
+        field = f"evaluators[{i}].data"
+        try:
+            _check_source(cfg.data, dict(options or {}), input_spec, field, config.source)
+        except ConfigError:
+            raise
+        except MixnasError as err:  # a source's own check (`evaluators.data.DatasetError`)
+            raise ConfigError(field, str(err), source=config.source) from None
+
+
+def _check_source(
+    data: Any, options: dict[str, Any], input_spec: Any, field: str, source: str | None
+) -> None:
+    from evaluators import data as datasets
+
+    if isinstance(data, Mapping):
+        data, given = datasets.dataset_source(data)
+        options = {**given, **options}
+    if data is None:
+        data = "synthetic"
+    if not isinstance(data, str) or not data:
+        raise ConfigError(
+            field,
+            "must be a dataset name, a path, or {name: NAME, <option>: ...}",
+            source=source,
+            value=data,
+        )
+    generated = tuple(getattr(datasets, "GENERATED", ()))
+    builtin = tuple(getattr(datasets, "BUILTIN", ("digits", "synthetic")))
+    if data in generated and input_spec is not None:
+        from evaluators.tasks import resolve
+
+        resolve(data, input_spec, options)  # names, knobs and sizes, nothing generated
         return
+    path = Path(data)
+    if data not in builtin and not paths.exists(path):
+        raise ConfigError(
+            field,
+            "no such dataset or file (nothing is downloaded: data must be here); allowed: "
+            f"{', '.join((*builtin, *generated))}, a path to an .npz file (arrays x, y) or to "
+            "a folder of images per class (root/<class>/<image>)",
+            source=source,
+            value=data,
+        )
+    declared = _SYNTHETIC_OPTIONS if data == "synthetic" else _FILE_OPTIONS
     try:
-        check_options(cfg.options, declared, cfg.name)
+        check_options(options, declared, f"dataset {data}")
     except OptionError as err:
         raise ConfigError(
-            f"{field}.options.{err.key}", err.message, source=source, value=err.value
+            f"{field}.{err.key}", err.message, source=source, value=err.value
         ) from None
+    kind = getattr(input_spec, "kind", None)
+    if data in builtin:
+        if data == "digits" and kind not in (None, "image"):
+            raise ConfigError(
+                field,
+                f"digits holds images but the space's input is {kind}; use synthetic or an "
+                ".npz file of sequences",
+                source=source,
+                value=data,
+            )
+        return
+    if paths.is_dir(path):
+        if kind not in (None, "image"):
+            raise ConfigError(
+                field,
+                f"a folder of images, but the space's input is {kind}",
+                source=source,
+                value=data,
+            )
+        try:
+            has_class = any(p.is_dir() for p in path.iterdir())
+        except OSError as err:
+            raise ConfigError(
+                field, f"cannot be read: {err.strerror or err}", source=source, value=data
+            ) from None
+        if not has_class:
+            raise ConfigError(
+                field,
+                "has no class sub-folders (expected root/<class>/<image>)",
+                source=source,
+                value=data,
+            )
+        return
+    if path.suffix != ".npz":
+        raise ConfigError(
+            field,
+            "must be an .npz file (arrays x, y) or a folder of images per class",
+            source=source,
+            value=data,
+        )
+    _check_npz(path, field, source)
+
+
+def _check_npz(path: Path, field: str, source: str | None) -> None:
+    """The archive opens and holds arrays ``x`` and ``y`` (its index only; nothing loaded)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+    except Exception as err:  # a zip error of a damaged or foreign file: one line
+        raise ConfigError(
+            field,
+            f"not a readable .npz file ({type(err).__name__})",
+            source=source,
+            value=str(path),
+        ) from None
+    missing = [key for key in ("x", "y") if key not in names]
+    if missing:
+        raise ConfigError(
+            field,
+            f"the .npz file has no array {missing[0]!r}; it needs arrays x and y (found: "
+            f"{', '.join(names) or 'none'})",
+            source=source,
+            value=str(path),
+        )
 
 
 def _check_devices(config: SearchConfig) -> None:

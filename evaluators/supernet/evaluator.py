@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from evaluators.base import OK, EvalContext, EvalResult, Evaluator, register
+from evaluators.base import MAX_BATCH, OK, EvalContext, EvalResult, Evaluator, register
 from evaluators.data import Dataset, load_dataset
 from evaluators.devices import AMP_MODES
 from evaluators.supernet.network import Supernet
 from evaluators.supernet.train import SupernetError, evaluate_subnet, load_supernet, score_model
 from search_space import build_model
+from search_space.option_types import Opt
 from search_space.spec import ArchSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,22 @@ class SupernetEvaluator(Evaluator):
 
     name = "supernet"
     metrics = ("top1", "loss")
+    # checked when a run config is read (`search_space.option_types`), before any work
+    option_types: ClassVar[Mapping[str, Opt] | None] = {
+        "checkpoint": Opt("str", nullable=True),
+        "recalibration_batches": Opt("int", min=0, max=1_000_000),
+        "batch_size": Opt("int", min=1, max=MAX_BATCH),
+        "eval_batch_size": Opt("int", min=1, max=MAX_BATCH),
+        "amp": Opt("str", choices=AMP_MODES),
+    }
+    budget_types: ClassVar[Mapping[str, Opt] | None] = {}  # scores a subnet once
+    defaults: ClassVar[dict[str, Any]] = {
+        "checkpoint": None,
+        "recalibration_batches": 8,
+        "batch_size": 64,
+        "eval_batch_size": 256,
+        "amp": "off",
+    }
     # not `cheap`: recalibrating and scoring a subnet takes 0.1-1 s on a CPU, far above a process
     # dispatch, so worker processes still pay off; `backend: {workers: 0, batch: N}` evaluates
     # one loaded supernet in the driver, N subnets a batch

@@ -34,15 +34,27 @@ def _timing_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _device(name: str, flag: str) -> str:
+    """``name`` as a torch device this machine has (`evaluators.devices`): a GPU that is not
+    there is one line naming the flag (exit 2), not an error deep inside torch."""
+    from evaluators.devices import DeviceError, resolve_device
+
+    try:
+        return resolve_device(name)
+    except DeviceError as err:
+        raise SpaceError(flag, str(err).removeprefix(f"device {name!r}: "), value=name) from None
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     import evaluators
     from evaluators import EvalContext
 
+    device = _device(args.device, "--device")
     spec = load_spec(args.spec)
     evaluator = evaluators.create(
         "latency", **_timing_options(args), warmup=args.warmup, repeats=args.repeats
     )
-    result = evaluator.evaluate(spec, EvalContext(seed=args.seed, device=args.device))
+    result = evaluator.evaluate(spec, EvalContext(seed=args.seed, device=device))
     if not result.ok:
         raise SpaceError(args.spec, f"could not be measured: {result.error}")
     m = result.metrics
@@ -66,6 +78,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from predictors.lut import LookupTablePredictor
     from search_space import load_space
 
+    torch_device = _device(args.torch_device, "--torch-device")
     space = load_space(args.space)
     # the table covers what the space can produce; a latency bound is what it will help enforce
     space.constraints = tuple(c for c in space.constraints if c.analytic)
@@ -75,7 +88,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         device=args.device,
         cache_dir=args.cache_dir,
         repeats=args.repeats,
-        torch_device=args.torch_device,
+        torch_device=torch_device,
         **_timing_options(args),
     )
     before = len(lut.table)
@@ -123,7 +136,7 @@ def add_to(sub: Any) -> None:
     ).add_subparsers(dest="latency_command", required=True)
     measure = latency.add_parser("measure", help="time a spec's model on this machine")
     measure.add_argument("spec", help="ArchSpec JSON file (or exported record) or a zoo name")
-    measure.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    measure.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or cuda:N")
     measure.add_argument("--warmup", type=int, default=5)
     measure.add_argument("--seed", type=int, default=0)
     _add_timing(measure, repeats=30)
@@ -137,6 +150,8 @@ def add_to(sub: Any) -> None:
     profile.add_argument("-n", type=positive_int, default=50, help="specs to sample")
     profile.add_argument("--seed", type=int, default=0)
     profile.add_argument("--cache-dir", type=Path, default=None, help="table directory")
-    profile.add_argument("--torch-device", default="cpu", help="where to run: cpu or cuda")
+    profile.add_argument(
+        "--torch-device", default="cpu", help="where to run: auto, cpu, cuda or cuda:N"
+    )
     _add_timing(profile, repeats=10)
     profile.set_defaults(func=cmd_profile)
