@@ -118,7 +118,16 @@ def safe_evaluate(evaluator: Evaluator, spec: ArchSpec, context: EvalContext) ->
     return EvalResult(result.status, result.metrics, timings, result.error, result.rungs)
 
 
-EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
+def _builtins() -> None:
+    from evaluators import _load_builtins
+
+    _load_builtins()
+
+
+# built-ins first, then the plug-ins of the group, on the first lookup
+EVALUATORS: Registry[type[Evaluator]] = Registry(
+    "evaluator", group="mixnas.evaluators", builtins=_builtins
+)
 
 
 def register(cls: type[Evaluator]) -> type[Evaluator]:

@@ -115,7 +115,16 @@ class Predictor:
         return specs, y
 
 
-PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
+def _builtins() -> None:
+    from predictors import _load_builtins
+
+    _load_builtins()
+
+
+# built-ins first, then the plug-ins of the group, on the first lookup
+PREDICTORS: Registry[type[Predictor]] = Registry(
+    "predictor", group="mixnas.predictors", builtins=_builtins
+)
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

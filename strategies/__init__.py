@@ -24,7 +24,10 @@ from strategies.base import (
     Strategy,
 )
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+# built-ins first, then the plug-ins of the group, on the first lookup
+STRATEGIES: Registry[type[Strategy]] = Registry(
+    "strategy", group="mixnas.strategies", builtins=lambda: _load_builtins()
+)
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

@@ -28,7 +28,12 @@ class ProxyError(RuntimeError):
     """A proxy cannot score this model; the message says why."""
 
 
-PROXIES: Registry[ProxyFn] = Registry("proxy")
+def _builtins() -> None:
+    import evaluators.proxies  # noqa: F401 (its family modules register the built-ins)
+
+
+# built-ins first, then the plug-ins of the group, on the first lookup
+PROXIES: Registry[ProxyFn] = Registry("proxy", group="mixnas.proxies", builtins=_builtins)
 
 
 def proxy(name: str) -> Callable[[ProxyFn], ProxyFn]:

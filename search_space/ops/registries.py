@@ -5,12 +5,15 @@ from __future__ import annotations
 from search_space.ops.base import OpDef
 from search_space.registry import Registry
 
-TOKEN_MIXERS: Registry[OpDef] = Registry("token mixer")
-CHANNEL_MIXERS: Registry[OpDef] = Registry("channel mixer")
-STEMS: Registry[OpDef] = Registry("stem")
-DOWNSAMPLERS: Registry[OpDef] = Registry("downsampler")
-HEADS: Registry[OpDef] = Registry("head")
-NORMS: Registry[OpDef] = Registry("norm")
+# plug-in packages add ops through this entry point group (`search_space.plugins`)
+GROUP = "mixnas.ops"
+
+TOKEN_MIXERS: Registry[OpDef] = Registry("token mixer", group=GROUP)
+CHANNEL_MIXERS: Registry[OpDef] = Registry("channel mixer", group=GROUP)
+STEMS: Registry[OpDef] = Registry("stem", group=GROUP)
+DOWNSAMPLERS: Registry[OpDef] = Registry("downsampler", group=GROUP)
+HEADS: Registry[OpDef] = Registry("head", group=GROUP)
+NORMS: Registry[OpDef] = Registry("norm", group=GROUP)
 
 REGISTRIES: dict[str, Registry[OpDef]] = {
     "token_mixer": TOKEN_MIXERS,

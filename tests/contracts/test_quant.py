@@ -16,13 +16,13 @@ import pytest
 import torch
 from torch import nn
 
+from mixnas.testing.ops import mixer_cases
+from mixnas.testing.ops import mixer_input as _input
 from search_space.errors import SpaceError
 from search_space.nn.quant.layers import QUANTIZED, ScoreQuant
 from search_space.nn.quant.policy import quantize_module
-from search_space.ops import CHANNEL_MIXERS, TOKEN_MIXERS, OpContext, OpDef
+from search_space.ops import OpContext, OpDef
 from search_space.spec import Quant
-from tests.contracts.test_mixers import _cases as _mixer_cases
-from tests.contracts.test_mixers import _input
 
 CONTEXTS = (
     OpContext(dim=32, grid=(6, 6), prefix=0, out_dim=32),
@@ -32,7 +32,7 @@ BITS = (4, 6, 8)
 
 
 def _cases() -> list:
-    return _mixer_cases(TOKEN_MIXERS, CONTEXTS) + _mixer_cases(CHANNEL_MIXERS, CONTEXTS)
+    return mixer_cases(contexts=CONTEXTS)
 
 
 def _allowed(op: OpDef, example: dict, ctx: OpContext) -> OpContext:
@@ -51,7 +51,9 @@ def _allowed(op: OpDef, example: dict, ctx: OpContext) -> OpContext:
 def _build(op: OpDef, example: dict, ctx: OpContext) -> nn.Module:
     params = op.complete(example, "params")
     torch.manual_seed(0)
-    return op.module_class()(ctx.dim, grid=ctx.grid, **params)  # type: ignore[no-any-return]
+    module = op.build(ctx, params)
+    assert isinstance(module, nn.Module)
+    return module
 
 
 @pytest.mark.parametrize(("op", "example", "ctx"), _cases())

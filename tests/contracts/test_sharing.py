@@ -1,4 +1,4 @@
-"""Contract every registered op passes for the weight-sharing supernet.
+"""Contract every registered op passes for the weight-sharing supernet (`mixnas.testing.sharing`).
 
 Every op of every registry declares how its weights are shared (`OpDef.sharing`, naming only
 parameters it has), and a strict supernet over a tiny space offering the op's defaults, examples
@@ -8,32 +8,15 @@ builder's parameter count and equals the active supernet.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from evaluators.supernet import Supernet
-from search_space.ops import REGISTRIES
-from search_space.ops.sharing import missing_sharing
-from tests.supernet_helpers import assert_extract_matches, op_space
+from mixnas.testing.sharing import check_sharing, check_sharing_declared, sharing_cases
 
 
 def test_every_registered_op_declares_a_sharing_rule() -> None:
-    problems = missing_sharing(REGISTRIES)
-    assert not problems, "ops without a usable weight-sharing rule:\n" + "\n".join(problems)
+    check_sharing_declared()
 
 
-def _ops() -> list:
-    return [
-        pytest.param(kind, name, id=f"{kind}-{name}")
-        for kind, registry in REGISTRIES.items()
-        for name in registry.names()
-    ]
-
-
-@pytest.mark.parametrize(("kind", "name"), _ops())
+@pytest.mark.parametrize(("kind", "name"), sharing_cases())
 def test_supernet_holds_every_variant_of_the_op(kind: str, name: str) -> None:
-    space = op_space(kind, name)
-    supernet = Supernet(space, seed=0)
-    rng = np.random.default_rng(0)
-    specs = [supernet.largest(), supernet.smallest(), *(space.sample(rng) for _ in range(6))]
-    assert_extract_matches(supernet, specs)
+    check_sharing(kind, name)
