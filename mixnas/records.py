@@ -375,14 +375,20 @@ def _record(row: tuple[Any, ...]) -> TrialRecord:
     )
 
 
+ARCHITECTURE_COLUMNS = ("mixers", "depths", "widths", "bits")  # as trials.csv has them
+
+
 def load_trials(run_dir: str | Path) -> Any:
     """The finished trials of a run as a pandas DataFrame: one row per trial, with ``trial_id``,
-    ``spec_id``, ``origin``, ``status``, ``error``, ``started``, ``finished``, ``seconds``, one
-    column per metric and the spec's JSON in ``spec``.
+    ``spec_id``, ``origin``, ``status``, ``error``, ``started``, ``finished``, ``seconds``, the
+    architecture summary ``trials.csv`` has (``mixers``, ``depths``, ``widths``, ``bits``: per
+    stage, as `mixnas.report.data.describe_spec` writes them), ``front`` (on the Pareto front of
+    the run's objectives and constraints: pandas' nullable boolean, NA when the folder has no
+    ``config.json`` to say what the objectives are), one column per metric, and the spec's
+    JSON in ``spec``.
 
     One query, read as columns: the stored spec text is already canonical JSON (sorted keys), so
-    specs are not parsed at all, and the metrics are parsed in one call; 100,000 trials load in
-    a few seconds, about half of it pandas copying the spec text into its string column. The
+    ``spec`` is the stored text; the specs and the metrics are each parsed in one call. The
     database is only read (no schema change, no lock), so a notebook can load a run while its
     driver writes. A store that is missing, empty or corrupt in a run folder that had trials
     raises `search_space.errors.RunFolderError` naming the file (`mixnas.integrity`)."""
@@ -390,6 +396,7 @@ def load_trials(run_dir: str | Path) -> Any:
     import pandas as pd
 
     from mixnas.integrity import check_store
+    from mixnas.report.data import describe_spec
 
     path = Path(run_dir) / DB_NAME
     check_store(Path(run_dir))  # a store missing, empty or corrupt in a run that had trials
@@ -407,8 +414,10 @@ def load_trials(run_dir: str | Path) -> Any:
     finally:
         conn.close()
     base = ["trial_id", "spec_id", "origin", "status", "error", "started", "finished", "seconds"]
+    described = [*ARCHITECTURE_COLUMNS, "front"]
     if not rows:
-        return pd.DataFrame([], columns=[*base, "spec"])
+        frame = pd.DataFrame([], columns=[*base, *described, "spec"])
+        return frame.astype({"front": "boolean"})
     ids, spec_ids, origins, statuses, errors, started, finished, specs, metrics = zip(
         *rows, strict=True
     )
@@ -425,8 +434,41 @@ def load_trials(run_dir: str | Path) -> Any:
         "finished": end,
         "seconds": np.nan_to_num(end, nan=0.0) - np.nan_to_num(start, nan=0.0),
     }
-    for name in sorted({k for d in parsed for k in d} - {*base, "spec"}):
+    summaries = [describe_spec(spec) for spec in json.loads("[" + ",".join(specs) + "]")]
+    for key in ARCHITECTURE_COLUMNS:
+        columns[key] = [d[key] for d in summaries]
+    values = {
         # a missing key and a stored null (NaN) both read as NaN
-        columns[name] = np.array([d.get(name) for d in parsed], dtype=float)
+        name: np.array([d.get(name) for d in parsed], dtype=float)
+        for name in sorted({k for d in parsed for k in d} - {*base, *described, "spec"})
+    }
+    columns["front"] = pd.array(_front_flags(Path(run_dir), statuses, values), dtype="boolean")
+    columns.update(values)
     columns["spec"] = list(specs)
     return pd.DataFrame(columns)
+
+
+def _front_flags(
+    run_dir: Path, statuses: Iterable[str], metrics: Mapping[str, Any]
+) -> list[bool | None]:
+    """Which trials are on the run's Pareto front (`mixnas.front`), by the objectives and
+    constraints of its ``config.json``; None for every trial when there is no config."""
+    import numpy as np
+
+    from mixnas.config import parse_config
+    from mixnas.front import eligible_mask, nondominated
+    from mixnas.manifest import CONFIG, read_json
+    from strategies.multiobjective import to_losses
+
+    status = np.array(list(statuses), dtype=object)
+    if not (run_dir / CONFIG).is_file():
+        return [None] * len(status)
+    config = parse_config(read_json(run_dir / CONFIG), source=str(run_dir / CONFIG))
+    objectives = config.objectives
+    nan = np.full(len(status), np.nan)
+    values = np.column_stack([metrics.get(o.metric, nan) for o in objectives])
+    losses = to_losses(values.reshape(len(status), -1), [o.direction for o in objectives])
+    rows = np.flatnonzero(eligible_mask(status, metrics, objectives, config.constraints))
+    flags = np.zeros(len(status), dtype=bool)
+    flags[rows[nondominated(losses[rows])]] = True
+    return [bool(f) for f in flags]

@@ -25,7 +25,7 @@ from mixnas.config import ObjectiveConfig
 from mixnas.front import best, front, hypervolume_curve, nondominated
 from mixnas.records import FAILED, OK, PRUNED, RunStore, TrialRecord
 from mixnas.report import write_report
-from mixnas.report.data import RunData
+from mixnas.report.data import RunData, describe_spec
 from strategies.multiobjective import hypervolume, pareto_mask, to_losses
 
 TRIALS = 3000
@@ -246,8 +246,9 @@ def test_hypervolume_curve_of_no_eligible_trial_is_empty() -> None:
 def _frame_from_records(run_dir: Path) -> pd.DataFrame:
     """`load_trials` as the first version built it: one TrialRecord per row."""
     rows = []
+    on_front = RunData.load(run_dir).on_front
     with RunStore(run_dir) as store:
-        for r in store.iter_records():
+        for r, front in zip(store.iter_records(), on_front, strict=True):
             row = {
                 "trial_id": r.trial_id,
                 "spec_id": r.spec_id,
@@ -257,14 +258,17 @@ def _frame_from_records(run_dir: Path) -> pd.DataFrame:
                 "started": r.started,
                 "finished": r.finished,
                 "seconds": (r.finished or 0.0) - (r.started or 0.0),
+                **describe_spec(dict(r.spec)),
+                "front": bool(front),
                 "spec": json.dumps(r.spec, sort_keys=True),
             }
             row.update(r.metrics)
             rows.append(row)
     base = ["trial_id", "spec_id", "origin", "status", "error", "started", "finished", "seconds"]
-    frame = pd.DataFrame(rows)
-    metric_cols = sorted(c for c in frame.columns if c not in (*base, "spec"))
-    return frame[[*base, *metric_cols, "spec"]]
+    described = ["mixers", "depths", "widths", "bits", "front"]
+    frame = pd.DataFrame(rows).astype({"front": "boolean"})
+    metric_cols = sorted(c for c in frame.columns if c not in (*base, *described, "spec"))
+    return frame[[*base, *described, *metric_cols, "spec"]]
 
 
 def test_load_trials_keeps_its_columns_and_values(run_copy: Path) -> None:
@@ -273,7 +277,8 @@ def test_load_trials_keeps_its_columns_and_values(run_copy: Path) -> None:
     frame = load_trials(run_copy)
     base = ["trial_id", "spec_id", "origin", "status", "error", "started", "finished", "seconds"]
     metrics = ["activation_bytes", "bitops", "bytes", "macs", "params"]
-    assert list(frame.columns) == [*base, *metrics, "spec"]
+    described = ["mixers", "depths", "widths", "bits", "front"]
+    assert list(frame.columns) == [*base, *described, *metrics, "spec"]
     assert len(frame) == TRIALS and list(frame["trial_id"]) == list(range(TRIALS))
     assert frame.loc[frame["status"] == FAILED, "macs"].isna().all()
     assert frame.loc[frame["status"] == PRUNED, "bitops"].isna().all()
@@ -287,5 +292,5 @@ def test_load_trials_of_an_empty_run_has_the_base_columns(tmp_path: Path) -> Non
     assert len(frame) == 0
     assert list(frame.columns) == [
         "trial_id", "spec_id", "origin", "status", "error", "started", "finished", "seconds",
-        "spec",
+        "mixers", "depths", "widths", "bits", "front", "spec",
     ]  # fmt: skip
