@@ -1,17 +1,22 @@
-"""``mixnas export RUN_DIR --pick front|best|ID``: the specs a run found, ready to ship.
+"""``mixnas export RUN_DIR --pick front|best|topK|ID``: the specs a run found, ready to ship.
 
 Each pick becomes ``<out>/trial-<id>-<spec id>.json`` holding the spec, its id, the trial's
 metrics, the analytic costs, and where it came from (run, trial, space hash, seed, versions). On
 request, the built model is also written as TorchScript (``.pt``) and/or ONNX (``.onnx``), and each
 file is loaded back and run on a seeded input: its output must equal PyTorch's within tolerance, or
-the export fails. `mixnas build FILE.json` rebuilds an exported spec into the same model.
+the export fails. An ONNX file has a dynamic batch axis: it is checked at batch sizes 1, 2 and
+5 (`ONNX_BATCHES`); a model neither ONNX exporter can make batch-dynamic is written with the batch
+fixed at 2, and a warning says so. `mixnas build FILE.json` rebuilds an exported spec into the same
+model.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +26,76 @@ from mixnas.report.data import RunData
 from search_space.errors import MixnasError
 
 ATOL, RTOL = 1e-4, 1e-3
+ONNX_BATCHES = (1, 2, 5)  # an ONNX file is checked at each: its batch axis is dynamic
+PICKS = "front, best, topK (e.g. top5, ranked by the first objective or --by) or trial ids like 3,7"
+_TOP = re.compile(r"top(\d+)")
+log = logging.getLogger(__name__)
 
 
 class ExportError(MixnasError, ValueError):
     """A pick that does not exist, or an exported model that does not match PyTorch."""
 
 
-def picked(run: RunData, pick: str) -> list[TrialRecord]:
-    """The records a pick names: ``front``, ``best``, or trial ids (``3`` or ``3,7``)."""
+def ranking(run: RunData, by: str | None = None) -> tuple[str, str]:
+    """The metric and direction ``by`` names: ``METRIC`` (an objective's direction; any other
+    metric needs one), ``METRIC:max`` or ``METRIC:min``; None: the first objective. A metric no
+    trial reports, or a missing direction, raises `ExportError` naming what is allowed."""
+    if by is None:
+        first = run.objectives[0]
+        return first.metric, first.direction
+    metric, _, suffix = by.rpartition(":") if by.endswith((":max", ":min")) else (by, "", "")
+    known = sorted(run.trials.metrics)
+    if metric not in run.trials.metrics:
+        raise ExportError(
+            f"--by: no trial of {run.run_dir} reports the metric {metric!r}; known: "
+            f"{', '.join(known) or '(none: no trial finished)'}"
+        )
+    directions = {o.metric: o.direction for o in run.objectives}
+    if suffix:
+        return metric, "maximize" if suffix == "max" else "minimize"
+    if metric in directions:
+        return metric, directions[metric]
+    raise ExportError(
+        f"--by: {metric!r} is not an objective of this run, so its direction is unknown: say "
+        f"{metric}:max or {metric}:min (objectives: "
+        f"{', '.join(f'{m} ({d})' for m, d in directions.items())})"
+    )
+
+
+def top_positions(run: RunData, k: int | None, metric: str, direction: str) -> list[int]:
+    """Positions (in ``run.trials``) of the best ``k`` trials (all when None) on ``metric``:
+    trials that finished ok, report the metric and meet the run's constraints, best first,
+    ties broken by the earlier trial."""
+    from mixnas.front import ranked
+
+    t = run.trials
+    return ranked(t.status, t.metrics, run.config.constraints, metric, direction, k)
+
+
+def picked(run: RunData, pick: str, by: str | None = None) -> list[TrialRecord]:
+    """The records a pick names: ``front``, ``best``, ``topK`` (the best K by ``by``, default
+    the first objective; see `ranking`), or trial ids (``3`` or ``3,7``)."""
+    if by is not None and not _TOP.fullmatch(pick):
+        raise ExportError(
+            f"--by ranks a topK pick (e.g. --pick top5); it means nothing for {pick!r}"
+        )
     if pick == "front":
         return run.front()
     if pick == "best":
         record = run.best()
         return [record] if record is not None else []
+    top = _TOP.fullmatch(pick)
+    if top:
+        k = int(top.group(1))
+        if k < 1:
+            raise ExportError(f"--pick: {pick!r} picks nothing; allowed: {PICKS}")
+        return run.records_of(top_positions(run, k, *ranking(run, by)))
     out = []
     for part in pick.split(","):
         try:
             trial_id = int(part)
         except ValueError:
-            raise ExportError(
-                f"--pick: expected front, best or trial ids like 3 or 3,7 (got {pick!r})"
-            ) from None
+            raise ExportError(f"--pick: expected {PICKS} (got {pick!r})") from None
         record = run.by_id(trial_id)
         if record is None:
             raise ExportError(f"--pick: {run.run_dir} has no finished trial {trial_id}")
@@ -56,14 +110,16 @@ def export_run(
     out: str | Path | None = None,
     torchscript: bool = False,
     onnx: bool = False,
+    by: str | None = None,
 ) -> list[Path]:
     """Writes the picked specs (and model files on request); returns the spec JSON paths."""
     run = RunData.load(Path(run_dir))
+    records = picked(run, pick, by)  # a bad pick is refused before the folder is made
     folder = Path(out) if out is not None else run.run_dir / "export"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     problems = []
-    for record in picked(run, pick):
+    for record in records:
         stem = f"trial-{record.trial_id}-{record.spec_id}"
         path = folder / f"{stem}.json"
         write_json_atomic(path, exported_record(run, record))
@@ -126,7 +182,15 @@ def write_models(
     if torchscript:
         paths.append(_torchscript(model, x, expected, stem.with_suffix(".pt")))
     if onnx:
-        paths.append(_onnx(model, x, expected, stem.with_suffix(".onnx")))
+        paths.append(
+            _onnx(
+                model,
+                x,
+                expected,
+                stem.with_suffix(".onnx"),
+                lambda size: example_input(spec, batch_size=size, seed=seed + size),
+            )
+        )
     return paths
 
 
@@ -152,29 +216,81 @@ def _torchscript(model: Any, x: Any, expected: Any, path: Path) -> Path:
     return path
 
 
-def _onnx(model: Any, x: Any, expected: Any, path: Path) -> Path:
+def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int], Any]) -> Path:
+    """Exports with a dynamic batch axis (the dynamo exporter, then TorchScript's), checked
+    against PyTorch at every size of `ONNX_BATCHES`; a model that neither exports with a dynamic
+    batch is written with the batch fixed at ``x``'s, checked at that size, with a warning.
+    ``batch_of(size)``: a seeded input of that batch size."""
     import torch
 
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401
     except ImportError:
         raise ExportError(
             "--onnx needs the onnx, onnxscript and onnxruntime packages: "
             "pip install 'mixnas[export]'"
         ) from None
-    names = {"input_names": ["input"], "output_names": ["output"]}
-    try:
-        torch.onnx.export(model, (x,), str(path), dynamo=True, **names)
-    except Exception:  # the dynamo exporter lacks some ops (SDPA on 5-D windows): TorchScript's
+    names: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"]}
+    batch = {"input": {0: "batch"}, "output": {0: "batch"}}
+    attempts: list[tuple[str, dict[str, Any]]] = [
+        ("dynamo", {"dynamo": True, "dynamic_shapes": ({0: torch.export.Dim("batch")},)}),
+        # the dynamo exporter lacks some ops (SDPA on 5-D windows): TorchScript's
+        ("torchscript", {"dynamo": False, "dynamic_axes": batch}),
+        # TorchScript's can bake the batch into reshapes: then a fixed batch is all there is
+        ("fixed", {"dynamo": False}),
+    ]
+    first_error = ""
+    for how, options in attempts:
         try:
-            torch.onnx.export(model, (x,), str(path), dynamo=False, **names)
+            torch.onnx.export(model, (x,), str(path), verbose=False, **names, **options)
         except Exception as err:  # e.g. complex FFTs (global filter): ONNX has no such op
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{path}: ONNX cannot express this model: {first}") from None
+            text = str(err).strip()
+            first_error = first_error or (text.splitlines()[0] if text else type(err).__name__)
+            continue
+        batches = (int(x.shape[0]),) if how == "fixed" else ONNX_BATCHES
+        try:
+            _check_onnx(model, x, expected, path, batches, batch_of)
+        except ExportError:
+            if how == "fixed":
+                raise
+            continue
+        except Exception:  # onnxruntime refuses the file (a shape it cannot infer)
+            if how == "fixed":
+                raise
+            continue
+        if how == "fixed":
+            log.warning(
+                "%s: the batch axis is fixed at %d (no exporter made it dynamic)",
+                path,
+                int(x.shape[0]),
+            )
+        return path
+    raise ExportError(f"{path}: ONNX cannot express this model: {first_error}")
+
+
+def _check_onnx(
+    model: Any,
+    x: Any,
+    expected: Any,
+    path: Path,
+    batches: Sequence[int],
+    batch_of: Callable[[int], Any],
+) -> None:
+    """Runs the ONNX file at each batch size on seeded inputs (``x`` itself at its own size)
+    and checks its output against PyTorch's."""
+    import onnxruntime
+    import torch
+
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {"input": x.numpy()})
-    _check("ONNX", expected.numpy(), got, path)
-    return path
+    for size in batches:
+        if size == int(x.shape[0]):
+            inputs, want = x, expected
+        else:
+            inputs = batch_of(size)
+            with torch.no_grad():
+                want = model(inputs)
+        (got,) = session.run(None, {"input": inputs.numpy()})
+        _check(f"ONNX (batch {size})", want.numpy(), got, path)
 
 
 def rebuild_check(paths: Sequence[Path]) -> list[str]:

@@ -249,3 +249,51 @@ def hypervolume_curve(
         )
     positions, values, ref = hypervolume_trace(losses, counted, max_points=max_points)
     return [ordered[p].trial_id for p in positions], values, ref
+
+
+def ranked(
+    status: Sequence[str] | np.ndarray,
+    metrics: Mapping[str, np.ndarray],
+    constraints: Mapping[str, Mapping[str, float]],
+    metric: str,
+    direction: str,
+    k: int | None = None,
+) -> list[int]:
+    """Positions of the best ``k`` trials (all when None) on one metric, best first: those that
+    finished ok, report the metric and meet the constraints (`eligible_mask` with the metric as
+    the only objective); ties go to the earlier position."""
+    values = np.asarray(metrics.get(metric, np.full(len(status), math.nan)), dtype=float)
+    objective = ObjectiveConfig(metric=metric, direction=direction)
+    rows = np.flatnonzero(
+        eligible_mask(status, {**metrics, metric: values}, [objective], constraints)
+    )
+    loss = values[rows] if direction == "minimize" else -values[rows]
+    order = rows[np.lexsort((rows, loss))]
+    return [int(p) for p in (order if k is None else order[:k])]
+
+
+def common_hypervolumes(
+    loss_sets: Sequence[np.ndarray], margin: float = 1.1
+) -> tuple[list[float], np.ndarray]:
+    """The hypervolume of each set of losses (rows: trials, one column per objective) against
+    one reference, so that runs compare: every objective is scaled to [0, 1] by the range of
+    all the sets together and the reference is ``margin`` in each (`hypervolume_trace`'s
+    convention). Returns the hypervolumes and the reference point in loss units (a maximised
+    objective's loss is its negated value); the reference is NaN when no set has a row."""
+    sets = [np.asarray(s, dtype=float) for s in loss_sets]
+    m = next((s.shape[1] for s in sets if s.ndim == 2), 0)
+    rows = [s for s in sets if s.size]
+    if not rows:
+        return [0.0] * len(sets), np.full(m, math.nan)
+    union = np.concatenate(rows)
+    low, high = union.min(axis=0), union.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    ref = np.full(union.shape[1], margin)
+    out = []
+    for s in sets:
+        if not s.size:
+            out.append(0.0)
+            continue
+        scaled = (s - low) / span
+        out.append(float(hypervolume(scaled[nondominated(scaled)], ref)))
+    return out, low + margin * span

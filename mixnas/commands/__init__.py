@@ -9,8 +9,10 @@ COMMANDS = (
     "mixnas.commands.build",
     "mixnas.commands.search",
     "mixnas.commands.runs",
+    "mixnas.commands.trials",
     "mixnas.commands.zoo",
     "mixnas.commands.latency",
     "mixnas.commands.supernet",
     "mixnas.commands.scale",
+    "mixnas.commands.plugins",
 )

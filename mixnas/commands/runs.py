@@ -1,5 +1,6 @@
-"""``mixnas runs [RUNS_DIR]``, ``mixnas report RUN_DIR``, ``mixnas export RUN_DIR`` and
-``mixnas doctor RUN_DIR``: list run folders, read one back, check (and repair) its records.
+"""``mixnas runs [RUNS_DIR]``, ``mixnas runs diff A B``, ``mixnas report RUN_DIR``,
+``mixnas export RUN_DIR`` and ``mixnas doctor RUN_DIR``: list run folders, compare two, read one
+back, check (and repair) its records.
 
 A run folder whose records are damaged is never read as if it were empty: ``report`` and
 ``export`` stop with one line naming the file (exit 2); ``runs`` lists the healthy runs and
@@ -53,13 +54,147 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A config as ``{"budget.trials": 10, "evaluators[0].name": ..., ...}``."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(data, list) and any(isinstance(v, dict | list) for v in data):
+        out = {}
+        for i, value in enumerate(data):
+            out.update(_flat(value, f"{prefix}[{i}]"))
+        return out
+    return {prefix: data}
+
+
+def runs_diff(a: Any, b: Any) -> dict[str, Any]:
+    """Two runs (`RunData`) side by side: the config keys that differ, the counts, the front
+    sizes, the best trial per objective, and each front's hypervolume against one reference
+    (`mixnas.front.common_hypervolumes`) on the first run's objectives."""
+    import numpy as np
+
+    from mixnas.export import top_positions
+    from mixnas.front import common_hypervolumes, eligible_mask, nondominated
+    from mixnas.manifest import CONFIG, read_json
+    from mixnas.records import FAILED, OK, PRUNED
+    from strategies.multiobjective import to_losses
+
+    flat_a, flat_b = _flat(read_json(a.run_dir / CONFIG)), _flat(read_json(b.run_dir / CONFIG))
+    missing = object()
+    config = [
+        {"key": key, "a": flat_a.get(key), "b": flat_b.get(key)}
+        for key in sorted(set(flat_a) | set(flat_b))
+        if flat_a.get(key, missing) != flat_b.get(key, missing)
+    ]
+    objectives = a.objectives
+    directions = [o.direction for o in objectives]
+    sides: dict[str, dict[str, Any]] = {}
+    losses = []
+    for side, run in (("a", a), ("b", b)):
+        counts = run.counts()
+        best: dict[str, Any] = {}
+        for o in objectives:
+            order = top_positions(run, 1, o.metric, o.direction)
+            best[o.metric] = (
+                None
+                if not order
+                else {
+                    "value": float(run.trials.metric(o.metric)[order[0]]),
+                    "trial_id": int(run.trials.trial_id[order[0]]),
+                }
+            )
+        t = run.trials
+        rows = np.flatnonzero(
+            eligible_mask(t.status, t.metrics, objectives, run.config.constraints)
+        )
+        values = np.column_stack([t.metric(o.metric)[rows] for o in objectives])
+        loss = to_losses(values.reshape(len(rows), len(objectives)), directions)
+        losses.append(loss[nondominated(loss)] if len(rows) else loss)
+        sides[side] = {
+            "run": str(run.run_dir),
+            "trials": sum(counts.values()),
+            "ok": counts[OK],
+            "failed": counts[FAILED],
+            "pruned": counts[PRUNED],
+            "running": run.running,
+            "front": int(run.on_front.sum()),
+            "best": best,
+        }
+    volumes, ref = common_hypervolumes(losses)
+    for side, volume in zip(("a", "b"), volumes, strict=True):
+        sides[side]["hypervolume"] = volume
+    reference = {
+        o.metric: (None if not np.isfinite(r) else float(-r if o.direction == "maximize" else r))
+        for o, r in zip(objectives, ref, strict=True)
+    }
+    same = [o.metric for o in b.objectives] == [o.metric for o in objectives]
+    return {
+        "config": config,
+        "objectives": [[o.metric, o.direction] for o in objectives],
+        "same_objectives": same,
+        "reference": reference,
+        **sides,
+    }
+
+
+def cmd_runs_diff(args: argparse.Namespace, names: list[str]) -> int:
+    from mixnas.commands.common import emit
+    from mixnas.commands.trials import QueryError, open_run
+
+    if len(names) != 2:
+        raise QueryError(f"runs diff: expected two runs, A and B (got {len(names)}: {names})")
+    a, b = open_run(names[0], flag="A"), open_run(names[1], flag="B")
+    diff = runs_diff(a, b)
+    if args.json:
+        emit(diff)
+        return 0
+    print(f"A: {a.run_dir}")
+    print(f"B: {b.run_dir}")
+    if not diff["same_objectives"]:
+        print("note: the runs' objectives differ; B is measured on A's objectives")
+    print(f"config: {len(diff['config'])} difference(s)")
+    for change in diff["config"]:
+        print(f"  {change['key']}: {change['a']!r} -> {change['b']!r}")
+    rows: list[tuple[str, str, str]] = [("", "A", "B")]
+    sa, sb = diff["a"], diff["b"]
+    rows.append(("trials (finished)", str(sa["trials"]), str(sb["trials"])))
+    for key in ("ok", "failed", "pruned", "front"):
+        rows.append((key, str(sa[key]), str(sb[key])))
+    for metric, direction in diff["objectives"]:
+        cells = []
+        for side in (sa, sb):
+            best = side["best"][metric]
+            cells.append("-" if best is None else f"{best['value']:.4g} (trial {best['trial_id']})")
+        rows.append((f"best {metric} ({direction[:3]})", cells[0], cells[1]))
+    rows.append(("hypervolume", f"{sa['hypervolume']:.4f}", f"{sb['hypervolume']:.4f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    ref = ", ".join(f"{m}={'-' if v is None else f'{v:.4g}'}" for m, v in diff["reference"].items())
+    print(
+        "hypervolume: of each front, objectives scaled to [0, 1] by the two fronts' range "
+        f"together, reference 1.1 in each ({ref})"
+    )
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from mixnas.commands.common import emit
     from mixnas.integrity import diagnose
     from mixnas.report.data import NotARunError
     from search_space.errors import MixnasError
 
-    root = Path(args.runs_dir)
+    if args.runs_dir and args.runs_dir[0] == "diff" and not Path("diff").is_dir():
+        return cmd_runs_diff(args, args.runs_dir[1:])
+    if len(args.runs_dir) > 1:
+        print(
+            f"mixnas: error: runs: expected one RUNS_DIR or 'diff A B' (got {args.runs_dir})",
+            file=sys.stderr,
+        )
+        return 2
+    root = Path(args.runs_dir[0] if args.runs_dir else "runs")
     if not root.is_dir():
         print(f"mixnas: error: {root}: no such folder of runs", file=sys.stderr)
         return 2
@@ -194,6 +329,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             out=args.out,
             torchscript=args.torchscript,
             onnx=args.onnx,
+            by=args.by,
         )
     if not paths:
         print(f"nothing to export: the pick {args.pick!r} is empty (no finished ok trial?)")
@@ -216,12 +352,20 @@ def _positive(text: str) -> int:
 def add_to(sub: Any) -> None:
     runs = sub.add_parser(
         "runs",
-        help="list the run folders of a runs directory",
+        help="list the run folders of a runs directory; 'runs diff A B' compares two runs",
+        usage="mixnas runs [-h] [--json] [--check] [RUNS_DIR | diff A B]",
         description="List the run folders of a runs directory. A run whose records are damaged "
-        "is named on stderr (exit 2) instead of listed.",
+        "is named on stderr (exit 2) instead of listed. 'mixnas runs diff A B' compares two "
+        "runs: config differences, counts, front sizes, the best trial per objective, and the "
+        "hypervolume of each front against one reference.",
     )
-    runs.add_argument("runs_dir", nargs="?", default="runs", help="default: runs")
-    runs.add_argument("--json", action="store_true", help="a JSON list, one object per run")
+    runs.add_argument(
+        "runs_dir",
+        nargs="*",
+        metavar="RUNS_DIR | diff A B",
+        help="a folder of runs (default: runs), or 'diff' and two runs",
+    )
+    runs.add_argument("--json", action="store_true", help="JSON (a list of runs, or the diff)")
     runs.add_argument(
         "--check",
         action="store_true",
@@ -263,7 +407,16 @@ def add_to(sub: Any) -> None:
     export = sub.add_parser("export", help="export the specs (and models) a run found")
     export.add_argument("run_dir", help="a run folder, e.g. runs/default")
     export.add_argument(
-        "--pick", default="front", help="front, best, or trial ids like 3 or 3,7 (default front)"
+        "--pick",
+        default="front",
+        help="front, best, topK (the best K by the first objective or --by, e.g. top5), or "
+        "trial ids like 3 or 3,7 (default front)",
+    )
+    export.add_argument(
+        "--by",
+        metavar="METRIC",
+        help="the metric a topK pick ranks by: an objective (its direction), or METRIC:max / "
+        "METRIC:min",
     )
     export.add_argument("--out", help="output folder (default RUN_DIR/export)")
     export.add_argument("--torchscript", action="store_true", help="also write checked .pt files")
