@@ -58,9 +58,11 @@ def test_report_draws_every_front_point_and_at_most_the_cap_of_the_others(run_co
     html = path.read_text()
     run = RunData.load(run_copy)
     on_front = int(run.on_front.sum())
+    # every ok trial reports both objectives here, and so does every pruned one (analytic costs)
     reporting = int(
-        ((run.trials.status == OK) & np.isfinite(run.trials.metric("macs"))).sum()
-    )  # every ok trial reports both objectives here
+        (np.isfinite(run.trials.metric("macs")) & np.isfinite(run.trials.metric("params"))).sum()
+    )
+    assert reporting == int((run.trials.status != FAILED).sum())
     assert 0 < on_front < cap < reporting
     notice = f"{on_front + cap:,} of {reporting:,} trials that report the objectives drawn"
     assert notice in html
@@ -68,11 +70,13 @@ def test_report_draws_every_front_point_and_at_most_the_cap_of_the_others(run_co
     assert "trials.csv lists every trial" in html
 
     scatter = html.split("<h2>Pareto front</h2>")[1].split("<h2>")[0]
-    front_points = scatter.count('fill="#d62728" fill-opacity')
-    other_points = scatter.count('fill="#9aa7b4" fill-opacity')
-    assert front_points == on_front and other_points == cap
+    assert scatter.count('class="pt front"') == on_front
+    others = sum(scatter.count(f'class="pt {k}"') for k in ("feasible", "pruned", "infeasible"))
+    assert others == cap and scatter.count('class="pt failed"') == 0  # failed: no metrics
     parallel = html.split("<h2>Parallel coordinates</h2>")[1].split("<h2>")[0]
-    assert parallel.count("<polyline") == on_front + cap
+    ok_drawn = int((run.trials.status == OK).sum())  # pruned trials have no bitops: not drawn
+    charts = parallel.count("<svg")
+    assert charts == 2 and parallel.count("<polyline") == charts * min(ok_drawn, on_front + cap)
     assert "Computed after 40 evenly spaced trials of 3,000" in html
 
     failed = int((run.trials.status == FAILED).sum())
@@ -94,11 +98,11 @@ def test_report_draws_every_front_point_and_at_most_the_cap_of_the_others(run_co
 def test_report_under_the_cap_draws_everything_and_says_so(run_copy: Path) -> None:
     html = write_report(run_copy, max_points=10 * TRIALS).read_text()
     run = RunData.load(run_copy)
-    reporting = int((run.trials.status == OK).sum())
+    reporting = int((run.trials.status != FAILED).sum())  # ok and pruned report macs, params
     assert f"All {reporting:,} trials that report the objectives are drawn." in html
     assert "Computed after every trial" not in html  # 3000 trials > 500 curve points
     scatter = html.split("<h2>Pareto front</h2>")[1].split("<h2>")[0]
-    assert scatter.count("<circle") == reporting
+    assert scatter.count('class="pt ') == reporting
 
 
 def test_trials_table_is_the_loaded_trials_while_a_driver_writes(run_copy: Path) -> None:

@@ -313,6 +313,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             Path(args.run_dir),
             max_points=MAX_POINTS if args.max_points is None else args.max_points,
             curve_points=CURVE_POINTS if args.curve_points is None else args.curve_points,
+            hv_reference=args.hv_ref,
         )
     print(f"wrote {path}, {path.with_name(PARETO_CSV)}, {path.with_name(TRIALS_CSV)}")
     return 0
@@ -401,6 +402,13 @@ def add_to(sub: Any) -> None:
         "--curve-points",
         type=_positive,
         help="trial counts at which the hypervolume curve is computed (default 500)",
+    )
+    report.add_argument(
+        "--hv-ref",
+        metavar="METRIC=VALUE,...",
+        help="the hypervolume's reference point, one value per objective in its units, e.g. "
+        "params=2e6,macs=1e8; give two runs the same one to compare them (default: derived "
+        "from the run and printed in the report)",
     )
     report.set_defaults(func=cmd_report)
 

@@ -198,6 +198,26 @@ class RunData:
                     found[record.trial_id] = record
         return [found[i] for i in ids]
 
+    def specs_of(self, positions: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+        """The specs of the trials at these positions, in the order given (a spec that does not
+        read as a JSON object reads as ``{}``); reads only the spec column."""
+        ids = [int(self.trials.trial_id[p]) for p in positions]
+        found: dict[int, dict[str, Any]] = {}
+        with _reader(self.run_dir) as conn:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                query = (
+                    f"SELECT trial_id, spec FROM trials WHERE trial_id IN "
+                    f"({', '.join('?' * len(chunk))})"
+                )
+                for trial_id, text in conn.execute(query, chunk):
+                    try:
+                        spec = json.loads(text)
+                    except (TypeError, ValueError):
+                        spec = {}
+                    found[int(trial_id)] = spec if isinstance(spec, dict) else {}
+        return [found.get(i, {}) for i in ids]
+
     @property
     def records(self) -> list[TrialRecord]:
         """Every finished trial as a record, in trial order (reads every spec: slow at scale)."""

@@ -1,41 +1,58 @@
 """The HTML of ``report.html`` (see `mixnas.report`).
 
+The page is one file with inline SVG and CSS, no script and nothing fetched. Its charts scale to
+the page: each ``<svg>`` has a viewBox and is drawn at the width of its column (``svg.chart``),
+pairs of objectives and importances sit in a grid that uses a wide screen (two or more columns)
+and falls back to one column on a narrow one; the wide charts (parallel coordinates) scroll
+sideways rather than shrink past reading on a phone.
+
 The report reads the run as columns (`RunData`), so it stays quick at 100,000 trials: the charts
 draw every front point but at most ``max_points`` of the other trials (a seeded random sample,
 the same in every run of the report, and said in words under the figure); the hypervolume curve
-is computed at up to ``curve_points`` evenly spaced trial counts; the tables list the front and
-at most ``MAX_FAILURES`` failed trials. ``trials.csv`` always has every trial.
+is computed at up to ``curve_points`` evenly spaced trial counts; the decisions' importances rest
+on at most `mixnas.report.decisions.IMPORTANCE_TRIALS` trials; the tables list the front and
+at most ``MAX_FAILURES`` failed trials. ``trials.csv`` always has every trial. The figures are
+built in `mixnas.report.figures`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 import numpy as np
 
-from mixnas.front import hypervolume_trace, sample_positions
 from mixnas.records import FAILED, OK, PRUNED
 from mixnas.report.data import RunData, describe_spec
-from mixnas.report.svg import (
-    PALETTE,
-    PointGroup,
-    line_chart,
-    parallel_coordinates,
-    scatter_chart,
+from mixnas.report.figures import (
+    hypervolume_section,
+    importance_section,
+    kinds_of,
+    parallel_section,
+    pareto_section,
 )
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1180px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1em 2vw; max-width: 2400px;
+  color: #222; line-height: 1.4; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; }
-th { background: #f4f4f4; } td.text { text-align: left; }
-.charts { display: flex; flex-wrap: wrap; gap: 12px; }
-.counts span { margin-right: 1.5em; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }
-p.drawn { color: #555; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+.charts { display: grid; gap: 16px;
+  grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr)); }
+figure { margin: 0; } figcaption, p.drawn { color: #555; font-size: 0.9em; }
+svg.chart { display: block; width: 100%; height: auto; }
+figure.wide { overflow-x: auto; margin-bottom: 12px; }
+figure.wide svg.chart { min-width: 900px; }
+@media (max-width: 700px) { svg.chart text { font-size: 17px; } }
+.scroll { overflow-x: auto; }
+.counts span { margin-right: 1.5em; display: inline-block; }
+pre { background: #f7f7f7; padding: 1em; overflow: auto; }
+code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
 """
 
 #: Trials off the front drawn per chart (scatter and parallel coordinates) before sampling.
@@ -44,34 +61,41 @@ MAX_POINTS = 2000
 CURVE_POINTS = 500
 #: Failed trials listed in the report's table (trials.csv has them all).
 MAX_FAILURES = 200
-_OTHER = "#9aa7b4"
-_SEED = 0  # of the sample of points drawn: the same report for the same records
 
 
 def render_report(
-    run: RunData, *, max_points: int = MAX_POINTS, curve_points: int = CURVE_POINTS
+    run: RunData,
+    *,
+    max_points: int = MAX_POINTS,
+    curve_points: int = CURVE_POINTS,
+    hv_reference: Sequence[float] | None = None,
 ) -> str:
     """The report's HTML; ``max_points``: trials off the front drawn per chart (a seeded sample
-    above it), ``curve_points``: trial counts at which the curves are computed."""
+    above it), ``curve_points``: trial counts at which the curves are computed,
+    ``hv_reference``: the hypervolume's reference point in objective order and metric units
+    (default: derived from this run, and said so)."""
     title = f"mixnas run {run.config.name}"
     body = [
         f"<h1>{escape(title)}</h1>",
         _summary(run),
         "<h2>Pareto front</h2>",
-        _pareto_charts(run, max_points, curve_points),
+        pareto_section(run, max_points, curve_points),
         "<h2>Hypervolume over trials</h2>",
-        _hypervolume_chart(run, curve_points),
+        hypervolume_section(run, curve_points, hv_reference),
         "<h2>Parallel coordinates</h2>",
-        _parallel(run, max_points),
+        parallel_section(run, max_points),
+        "<h2>Importance of the decisions</h2>",
+        importance_section(run),
         "<h2>Front members</h2>",
         _front_table(run),
         "<h2>Failed trials</h2>",
         _failures(run),
         "<h2>Manifest</h2>",
-        f"<pre>{escape(json.dumps(run.manifest, indent=2, sort_keys=True, default=str))}</pre>",
+        _manifest(run.manifest),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
@@ -82,194 +106,27 @@ def _summary(run: RunData) -> str:
     counts = run.counts()
     objectives = ", ".join(f"{o.direction} {o.metric}" for o in run.objectives)
     space = run.config.space if isinstance(run.config.space, str) else "inline / derived"
+    infeasible = int((kinds_of(run) == "infeasible").sum())
     items = [
         f"<span><b>{len(run.trials)}</b> trials</span>",
         f"<span><b>{counts.get(OK, 0)}</b> ok</span>",
+        f"<span><b>{infeasible}</b> infeasible (ok, breaking a constraint)</span>",
         f"<span><b>{counts.get(PRUNED, 0)}</b> pruned by screening</span>",
         f"<span><b>{counts.get(FAILED, 0)}</b> failed</span>",
         f"<span><b>{int(run.on_front.sum())}</b> on the front</span>",
     ]
     if run.running:
         items.append(f"<span><b>{run.running}</b> in flight</span>")
+    constraints = "; ".join(
+        f"{m} " + ", ".join(f"{k} {v:g}" for k, v in sorted(b.items()))
+        for m, b in run.config.constraints.items()
+    )
     return (
         f"<p class='counts'>{''.join(items)}</p>"
-        f"<p>Objectives: {escape(objectives)}. Strategy: {escape(run.config.strategy)}. "
+        f"<p>Objectives: {escape(objectives)}. "
+        f"Constraints: {escape(constraints or 'none')}. Strategy: {escape(run.config.strategy)}. "
         f"Space: {escape(str(space))}. Seed: {run.config.seed}.</p>"
     )
-
-
-def _tip(run: RunData, i: int, metrics: list[str]) -> str:
-    t = run.trials
-    shown = ", ".join(f"{m}={t.metric(m)[i]:.4g}" for m in metrics)
-    return f"trial {t.trial_id[i]} ({t.spec_id[i]}): {shown}"
-
-
-def _reporting(run: RunData, metrics: list[str]) -> np.ndarray:
-    """Positions of the ``ok`` trials that report every one of ``metrics``."""
-    t = run.trials
-    ok = t.status == OK
-    for m in metrics:
-        ok &= np.isfinite(t.metric(m))
-    return np.flatnonzero(ok)
-
-
-def _drawn(run: RunData, rows: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """(front rows, other rows to draw): every front row, and at most ``max_points`` others,
-    a seeded random sample kept in trial order."""
-    on = rows[run.on_front[rows]]
-    rest = rows[~run.on_front[rows]]
-    if rest.size > max_points:
-        rng = np.random.default_rng(_SEED)
-        rest = np.sort(rng.choice(rest, size=max_points, replace=False))
-    return on, rest
-
-
-def _drawn_note(on: np.ndarray, rest: np.ndarray, total: int, what: str) -> str:
-    """The sentence under a chart that says how many of the points it draws."""
-    drawn = on.size + rest.size
-    if drawn == total:
-        return f"<p class='drawn'>All {total:,} {what} are drawn.</p>"
-    return (
-        f"<p class='drawn'>{drawn:,} of {total:,} {what} drawn: all {on.size:,} on the Pareto "
-        f"front and a random sample (seed {_SEED}) of {rest.size:,} of the "
-        f"{total - on.size:,} others; trials.csv lists every trial.</p>"
-    )
-
-
-def _pareto_charts(run: RunData, max_points: int, curve_points: int) -> str:
-    objectives = list(run.objectives)
-    if len(objectives) < 2:
-        return _single_objective(run, curve_points)
-    names = [o.metric for o in objectives]
-    ok = _reporting(run, names)
-    on, rest = _drawn(run, ok, max_points)
-    t = run.trials
-    charts = []
-    for a, b in itertools.combinations(objectives, 2):
-        xa, yb = t.metric(a.metric), t.metric(b.metric)
-        log_x, log_y = _wide(xa[ok]), _wide(yb[ok])
-        groups = [
-            PointGroup(
-                "other trials",
-                _OTHER,
-                xa[rest].tolist(),
-                yb[rest].tolist(),
-                [_tip(run, i, names) for i in rest],
-            ),
-            PointGroup(
-                "Pareto front",
-                PALETTE[1],
-                xa[on].tolist(),
-                yb[on].tolist(),
-                [_tip(run, i, names) for i in on],
-                radius=4.5,
-            ),
-        ]
-        stair = _pair_front(xa[on], yb[on]) if len(objectives) == 2 else None
-        charts.append(
-            scatter_chart(
-                groups,
-                title=f"{b.metric} vs {a.metric}",
-                xlabel=f"{a.metric} ({a.direction})",
-                ylabel=f"{b.metric} ({b.direction})",
-                staircase=stair,
-                log_x=log_x,
-                log_y=log_y,
-            )
-        )
-    note = _drawn_note(on, rest, ok.size, "trials that report the objectives")
-    return f"<div class='charts'>{''.join(charts)}</div>{note}"
-
-
-def _wide(values: np.ndarray) -> bool:
-    """Log scale for positive metrics spanning more than two decades (params, MACs)."""
-    positive = values[values > 0]
-    return positive.size > 1 and float(positive.max() / positive.min()) > 100
-
-
-def _pair_front(xs: np.ndarray, ys: np.ndarray) -> tuple[list[float], list[float]]:
-    order = np.lexsort((ys, xs))
-    return xs[order].tolist(), ys[order].tolist()
-
-
-def _single_objective(run: RunData, curve_points: int) -> str:
-    o = run.objectives[0]
-    ok = _reporting(run, [o.metric])
-    if not ok.size:
-        return "<p>No finished trial reports the objective yet.</p>"
-    xs = run.trials.trial_id[ok].astype(float)
-    ys = run.trials.metric(o.metric)[ok]
-    running = (np.maximum if o.direction == "maximize" else np.minimum).accumulate(ys)
-    shown = sample_positions(ok.size, curve_points)
-    note = ""
-    if shown.size < ok.size:
-        note = (
-            f"<p class='drawn'>{shown.size:,} of {ok.size:,} trials drawn (evenly spaced); "
-            "trials.csv lists every trial.</p>"
-        )
-    return (
-        line_chart(
-            {
-                o.metric: (xs[shown].tolist(), ys[shown].tolist()),
-                f"best {o.metric}": (xs[shown].tolist(), running[shown].tolist()),
-            },
-            title=f"{o.metric} per trial",
-            xlabel="trial",
-            ylabel=o.metric,
-        )
-        + note
-    )
-
-
-def _hypervolume_chart(run: RunData, curve_points: int) -> str:
-    if len(run.objectives) < 2:
-        return "<p>One objective: see the best-so-far curve above.</p>"
-    try:
-        positions, values, ref = hypervolume_trace(
-            run.losses, run.eligible, max_points=curve_points
-        )
-    except ValueError as err:  # four or more objectives and too large a front for exact volume
-        return f"<p>No hypervolume curve: {escape(str(err))}</p>"
-    if not positions.size:
-        return "<p>No eligible trial yet.</p>"
-    n = len(run.trials)
-    when = (
-        "after every trial"
-        if positions.size == n
-        else f"after {positions.size:,} evenly spaced trials of {n:,}"
-    )
-    note = (
-        "<p>Objectives scaled to [0, 1] over this run's eligible trials (losses: maximised "
-        f"objectives negated); reference point ({', '.join(f'{v:g}' for v in ref)}). "
-        f"Computed {when}.</p>"
-    )
-    chart = line_chart(
-        {"hypervolume": (run.trials.trial_id[positions].astype(float).tolist(), values)},
-        title="Hypervolume of the front after each trial",
-        xlabel="trial",
-        ylabel="hypervolume (normalised)",
-    )
-    return note + chart
-
-
-def _parallel(run: RunData, max_points: int) -> str:
-    names = [o.metric for o in run.objectives]
-    extra = [m for m in ("params", "macs", "bitops") if m not in names and m in run.trials.metrics]
-    axes = names + extra
-    ok = _reporting(run, axes)
-    if not ok.size:
-        return "<p>No finished trial yet.</p>"
-    on, rest = _drawn(run, ok, max_points)
-    ordered = np.concatenate([rest, on])  # front drawn last, on top
-    columns = [run.trials.metric(m)[ordered] for m in axes]
-    return parallel_coordinates(
-        axes,
-        np.column_stack(columns).tolist(),
-        [_OTHER] * rest.size + [PALETTE[1]] * on.size,
-        title="Finished trials (front in red)",
-        tips=[_tip(run, i, axes) for i in ordered],
-        legend=[("front", PALETTE[1]), ("other", _OTHER)],
-    ) + _drawn_note(on, rest, ok.size, "trials that report these metrics")
 
 
 def _front_table(run: RunData) -> str:
@@ -292,7 +149,7 @@ def _front_table(run: RunData) -> str:
             + "</tr>"
         )
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
-    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+    return f"<div class='scroll'><table><tr>{header}</tr>{''.join(rows)}</table></div>"
 
 
 def _failures(run: RunData) -> str:
@@ -311,4 +168,81 @@ def _failures(run: RunData) -> str:
             f"<p class='drawn'>The first {len(failed):,} of {positions.size:,} failed trials; "
             "trials.csv lists every trial.</p>"
         )
-    return f"<table><tr><th>trial</th><th>mixers</th><th>error</th></tr>{rows}</table>{note}"
+    return (
+        "<div class='scroll'><table><tr><th>trial</th><th>mixers</th><th>error</th></tr>"
+        f"{rows}</table></div>{note}"
+    )
+
+
+def _manifest(manifest: dict[str, Any]) -> str:
+    """What produced the run, as a table of readable rows; the raw JSON in a closed
+    ``<details>`` below it."""
+    raw = escape(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    details = f"<details><summary>manifest.json as written</summary><pre>{raw}</pre></details>"
+    if not manifest:
+        return "<p>No manifest.json in the run folder.</p>" + details
+    rows = [(label, text) for label, text in _manifest_rows(manifest) if text]
+    cells = "".join(
+        f"<tr><th class='text'>{escape(label)}</th><td class='text'>{escape(text)}</td></tr>"
+        for label, text in rows
+    )
+    return f"<div class='scroll'><table class='manifest'>{cells}</table></div>{details}"
+
+
+def _pairs(value: Any, keys: Sequence[str] | None = None) -> str:
+    """``k v, k v`` of a mapping (the keys given, in order, else all sorted)."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    chosen = [k for k in keys if k in value] if keys else sorted(value)
+    return ", ".join(f"{k} {_short(value[k])}" for k in chosen if value[k] not in (None, ""))
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, sort_keys=True, default=str)
+        return text if len(text) <= 120 else text[:119] + "\u2026"
+    return str(value)
+
+
+def _manifest_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    config = m.get("config") if isinstance(m.get("config"), dict) else {}
+    rows = [
+        ("created", _short(m.get("created", ""))),
+        (
+            "command",
+            " ".join(map(str, m["command"]))
+            if isinstance(m.get("command"), list)
+            else _short(m.get("command", "")),
+        ),
+        ("backend", _short(m.get("backend", ""))),
+        ("space hash", _short(m.get("space_hash", ""))),
+    ]
+    if config:
+        space = config.get("space")
+        rows.append(("space", space if isinstance(space, str) else "inline / derived"))
+        strategy = config.get("strategy")
+        if isinstance(strategy, dict):
+            rows.append(("strategy", f"{strategy.get('name')} {_pairs(strategy.get('options'))}"))
+        evaluators = config.get("evaluators")
+        if isinstance(evaluators, list):
+            rows.append(
+                (
+                    "evaluators",
+                    "; ".join(
+                        f"{e.get('name')}"
+                        + (f" ({_pairs(e.get('options'))})" if e.get("options") else "")
+                        for e in evaluators
+                        if isinstance(e, dict)
+                    ),
+                )
+            )
+        rows.append(("budget", _pairs(config.get("budget"))))
+        rows.append(("seed", _short(config.get("seed", ""))))
+    rows.append(("versions", _pairs(m.get("versions"))))
+    rows.append(("host", _pairs(m.get("host"), ["hostname", "processor", "cpu_count", "platform"])))
+    rows.append(("device", _pairs(m.get("device"))))
+    known = {"created", "command", "backend", "space_hash", "config", "versions", "host", "device"}
+    rows += [(k, _short(v)) for k, v in sorted(m.items()) if k not in known]
+    return rows

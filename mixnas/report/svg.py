@@ -1,7 +1,11 @@
 """Small SVG charts for reports and benchmark figures (no plotting library is a dependency).
 
 Every chart is a standalone ``<svg>`` string: axes with readable ticks, optional log scales, and
-``<title>`` elements on points and lines, which browsers show on hover without any script.
+``<title>`` elements on points and lines, which browsers show on hover without any script. Each
+``<svg>`` has a ``viewBox`` and the class ``chart``, so a page can scale it to its container
+(``svg.chart { width: 100%; height: auto }``, as the report does) while a standalone file keeps its
+``width`` and ``height``. Points carry a class naming their group (``pt front``, ``pt infeasible``,
+...) and legend keys the class ``key``, so a reader of the DOM can count what is drawn.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def fmt(value: float) -> str:
-    """A short label: 1.2M, 350K, 0.25, 96.4."""
+    """A short label: 1.2M, 350K, 0.25, 96.4 (and 3.2e+14 past the G range)."""
     a = abs(value)
+    if a >= 1e12:
+        return f"{value:.2g}"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if a >= scale:
             return f"{value / scale:.3g}{unit}"
@@ -98,7 +104,8 @@ class Canvas:
         self.width, self.height = width, height
         self.parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '
+            f'class="chart" role="img" aria-label="{escape(title)}">',
             f'<rect width="{width}" height="{height}" fill="white"/>',
             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13">'
             f"{escape(title)}</text>",
@@ -132,14 +139,18 @@ class Canvas:
             f"{escape(ylabel)}</text>"
         )
 
-    def legend(self, entries: Sequence[tuple[str, str]]) -> None:
+    def legend(self, entries: Sequence[tuple[str, str] | PointGroup]) -> None:
+        """Colour swatches (label, colour) or, for point groups, their marker shapes."""
         x = self.width - self.right + 12
-        for i, (label, color) in enumerate(entries):
+        for i, entry in enumerate(entries):
             y = self.top + 14 + 16 * i
-            self.parts.append(
-                f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{color}"/>'
-                f'<text x="{x + 15}" y="{y + 1}">{escape(label)}</text>'
-            )
+            if isinstance(entry, PointGroup):
+                label = entry.label
+                key = marker(entry, x + 5, y - 3, min(entry.radius, 4.5), "key")
+            else:
+                label, color = entry
+                key = f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{color}"/>'
+            self.parts.append(f'{key}<text x="{x + 15}" y="{y + 1}">{escape(label)}</text>')
 
     def svg(self) -> str:
         return "\n".join([*self.parts, "</svg>"])
@@ -147,12 +158,44 @@ class Canvas:
 
 @dataclass
 class PointGroup:
+    """Points drawn alike. ``shape``: circle, square, triangle, diamond or cross; ``hollow``:
+    outline only; ``stroke``: an outline colour for filled shapes; ``kind``: the class the points
+    carry (``pt <kind>``)."""
+
     label: str
     color: str
     xs: Sequence[float]
     ys: Sequence[float]
     tips: Sequence[str] = ()
     radius: float = 3.5
+    shape: str = "circle"
+    hollow: bool = False
+    stroke: str | None = None
+    kind: str = "point"
+
+
+def marker(group: PointGroup, cx: float, cy: float, r: float, cls: str, tip: str = "") -> str:
+    """One marker of ``group``'s shape at (cx, cy); ``tip`` becomes its hover title."""
+    if group.hollow or group.shape == "cross":
+        paint = f'fill="none" stroke="{group.color}" stroke-width="1.5"'
+    else:
+        edge = f' stroke="{group.stroke}" stroke-width="1"' if group.stroke else ""
+        paint = f'fill="{group.color}" fill-opacity="0.8"{edge}'
+    title = f"<title>{escape(tip)}</title>" if tip else ""
+    if group.shape == "circle":
+        return f'<circle class="{cls}" cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" {paint}>{title}</circle>'
+    if group.shape == "square":
+        d = f"M{cx - r:.1f},{cy - r:.1f}h{2 * r:.1f}v{2 * r:.1f}h{-2 * r:.1f}z"
+    elif group.shape == "triangle":
+        d = f"M{cx:.1f},{cy - r * 1.2:.1f}L{cx + r * 1.1:.1f},{cy + r * 0.8:.1f}"
+        d += f"L{cx - r * 1.1:.1f},{cy + r * 0.8:.1f}z"
+    elif group.shape == "diamond":
+        d = f"M{cx:.1f},{cy - r * 1.3:.1f}L{cx + r:.1f},{cy:.1f}L{cx:.1f},{cy + r * 1.3:.1f}"
+        d += f"L{cx - r:.1f},{cy:.1f}z"
+    else:  # cross
+        d = f"M{cx - r:.1f},{cy - r:.1f}L{cx + r:.1f},{cy + r:.1f}"
+        d += f"M{cx - r:.1f},{cy + r:.1f}L{cx + r:.1f},{cy - r:.1f}"
+    return f'<path class="{cls}" d="{d}" {paint}>{title}</path>'
 
 
 def scatter_chart(
@@ -183,11 +226,8 @@ def scatter_chart(
         for a, b, tip in zip(g.xs, g.ys, tips, strict=True):
             if not (math.isfinite(a) and math.isfinite(b)):
                 continue
-            canvas.parts.append(
-                f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="{g.radius}" fill="{g.color}" '
-                f'fill-opacity="0.8"><title>{escape(tip)}</title></circle>'
-            )
-    canvas.legend([(g.label, g.color) for g in groups])
+            canvas.parts.append(marker(g, x(a), y(b), g.radius, f"pt {g.kind}", tip))
+    canvas.legend([g for g in groups if g.xs or g.kind == "front"])
     return canvas.svg()
 
 
@@ -232,35 +272,100 @@ def parallel_coordinates(
     title: str,
     tips: Sequence[str] = (),
     legend: Sequence[tuple[str, str]] = (),
+    categories: Mapping[int, Sequence[str]] | None = None,
     width: int = 760,
     height: int = 360,
 ) -> str:
-    """One vertical axis per column (each scaled to its own range), one polyline per row."""
+    """One vertical axis per column (each scaled to its own range), one polyline per row.
+
+    ``categories`` maps a column to its category names: that column holds category indices, its
+    axis is labelled with the names, evenly spaced, and each line passes its category within a
+    narrow band (spread by row, the same in every rendering) so that the share of lines through
+    each category stays visible."""
+    categories = dict(categories or {})
     canvas = Canvas(width, height, title)
+    canvas.right = 240 if legend else 110  # the last axis's labels, then the legend
     x0, x1, y0, y1 = canvas.plot
     n = len(axes)
     xs = [x0 + (x1 - x0) * i / max(n - 1, 1) for i in range(n)]
-    scales = [Axis(*_padded([r[i] for r in rows], False), y1, y0) for i in range(n)]
+    scales = []
+    for i in range(n):
+        if i in categories:
+            scales.append(Axis(-0.5, len(categories[i]) - 0.5, y1, y0))
+        else:
+            scales.append(Axis(*_padded([r[i] for r in rows], False), y1, y0))
     tips = list(tips) or [""] * len(rows)
-    for row, color, tip in zip(rows, colors, tips, strict=True):
+    for k, (row, color, tip) in enumerate(zip(rows, colors, tips, strict=True)):
+        spread = ((k * 0.6180339887) % 1.0 - 0.5) * 0.5  # within +-0.25 of a category
         pts = " ".join(
-            f"{xs[i]:.1f},{scales[i](v):.1f}" for i, v in enumerate(row) if math.isfinite(v)
+            f"{xs[i]:.1f},{scales[i](v + (spread if i in categories else 0.0)):.1f}"
+            for i, v in enumerate(row)
+            if math.isfinite(v)
         )
         canvas.parts.append(
-            f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-opacity="0.7">'
-            f"<title>{escape(tip)}</title></polyline>"
+            f'<polyline class="line" points="{pts}" fill="none" stroke="{color}" '
+            f'stroke-opacity="0.6"><title>{escape(tip)}</title></polyline>'
         )
     for i, name in enumerate(axes):
         canvas.parts.append(
             f'<line x1="{xs[i]:.1f}" y1="{y0}" x2="{xs[i]:.1f}" y2="{y1}" stroke="black"/>'
         )
-        for value, label in scales[i].ticks():
+        if i in categories:
+            ticks = [(float(j), c) for j, c in enumerate(categories[i])]
+        else:
+            ticks = scales[i].ticks()
+        for value, label in ticks:
             py = scales[i](value)
+            short = label if len(label) <= 14 else label[:13] + "\u2026"
             canvas.parts.append(
-                f'<text x="{xs[i] + 4:.1f}" y="{py + 4:.1f}" fill="#555">{label}</text>'
+                f'<text x="{xs[i] + 4:.1f}" y="{py + 4:.1f}" fill="#333" stroke="white" '
+                f'stroke-width="3" paint-order="stroke"><title>{escape(label)}</title>'
+                f"{escape(short)}</text>"
             )
+        anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
         canvas.parts.append(
-            f'<text x="{xs[i]:.1f}" y="{y1 + 16}" text-anchor="middle">{escape(name)}</text>'
+            f'<text x="{xs[i]:.1f}" y="{y1 + 16}" text-anchor="{anchor}" font-weight="bold">'
+            f"{escape(name)}</text>"
         )
     canvas.legend(legend)
+    return canvas.svg()
+
+
+def bar_chart(
+    bars: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    xlabel: str,
+    color: str = PALETTE[0],
+    width: int = 560,
+    bar_height: int = 18,
+) -> str:
+    """Horizontal bars, one per (label, value), in the order given, values written beside them."""
+    label_width = 8 + 6.5 * max((len(label) for label, _ in bars), default=4)
+    height = 30 + 46 + bar_height * max(len(bars), 1)
+    canvas = Canvas(width, height, title)
+    canvas.left, canvas.right = int(min(label_width, width / 3)), 60
+    x0, x1, y0, y1 = canvas.plot
+    top = max((v for _, v in bars if math.isfinite(v)), default=1.0) or 1.0
+    axis = Axis(0.0, top, x0, x1)
+    p = canvas.parts
+    p.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="black"/>')
+    for value, label in axis.ticks():
+        px = axis(value)
+        p.append(f'<line x1="{px:.1f}" y1="{y0}" x2="{px:.1f}" y2="{y1}" stroke="#eee"/>')
+        p.append(f'<text x="{px:.1f}" y="{y1 + 16}" text-anchor="middle">{label}</text>')
+    for k, (label, value) in enumerate(bars):
+        y = y0 + k * bar_height
+        length = max(axis(value) - x0, 0.0) if math.isfinite(value) else 0.0
+        p.append(
+            f'<rect class="bar" x="{x0}" y="{y + 3}" width="{length:.1f}" '
+            f'height="{bar_height - 6}" fill="{color}"><title>{escape(label)}: {value:.3f}'
+            f"</title></rect>"
+            f'<text x="{x0 - 6}" y="{y + bar_height / 2 + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<text x="{x0 + length + 4:.1f}" y="{y + bar_height / 2 + 4:.1f}">{value:.2f}</text>'
+        )
+    p.append(
+        f'<text x="{(x0 + x1) / 2}" y="{height - 10}" text-anchor="middle">{escape(xlabel)}</text>'
+    )
     return canvas.svg()
