@@ -249,3 +249,36 @@ def test_onnx_export_has_a_dynamic_batch_axis(tmp_path: Path) -> None:
             want = model(x).numpy()
         assert got.shape == (batch, 4)
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
+
+
+# -- mixnas space list, space describe nb201 ------------------------------------------------------
+
+
+def test_space_list_names_every_built_in_space_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from search_space.spaces import names
+
+    status, out, _ = _out(capsys, ["space", "list", "--json"])
+    assert status == 0
+    listed = {s["name"]: s["description"] for s in json.loads(out)}
+    assert set(listed) == {*names(), "nb201"}
+    assert all(d and "\n" not in d for d in listed.values())
+    status, out, _ = _out(capsys, ["space", "list"])
+    assert status == 0 and len(out.splitlines()) == len(listed)
+    assert all(line.split()[0] in listed for line in out.splitlines())
+
+
+def test_space_describe_and_sample_nb201(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _out(capsys, ["space", "describe", "nb201", "--json"])
+    assert status == 0
+    info = json.loads(out)
+    assert info["cardinality"] == 15625 and info["dataset"] == "cifar10"
+    status, out, _ = _out(capsys, ["space", "describe", "nb201:cifar100"])
+    assert status == 0 and "cifar100" in out and "15,625" in out
+    status, out, _ = _out(capsys, ["space", "sample", "nb201", "-n", "2", "--json"])
+    assert status == 0 and len(json.loads(out)) == 2
+    status, _, err = _out(capsys, ["space", "describe", "nb201:mnist"])
+    assert status == 2 and "cifar10, cifar100, ImageNet16-120" in err and "'mnist'" in err
+    status, _, err = _out(capsys, ["space", "describe", "nosuch"])
+    assert status == 2 and "built-in: hybrid, hybrid_cpu, isotropic, nb201, sequence" in err

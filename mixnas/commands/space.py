@@ -1,21 +1,98 @@
-"""``mixnas space describe|sample``: inspect a search space."""
+"""``mixnas space list|describe|sample``: the built-in search spaces, and inspect one.
+
+A space is named by a file (``.yaml``/``.json``), a built-in name (`search_space/spaces/`), or
+``nb201`` / ``nb201:<dataset>`` (NAS-Bench-201's cell space, `search_space.spaces.nb201`, which
+is declared in Python rather than YAML).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from mixnas.commands.common import emit, fmt_big, fmt_int, positive_int
 
+NB201 = re.compile(r"nb201(?::(?P<dataset>[\w-]+)|\[(?P<bracket>[\w-]+)\])?")
+
+
+def builtin_spaces() -> list[dict[str, str]]:
+    """Every built-in space: its name, how to name it, and its one-line description."""
+    from search_space.declare.loader import read_declaration
+    from search_space.spaces import builtin_path, names
+    from search_space.spaces.nb201 import DATASETS, EDGES, OPS
+
+    out = []
+    for name in names():
+        data = read_declaration(builtin_path(name))  # type: ignore[arg-type]
+        text = data.get("description", "") if isinstance(data, dict) else ""
+        out.append({"name": name, "description": " ".join(str(text).split())})
+    out.append(
+        {
+            "name": "nb201",
+            "description": f"NAS-Bench-201's cell space: {len(EDGES)} edges x {len(OPS)} ops "
+            f"({len(OPS) ** len(EDGES):,} cells) in its fixed 3-stage skeleton; nb201:<dataset> "
+            f"for {', '.join(DATASETS)} (default cifar10)",
+        }
+    )
+    return sorted(out, key=lambda s: s["name"])
+
+
+def open_space(name: str) -> Any:
+    """The space a command line names: a file, a built-in name, or ``nb201[:dataset]``. An
+    unknown name is one line listing the built-in spaces."""
+    from search_space import load_space, paths
+    from search_space.errors import SpaceError
+    from search_space.spaces import builtin_path
+
+    nb201 = NB201.fullmatch(name)
+    if nb201 and not paths.exists(name):
+        from search_space.spaces.nb201 import DATASETS, NB201Space
+
+        dataset = nb201.group("dataset") or nb201.group("bracket") or "cifar10"
+        if dataset not in DATASETS:
+            raise SpaceError(
+                "dataset",
+                f"NAS-Bench-201 has the datasets {', '.join(DATASETS)}",
+                source=name,
+                value=dataset,
+            )
+        return NB201Space(dataset)
+    if not paths.exists(name) and builtin_path(name) is None:
+        known = ", ".join(s["name"] for s in builtin_spaces())
+        raise SpaceError(
+            "<file>",
+            f"no such file, and not a built-in space; built-in: {known} (see 'mixnas space list')",
+            source=name,
+        )
+    return load_space(name)
+
+
+def cmd_space_list(args: argparse.Namespace) -> int:
+    spaces = builtin_spaces()
+    if args.json:
+        emit(spaces)
+        return 0
+    width = max(len(s["name"]) for s in spaces)
+    for s in spaces:
+        print(f"{s['name'].ljust(width)}  {s['description']}")
+    return 0
+
 
 def cmd_space_describe(args: argparse.Namespace) -> int:
-    from search_space import load_space
-
-    space = load_space(args.file)
+    space = open_space(args.file)
     info = space.describe()
     if args.json:
         emit(info)
+        return 0
+    if "ops" in info:  # NAS-Bench-201: edges and ops, not stages
+        print(f"space {info['name']} ({info['dataset']})")
+        print(f"  input: {info['input']}")
+        print(f"  cardinality: {fmt_int(info['cardinality'])}")
+        print(f"  decision dimensions: {info['num_dims']} (one op per cell edge)")
+        print(f"  ops: {', '.join(info['ops'])}")
+        print("  skeleton: 3 stages of 5 cells (16, 32, 64 channels), residual downsampling")
         return 0
     print(f"space {info['name']} ({info['source']})")
     if info["description"]:
@@ -44,9 +121,9 @@ def cmd_space_describe(args: argparse.Namespace) -> int:
 def cmd_space_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from search_space import load_space, spec_cost
+    from search_space import spec_cost
 
-    space = load_space(args.file)
+    space = open_space(args.file)
     unresolved = [c.metric for c in space.constraints if not c.analytic]
     if unresolved:
         # sampling here has no predictor; say so instead of silently ignoring the bound
@@ -110,13 +187,19 @@ def add_to(sub: Any) -> None:
     space = sub.add_parser("space", help="inspect search spaces").add_subparsers(
         dest="space_command", required=True
     )
+    listing = space.add_parser("list", help="the built-in spaces, one line each")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_space_list)
+
     describe = space.add_parser("describe", help="dimensions, mixers, bits, cardinality")
-    describe.add_argument("file", help="space file (.yaml/.json) or built-in name")
+    describe.add_argument(
+        "file", help="space file (.yaml/.json), built-in name, or nb201[:dataset]"
+    )
     describe.add_argument("--json", action="store_true")
     describe.set_defaults(func=cmd_space_describe)
 
     sample = space.add_parser("sample", help="sample specs with their costs")
-    sample.add_argument("file", help="space file (.yaml/.json) or built-in name")
+    sample.add_argument("file", help="space file (.yaml/.json), built-in name, or nb201[:dataset]")
     sample.add_argument("-n", type=positive_int, default=5, help="number of specs")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument(
