@@ -45,6 +45,8 @@ def render() -> str:
             else ["| name | parameters (defaults) | what | sharing |", "|---|---|---|---|"]
         )
         for name in registry.names():
+            if registry.origin(name):
+                continue  # a plug-in's op: documented by its package, not here
             op = registry.get(name)
             params = ", ".join(f"`{p.name}={p.default!r}`" for p in op.params) or "-"
             examples = [op.complete(e, name) for e in ({}, *op.examples)]
