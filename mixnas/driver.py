@@ -27,6 +27,22 @@ checkpointed once per batch.
 
 Nothing done per trial grows with the run: the front and the thresholds are kept up to date
 incrementally (`mixnas.running`), specs of the history are loaded from the records on demand.
+
+Analytic constraints. A config constraint on a metric the space prices analytically (params,
+MACs, bytes, bit-operations, activation bytes: `search_space.spec_cost`, microseconds, no torch)
+is checked when a candidate is handed out: one that breaks it is recorded at once with status
+``pruned``, its analytic costs and the reason (``infeasible: params 136,558 > max 120,000``),
+and told to the strategy; no evaluator runs on it.
+
+Time budget. A trial is not started when the time left is shorter than the running median of
+this session's trial durations (hand-out to finish; a batch's duration for in-driver batches):
+a run stops at most one typical trial before its ``budget.seconds`` instead of overshooting it by
+one. Trials already running are let finish (a trial's own limit is ``trial_timeout``).
+
+Interrupts. Ctrl-C (SIGINT) stops the loop: worker processes ignore SIGINT (`mixnas.workers`)
+and are stopped by the driver; the trials in flight stay unfinished in the records and in the
+checkpoint, so ``--resume`` hands them out again, exactly as after a kill. The summary says
+``stopped_by == "interrupted"``.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ import logging
 import math
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +70,11 @@ from mixnas.manifest import (
 )
 from mixnas.pipeline import TrialOutcome, with_cost
 from mixnas.progress import EventLog, Progress
-from mixnas.records import DB_NAME, RunStore, TrialRecord, record_event
-from mixnas.running import RunningFront, Threshold
+from mixnas.records import DB_NAME, FAILED, PRUNED, RunStore, TrialRecord, record_event
+from mixnas.running import RunningFront, RunningQuantile, Threshold
 from mixnas.workers import Done, InlineRunner, Task, WorkerPool
 from search_space import paths
+from search_space.declare.schema import ANALYTIC_METRICS
 from search_space.errors import RunFolderError
 from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
@@ -79,6 +96,15 @@ class RunSummary:
     seconds: float = 0.0
     front: list[int] = field(default_factory=list)
     stopped_by: str = ""
+    infeasible: int = 0  # pruned before evaluation: an analytic constraint broken
+    errors: Counter[str] = field(default_factory=Counter)  # failed trials per error text
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by == INTERRUPTED
+
+
+INTERRUPTED = "interrupted"
 
 
 def start_run(config: SearchConfig) -> tuple[Job, Path]:
@@ -252,6 +278,14 @@ class LocalDriver:
         self.front = RunningFront(self.config.objectives, self.config.constraints)
         self.notes: list[str] = []  # what the restore had to say (events log and console)
         self.events: EventLog | None = None  # open while the run is on
+        self.progress: Progress | None = None  # the live bar, while the run is on
+        # config constraints the space prices analytically: checked before any evaluator runs
+        self.analytic_bounds = {
+            metric: bound
+            for metric, bound in self.config.constraints.items()
+            if metric in ANALYTIC_METRICS
+        }
+        self.durations = RunningQuantile(0.5)  # this session's trial durations (time budget)
         self._restore()
         # candidates asked but not told when the run stopped (in flight at a kill): handed out
         # again, in order, before anything new is asked
@@ -381,9 +415,7 @@ class LocalDriver:
         for note in self.notes:
             events.emit("note", text=note)
         told = len(self.strategy.history)
-        progress = Progress(
-            self.config.trials, self.config.objectives, quiet=self.quiet, initial=told
-        )
+        progress = self.new_progress()
         try:
             with self._runner() as runner:
                 events.emit("start", told=told, budget=self.config.trials, capacity=runner.capacity)
@@ -393,6 +425,10 @@ class LocalDriver:
                     if not runner.busy:
                         break
                     self._finish(runner.collect(), summary, progress, events, start)
+        except KeyboardInterrupt:
+            # the runner is closed (its workers stopped) by now; what finished is committed and
+            # what was in flight is unfinished in the records: a resume runs it again
+            summary.stopped_by = INTERRUPTED
         finally:
             progress.close()
             summary.seconds = time.monotonic() - start
@@ -400,6 +436,16 @@ class LocalDriver:
             events.close()
         summary.front = sorted(self.front.trial_ids)
         return summary
+
+    def new_progress(self) -> Progress:
+        """The live bar, counting from the run's told trials: done, failed, pruned and the
+        best values are the run's, not this session's, on a resume."""
+        history = self.strategy.history
+        self.progress = Progress(
+            self.config.trials, self.config.objectives, quiet=self.quiet, initial=len(history)
+        )
+        self.progress.seed((obs.status, obs.metrics) for obs in history)
+        return self.progress
 
     def _runner(self) -> Any:
         cfg = self.config
@@ -429,8 +475,15 @@ class LocalDriver:
         if cfg.trials is not None and len(self.strategy.history) + in_flight >= cfg.trials:
             return "trial budget"
         elapsed = self.elapsed_before + time.monotonic() - start
-        if cfg.seconds is not None and elapsed >= cfg.seconds:
-            return "time budget"
+        if cfg.seconds is not None:
+            left = cfg.seconds - elapsed
+            if left <= 0:
+                return "time budget"
+            # a trial started now would end past the budget: stop one typical trial early
+            # rather than overshoot by one (see the module docstring)
+            if self.durations.n and self.durations.value() > left:
+                typical = self.durations.value()
+                return f"time budget ({left:.1f} s left, a trial takes about {typical:.1f} s)"
         return ""
 
     def _fill(
@@ -472,6 +525,7 @@ class LocalDriver:
             return None
         thresholds, handed_out = self.thresholds(), time.time()
         reused: list[tuple[Candidate, TrialRecord]] = []
+        infeasible: list[tuple[Candidate, TrialRecord]] = []
         tasks: list[Task] = []
         with self.store.transaction():
             for cand in batch:
@@ -481,7 +535,13 @@ class LocalDriver:
                     continue
                 spec = cand.spec.to_dict()
                 self.store.start(cand.number, cand.spec.id, cand.origin, spec)
+                pruned = self._infeasible(cand, spec, handed_out)
+                if pruned is not None:
+                    infeasible.append((cand, pruned))
+                    continue
                 tasks.append(Task(cand.number, spec, thresholds, cand, handed_out))
+            # committed after every reused record: their seq (tell order) is older
+            stored = self.store.finish_many(record for _, record in infeasible)
         # in the order they were committed, which is the order they are in the history
         reused.sort(key=lambda item: item[1].seq if item[1].seq is not None else -1)
         for cand, record in reused:
@@ -491,11 +551,52 @@ class LocalDriver:
                 # driver's buffer: logged again, so that the log holds every finished trial
                 self.events.emit("reused", **record_event(record), flush=False)
             self._tell(cand, record, summary, progress)
-        if reused:
+        for (cand, _), record in zip(infeasible, stored, strict=True):
+            summary.infeasible += 1
+            if self.events is not None:
+                self.events.emit("trial", **record_event(record), flush=False)
+            self._tell(cand, record, summary, progress)
+        if reused or infeasible:
             if self.events is not None:
                 self.events.flush()  # logged before the checkpoint says they were told
             self._checkpoint(start)
         return tasks
+
+    def _infeasible(
+        self, cand: Candidate, spec: dict[str, Any], started: float
+    ) -> TrialRecord | None:
+        """The pruned record of a candidate that breaks an analytic constraint of the config
+        (None when it meets them all, or there are none): its analytic costs, the reason."""
+        if not self.analytic_bounds:
+            return None
+        from search_space import spec_cost
+
+        tick = time.perf_counter()
+        costs = {k: float(v) for k, v in spec_cost(cand.spec).to_dict().items()}
+        broken = []
+        for metric, bound in self.analytic_bounds.items():
+            value = costs.get(metric)
+            if value is None:
+                continue
+            if "max" in bound and value > bound["max"]:
+                broken.append(f"{metric} {value:,.0f} > max {bound['max']:,.0f}")
+            if "min" in bound and value < bound["min"]:
+                broken.append(f"{metric} {value:,.0f} < min {bound['min']:,.0f}")
+        if not broken:
+            return None
+        return TrialRecord(
+            trial_id=cand.number,
+            spec_id=cand.spec.id,
+            origin=cand.origin,
+            status=PRUNED,
+            spec=spec,
+            metrics=costs,
+            timings={"cost": time.perf_counter() - tick},
+            stages=("cost",),
+            error=f"infeasible: {'; '.join(broken)} (config constraints; not evaluated)",
+            started=started,
+            worker="driver",
+        )
 
     def thresholds(self) -> dict[int, float | None]:
         return {i: threshold.value() for i, threshold in self.rules.items()}
@@ -511,6 +612,9 @@ class LocalDriver:
         """Commits what ended (one transaction), tells it in that order, checkpoints once."""
         if not done:
             return
+        now = time.time()
+        for task, _, _ in done:
+            self.durations.add(max(0.0, now - task.submitted))
         records = self.store.finish_many(
             self._record(task, outcome, worker) for task, outcome, worker in done
         )
@@ -545,8 +649,10 @@ class LocalDriver:
         self._account(record.trial_id, record.status, metrics)
         summary.finished += 1
         summary.ok += record.status == "ok"
-        summary.failed += record.status == "failed"
-        summary.pruned += record.status == "pruned"
+        summary.failed += record.status == FAILED
+        summary.pruned += record.status == PRUNED
+        if record.status == FAILED:
+            summary.errors[record.error or "(no error text)"] += 1
         if progress is not None:
             progress.update(record, len(self.front))
 

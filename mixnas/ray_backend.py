@@ -211,9 +211,7 @@ class RayDriver(LocalDriver):
 
         cfg = self.config
         self.events = EventLog(self.run_dir)
-        self.progress = Progress(
-            cfg.trials, cfg.objectives, quiet=self.quiet, initial=len(self.strategy.history)
-        )
+        self.progress = self.new_progress()
         self.events.emit("start", backend="ray", address=cfg.backend.address)
         if self.quiet:
             # Tune's console layout prints a configuration table even at verbose=0

@@ -5,6 +5,10 @@ to stop a trial past its time limit (or one that hangs, or crashes the interpret
 process that runs it. Each worker is a spawned process (no fork: torch and its thread pools are not
 fork-safe) that builds its evaluators once and then evaluates trial after trial; a worker killed
 for a timeout, or one that died, is replaced by a fresh one and the trial is recorded as failed.
+
+Ctrl-C at a terminal sends SIGINT to the whole process group, workers included. Workers ignore
+it (they are started with SIGINT ignored, which a spawned interpreter keeps, so it never raises
+KeyboardInterrupt in one): only the driver acts on it, stops them and keeps what finished.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -56,6 +60,7 @@ def _worker_main(
     threads: int,
     gpu: str | None = None,
 ) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C (module docstring)
     if gpu is not None:  # before torch is imported: this worker sees its one GPU as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     set_threads(threads)
@@ -94,6 +99,22 @@ def exit_reason(code: int | None) -> str:
     return f"killed by signal {-code} ({name})"
 
 
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block runs (in the main thread; elsewhere a no-op): a process
+    started in it inherits the ignored signal through exec, and Python then installs no
+    KeyboardInterrupt handler in it, so not even its start-up can print a traceback."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be changed here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class WorkerStartError(RuntimeError):
     """A worker could not build its evaluators."""
 
@@ -108,7 +129,8 @@ class _Worker:
             daemon=True,
             name=f"mixnas-worker-{index}",
         )
-        self.process.start()
+        with sigint_ignored():
+            self.process.start()
         child.close()
         self.task: Task | None = None
         self.partial: TrialOutcome | None = None  # what the running trial has so far

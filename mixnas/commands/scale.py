@@ -21,6 +21,7 @@ def _csv(text: str) -> list[str]:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
+    from mixnas.progress import Ticker
     from mixnas.scaling.family import (
         LATENCY_PREFIX,
         describe,
@@ -32,14 +33,23 @@ def cmd_scale(args: argparse.Namespace) -> int:
     budget = parse_budget(args.budget)
     base = load_base(args.base)
     proxies = _csv(args.proxy)
-    members = make_family(
-        base,
-        budget,
-        args.rule,
-        proxies=proxies,
-        search_coefs=args.search_coefficients,
-        seed=args.seed,
-    )
+    # the proxy rule (and a coefficient search) scores candidates for minutes: say how many
+    scoring = args.rule == "proxy" or args.search_coefficients
+    ticker = Ticker(None, f"scale {args.base}", "candidate", quiet=not scoring)
+    try:
+        members = make_family(
+            base,
+            budget,
+            args.rule,
+            proxies=proxies,
+            search_coefs=args.search_coefficients,
+            seed=args.seed,
+            on_score=ticker.update,
+        )
+    finally:
+        ticker.close()
+    if ticker.n:
+        ticker.note(f"scale {args.base}: scored {ticker.n} candidates with {', '.join(proxies)}")
     device = args.latency_device
     if device is None and args.out:
         # the report shows predicted latency: on the budget's device, else on this machine

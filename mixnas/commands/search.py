@@ -5,16 +5,27 @@ RUN_DIR`` continues a run that was stopped or killed. ``--check`` runs every che
 makes before its first trial and exits (0, or 2 with one line naming the field). When the
 budget is spent, the run folder gets ``report.html``, ``pareto.csv``, ``trials.csv`` and the
 exported specs of the config's pick.
+
+Ctrl-C stops the run cleanly: the finished trials are kept, the report is written from them, and
+the command that continues the run is printed (exit status 130). A candidate that breaks an
+analytic constraint of the config (params, MACs, ...) is recorded as pruned without being
+evaluated. Exit status 1: every trial of this session failed (the distinct errors are counted on
+stderr), or an exported spec does not rebuild; 2: bad input, found before the run folder exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from mixnas.commands.common import positive_int
+
+EXIT_ALL_FAILED = 1
+EXIT_INTERRUPTED = 130  # as `mixnas.cli`: 128 + SIGINT
+ERRORS_SHOWN = 5  # distinct error texts listed when every trial failed
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -85,7 +96,24 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
         from mixnas.ray_backend import run_search_ray as run
     else:
         from mixnas.driver import run_search as run
-    summary = run(config, resume=resume, quiet=quiet)
+    try:
+        summary = run(config, resume=resume, quiet=quiet)
+    except KeyboardInterrupt:  # before the loop started (preparing, starting workers)
+        if (config.run_dir / "config.json").is_file():
+            print(f"interrupted; continue with: {resume_command(config.run_dir)}")
+        return EXIT_INTERRUPTED
+    if summary.interrupted:
+        # said first: a second Ctrl-C while the report is written still leaves the hint
+        print(
+            f"run {summary.run_dir}: interrupted after {summary.finished} trial(s) this session "
+            f"({summary.ok} ok, {summary.failed} failed, {summary.pruned} pruned); finished "
+            "trials are kept"
+        )
+        print(f"  continue with: {resume_command(summary.run_dir)}")
+        with reading_records(summary.run_dir):
+            report = write_report(summary.run_dir)
+        print(f"  report: {report}")
+        return EXIT_INTERRUPTED
     exported: list[Path] = []
     problems: list[str] = []
     with reading_records(summary.run_dir):
@@ -101,12 +129,47 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
         f"{f', {summary.reused} reused from before the stop' if summary.reused else ''}) "
         f"in {summary.seconds:.1f} s, stopped by {summary.stopped_by}"
     )
+    if summary.infeasible:
+        print(
+            f"  {summary.infeasible} candidate(s) broke an analytic constraint of the config: "
+            "recorded as pruned, not evaluated"
+        )
     print(f"  front: {len(summary.front)} trial(s) {summary.front}")
     print(f"  report: {report}")
     if exported:
         verdict = "; ".join(problems) if problems else "each rebuilds with its recorded params"
         print(f"  exported {len(exported)} spec(s) to {exported[0].parent}: {verdict}")
+    if summary.failed and summary.failed == summary.finished:
+        print(error_summary(summary), file=sys.stderr)
+        return EXIT_ALL_FAILED
+    if summary.failed:
+        top, count = summary.errors.most_common(1)[0]
+        print(f"  {summary.failed} failed; most often ({count}x): {_short(top)}")
     return 1 if problems else 0
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir`` (its config is in the folder)."""
+    return f"mixnas search --resume {shlex.quote(str(run_dir))}"
+
+
+def error_summary(summary: Any) -> str:
+    """Every trial of the session failed: how many, and each distinct error with its count."""
+    lines = [
+        f"mixnas: error: every trial failed ({summary.failed} this session, in "
+        f"{summary.run_dir}); errors by count:"
+    ]
+    for text, count in summary.errors.most_common(ERRORS_SHOWN):
+        lines.append(f"  {count}x {_short(text)}")
+    others = len(summary.errors) - ERRORS_SHOWN
+    if others > 0:
+        lines.append(f"  ... and {others} other error text(s); see trials.csv")
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def add_to(sub: Any) -> None:

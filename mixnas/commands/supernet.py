@@ -192,8 +192,12 @@ def train_config(
     from evaluators.supernet import Supernet, distributed
     from evaluators.supernet.train import train_supernet
     from mixnas.manifest import versions, write_json_atomic
+    from mixnas.progress import Ticker
 
     rank = distributed.current().rank
+    # a bar on a terminal, a line every 30 s in a log (`mixnas.progress.Ticker`); rank 0 only
+    bar = Ticker(recipe.steps, f"supernet {config['name']}", "step", quiet=quiet or rank != 0)
+    bar.note(f"supernet {config['name']}: loading {config['data']} and building the supernet")
     data_settings = {
         "name": config["data"],
         "options": dict(config["data_options"]),
@@ -205,26 +209,20 @@ def train_config(
     run_dir = runs_dir / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     supernet = Supernet(space, seed=recipe.seed, strict=config["strict"])
-    bar = None
-    if not quiet and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.steps, desc=f"supernet {config['name']}", unit="step")
 
     def progress(step: int, total: int, loss: float) -> None:
-        if bar is not None:
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.3f}")
+        bar.set(step, loss=f"{loss:.3f}")
 
-    summary = train_supernet(
-        supernet,
-        data,
-        recipe,
-        checkpoint=run_dir / CHECKPOINT,
-        extra={"space": declaration, "data": data_settings},
-        progress=progress,
-    )
-    if bar is not None:
+    try:
+        summary = train_supernet(
+            supernet,
+            data,
+            recipe,
+            checkpoint=run_dir / CHECKPOINT,
+            extra={"space": declaration, "data": data_settings},
+            progress=progress,
+        )
+    finally:
         bar.close()
     if rank != 0:
         return None

@@ -131,9 +131,14 @@ def _resolver() -> Any:
 
 
 def proxy_score(
-    names: Sequence[str] = DEFAULT_PROXIES, *, seed: int = 0, batch_size: int = 32
+    names: Sequence[str] = DEFAULT_PROXIES,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    on_score: Callable[[], None] | None = None,
 ) -> ScoreFn:
-    """``spec -> sum of the named proxies`` (NaN when one fails), cached per spec id."""
+    """``spec -> sum of the named proxies`` (NaN when one fails), cached per spec id;
+    ``on_score`` is called after each spec scored (a CLI's progress)."""
     from evaluators.proxies import PROXIES, compute
 
     for n in names:
@@ -144,6 +149,8 @@ def proxy_score(
         if spec.id not in cache:
             values = compute(spec, list(names), seed=seed, batch_size=batch_size)
             cache[spec.id] = float(sum(values.values()))
+            if on_score is not None:
+                on_score()
         return cache[spec.id]
 
     return score
@@ -169,14 +176,17 @@ def make_family(
     proxies: Sequence[str] = DEFAULT_PROXIES,
     search_coefs: bool = False,
     seed: int = 0,
+    on_score: Callable[[], None] | None = None,
 ) -> list[Member]:
-    """One member per budget value, made by ``rule`` (see module doc)."""
+    """One member per budget value, made by ``rule`` (see module doc); ``on_score`` is called
+    after each candidate the proxies score."""
     if rule not in RULES:
         raise SpaceError("--rule", f"must be one of {', '.join(RULES)}", value=rule)
     cost = cost_function(budget.metric)
     if rule == "proxy":
-        return grow_ladder(base, cost, proxy_score(proxies, seed=seed), budget.values)
-    scorer = (lambda: proxy_score(proxies, seed=seed)) if search_coefs else None
+        score = proxy_score(proxies, seed=seed, on_score=on_score)
+        return grow_ladder(base, cost, score, budget.values)
+    scorer = (lambda: proxy_score(proxies, seed=seed, on_score=on_score)) if search_coefs else None
     return scale_ladder(make_rule(rule, base, scorer), base, cost, budget.values)
 
 
