@@ -282,3 +282,41 @@ def test_space_describe_and_sample_nb201(capsys: pytest.CaptureFixture[str]) -> 
     assert status == 2 and "cifar10, cifar100, ImageNet16-120" in err and "'mnist'" in err
     status, _, err = _out(capsys, ["space", "describe", "nosuch"])
     assert status == 2 and "built-in: hybrid, hybrid_cpu, isotropic, nb201, sequence" in err
+
+
+# -- docs and LICENSE -----------------------------------------------------------------------------
+
+
+def test_evaluators_doc_is_current_and_names_every_proxy_and_train_option() -> None:
+    import importlib.util
+
+    docs = ROOT / "docs"
+    spec = importlib.util.spec_from_file_location(
+        "make_evaluators_doc", docs / "make_evaluators_doc.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (docs / "evaluators.md").read_text()
+    assert text == module.render(), (
+        "docs/evaluators.md is stale: run .venv/bin/python docs/make_evaluators_doc.py"
+    )
+    from evaluators.data import BUILTIN, GENERATED
+    from evaluators.proxies import PROXIES
+    from evaluators.training import ShortTraining
+
+    for name in PROXIES.names():
+        assert f"| `{name}` |" in text
+    for option in ShortTraining.defaults:
+        assert f"| `{option}` |" in text
+    assert "(undocumented)" not in text  # every option has its line in the docstring
+    for source in (*BUILTIN, *GENERATED, ".npz", "folder"):
+        assert source in text
+
+
+def test_license_is_the_apache_2_text_pyproject_names() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text.splitlines()) == 202
