@@ -296,3 +296,25 @@ def test_manifest_is_a_summary_table_with_the_raw_json_folded(html: str) -> None
     assert "<pre>" not in table and "optuna" in table  # versions listed in words
     assert details.startswith("<summary>manifest.json as written</summary><pre>")
     assert "&quot;space_hash&quot;" in details
+
+
+def test_one_objective_and_no_eligible_trial_still_report(tmp_path: Path) -> None:
+    import sqlite3
+
+    one = make_big_run(tmp_path, "one", 60, specs=sample_specs(10, seed=5))
+    config = json.loads((one / CONFIG).read_text())
+    config["objectives"] = [{"metric": "params", "direction": "minimize"}]
+    (one / CONFIG).write_text(json.dumps(config))
+    html = write_report(one).read_text()
+    assert "params per trial" in html and "One objective: see the best-so-far curve" in html
+    assert 'aria-label="Importance for params' in html
+    assert ">s1 mixer</text>" in _section(html, "Parallel coordinates")
+
+    none = make_big_run(tmp_path, "none", 30, specs=sample_specs(10, seed=6))
+    with sqlite3.connect(none / "trials.sqlite") as conn:
+        conn.execute("UPDATE trials SET status = 'failed', metrics = '{}', error = 'boom'")
+    html = write_report(none).read_text()
+    assert "No eligible trial yet." in _section(html, "Hypervolume over trials")
+    assert "No finished trial yet." in _section(html, "Parallel coordinates")
+    assert "No finished trial yet." in _section(html, "Importance of the decisions")
+    assert "<b>30</b> failed" in html and "The front is empty." in html
