@@ -374,3 +374,22 @@ def test_the_event_log_and_records_agree_after_infeasible_trials(tmp_path: Path)
     with RunStore(summary.run_dir) as store:
         assert sorted(e["trial_id"] for e in logged) == [r.trial_id for r in store.records()]
     assert summary.infeasible >= 1
+
+
+@pytest.mark.parametrize(
+    "data, fragment", [("/no/such/dir", "no such dataset"), ("cifar10", "nothing is downloaded")]
+)
+def test_supernet_train_refuses_missing_data_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: str, fragment: str
+) -> None:
+    config = tmp_path / "sn.yaml"
+    runs = tmp_path / "runs"
+    config.write_text(
+        yaml.safe_dump(
+            {"space": "isotropic", "data": data, "runs_dir": str(runs), "supernet": {"steps": 2}}
+        )
+    )
+    assert main(["supernet", "train", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{config}: data: " in err and fragment in err, err
+    assert not runs.exists()

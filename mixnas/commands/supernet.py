@@ -89,7 +89,25 @@ def _prepared(path: Path) -> tuple[dict[str, Any], Any, Any, Any]:
     except ValueError as err:
         raise ConfigError("supernet", str(err), source=source) from None
     declaration = _declaration(config["space"], source)
-    return config, recipe, declaration, _space(declaration, source)
+    space = _space(declaration, source)
+    _check_data(config, space, source)
+    return config, recipe, declaration, space
+
+
+def _check_data(config: dict[str, Any], space: Any, source: str) -> None:
+    """The dataset is on this machine and takes the given options (`mixnas.job`'s check of a
+    search config's data): one line naming ``data`` before anything is loaded or written."""
+    from mixnas.job import _check_source
+    from search_space.errors import MixnasError
+
+    try:
+        _check_source(
+            config["data"], dict(config["data_options"]), space.decl.input, "data", source
+        )
+    except ConfigError:
+        raise
+    except MixnasError as err:
+        raise ConfigError("data", str(err), source=source) from None
 
 
 def _check_device(recipe: Any, nproc: int, ray: bool, source: str) -> bool:
