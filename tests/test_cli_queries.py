@@ -62,6 +62,25 @@ def test_load_trials_has_the_architecture_columns_and_the_front(runs: dict[str, 
     assert frame["depths"].str.fullmatch(r"\d+(-\d+)*").all()
 
 
+def test_load_trials_without_architecture_and_with_a_damaged_spec(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "a"
+    shutil.copytree(runs["a"], copy)
+    fast = load_trials(copy, architecture=False)
+    assert "mixers" not in fast.columns and "front" in fast.columns
+    conn = sqlite3.connect(copy / "trials.sqlite")
+    with conn:
+        conn.execute("UPDATE trials SET spec = '{not json' WHERE trial_id = 1")
+    conn.close()
+    frame = load_trials(copy).set_index("trial_id")  # the damaged one says so, the rest read
+    assert frame.loc[1, "mixers"] == "(damaged spec)"
+    assert frame.loc[2, "mixers"] != "(damaged spec)"
+
+
 # -- mixnas trials --------------------------------------------------------------------------------
 
 
