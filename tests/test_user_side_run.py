@@ -266,6 +266,22 @@ def test_a_closed_pipe_is_no_traceback(args: tuple[str, ...]) -> None:
     assert done.stderr == "", done.stderr
 
 
+def test_a_pipe_closed_before_the_last_flush_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output smaller than the buffer reaches a pipe only when it is flushed: at the
+    interpreter's exit, where a closed pipe printed 'Exception ignored ... BrokenPipeError' and
+    the status became 120. The CLI flushes inside its own error handling now."""
+    read, write = os.pipe()
+    os.close(read)
+    out = open(write, "w", buffering=1 << 16)  # noqa: SIM115 - a piped stdout, block-buffered
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        assert main(["zoo", "list"]) == 0
+        out.flush()  # what the interpreter does at exit: nothing is left to fail on
+    finally:
+        monkeypatch.undo()
+        out.close()
+
+
 def test_a_missing_gpu_is_one_line_for_latency_commands() -> None:
     import torch
 
@@ -393,3 +409,19 @@ def test_supernet_train_refuses_missing_data_before_any_work(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{config}: data: " in err and fragment in err, err
     assert not runs.exists()
+
+
+def test_a_run_where_every_candidate_breaks_a_constraint_says_so_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = small_config(
+        "tight",
+        str(tmp_path),
+        constraints={"params": {"max": 1000}},
+        budget={"trials": 5},
+        backend={"name": "local", "workers": 0},
+    )
+    assert main(["search", str(_write(tmp_path, data)), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "5 candidate(s) broke the config's constraints (params max 1,000" in err, err
+    assert len(err.strip().splitlines()) == 1

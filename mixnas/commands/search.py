@@ -139,8 +139,8 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     if exported:
         verdict = "; ".join(problems) if problems else "each rebuilds with its recorded params"
         print(f"  exported {len(exported)} spec(s) to {exported[0].parent}: {verdict}")
-    if summary.failed and summary.failed == summary.finished:
-        print(error_summary(summary), file=sys.stderr)
+    if summary.finished and summary.failed + summary.infeasible == summary.finished:
+        print(error_summary(summary, config), file=sys.stderr)
         return EXIT_ALL_FAILED
     if summary.failed:
         top, count = summary.errors.most_common(1)[0]
@@ -153,12 +153,27 @@ def resume_command(run_dir: Path) -> str:
     return f"mixnas search --resume {shlex.quote(str(run_dir))}"
 
 
-def error_summary(summary: Any) -> str:
-    """Every trial of the session failed: how many, and each distinct error with its count."""
-    lines = [
-        f"mixnas: error: every trial failed ({summary.failed} this session, in "
-        f"{summary.run_dir}); errors by count:"
-    ]
+def error_summary(summary: Any, config: Any) -> str:
+    """Every trial of the session failed (or broke an analytic constraint of the config): how
+    many, and each distinct error with its count."""
+    if not summary.infeasible:
+        head = f"every trial failed ({summary.failed} this session, in {summary.run_dir})"
+    else:
+        from search_space.declare.schema import ANALYTIC_METRICS
+
+        bounds = ", ".join(
+            f"{metric} {' and '.join(f'{k} {v:,.0f}' for k, v in bound.items())}"
+            for metric, bound in config.constraints.items()
+            if metric in ANALYTIC_METRICS
+        )
+        head = (
+            f"no trial of this session was evaluated: {summary.infeasible} candidate(s) broke "
+            f"the config's constraints ({bounds}; widen them, or declare them in the space so "
+            f"that only candidates meeting them are drawn), {summary.failed} failed"
+        )
+    if not summary.errors:
+        return f"mixnas: error: {head}"
+    lines = [f"mixnas: error: {head}; errors by count:"]
     for text, count in summary.errors.most_common(ERRORS_SHOWN):
         lines.append(f"  {count}x {_short(text)}")
     others = len(summary.errors) - ERRORS_SHOWN
