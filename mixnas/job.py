@@ -286,10 +286,11 @@ def _check_source(
         )
     generated = tuple(getattr(datasets, "GENERATED", ()))
     builtin = tuple(getattr(datasets, "BUILTIN", ("digits", "synthetic")))
-    if data in generated and input_spec is not None:
-        from evaluators.tasks import resolve
+    if data in generated:
+        if input_spec is not None:
+            from evaluators.tasks import resolve
 
-        resolve(data, input_spec, options)  # names, knobs and sizes, nothing generated
+            resolve(data, input_spec, options)  # names, knobs and sizes, nothing generated
         return
     path = Path(data)
     if data not in builtin and not paths.exists(path):
