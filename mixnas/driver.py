@@ -71,10 +71,9 @@ from mixnas.manifest import (
 from mixnas.pipeline import TrialOutcome, with_cost
 from mixnas.progress import EventLog, Progress
 from mixnas.records import DB_NAME, FAILED, PRUNED, RunStore, TrialRecord, record_event
-from mixnas.running import RunningFront, RunningQuantile, Threshold
+from mixnas.running import AnalyticBounds, RunningFront, RunningQuantile, Threshold
 from mixnas.workers import Done, InlineRunner, Task, WorkerPool
 from search_space import paths
-from search_space.declare.schema import ANALYTIC_METRICS
 from search_space.errors import RunFolderError
 from search_space.spec import ArchSpec
 from strategies import Candidate, Observation
@@ -280,11 +279,7 @@ class LocalDriver:
         self.events: EventLog | None = None  # open while the run is on
         self.progress: Progress | None = None  # the live bar, while the run is on
         # config constraints the space prices analytically: checked before any evaluator runs
-        self.analytic_bounds = {
-            metric: bound
-            for metric, bound in self.config.constraints.items()
-            if metric in ANALYTIC_METRICS
-        }
+        self.analytic_bounds = AnalyticBounds(self.config.constraints)
         self.durations = RunningQuantile(0.5)  # this session's trial durations (time budget)
         self._restore()
         # candidates asked but not told when the run stopped (in flight at a kill): handed out
@@ -569,19 +564,8 @@ class LocalDriver:
         (None when it meets them all, or there are none): its analytic costs, the reason."""
         if not self.analytic_bounds:
             return None
-        from search_space import spec_cost
-
         tick = time.perf_counter()
-        costs = {k: float(v) for k, v in spec_cost(cand.spec).to_dict().items()}
-        broken = []
-        for metric, bound in self.analytic_bounds.items():
-            value = costs.get(metric)
-            if value is None:
-                continue
-            if "max" in bound and value > bound["max"]:
-                broken.append(f"{metric} {value:,.0f} > max {bound['max']:,.0f}")
-            if "min" in bound and value < bound["min"]:
-                broken.append(f"{metric} {value:,.0f} < min {bound['min']:,.0f}")
+        costs, broken = self.analytic_bounds.check(cand.spec)
         if not broken:
             return None
         return TrialRecord(

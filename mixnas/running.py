@@ -3,7 +3,9 @@
 `RunningFront` is the Pareto front of the eligible trials so far (the progress line's "front"),
 updated per trial in time proportional to the front's size, not the run's. `RunningQuantile` is the
 screening threshold of a promotion rule (a quantile of every earlier value of a metric), updated
-in O(log n) per value with two heaps instead of a sort of every earlier value per ask.
+in O(log n) per value with two heaps instead of a sort of every earlier value per ask (and, as
+a median, the typical trial duration a time budget is judged by). `AnalyticBounds` are the config
+constraints a candidate can be judged by before any evaluator runs, in microseconds.
 """
 
 from __future__ import annotations
@@ -134,3 +136,34 @@ class Threshold:
         if self._quantile.n < max(self.rule.warmup, 1):
             return None
         return self._quantile.value()
+
+
+class AnalyticBounds:
+    """The config constraints on metrics the space prices analytically (params, MACs, bytes,
+    bit-operations, activation bytes: `search_space.spec_cost`, torch-free, microseconds): a
+    candidate that breaks one is pruned before any evaluator runs (`mixnas.driver`)."""
+
+    def __init__(self, constraints: Mapping[str, Mapping[str, float]]) -> None:
+        from search_space.declare.schema import ANALYTIC_METRICS
+
+        self.bounds = {m: dict(b) for m, b in constraints.items() if m in ANALYTIC_METRICS}
+
+    def __bool__(self) -> bool:
+        return bool(self.bounds)
+
+    def check(self, spec: Any) -> tuple[dict[str, float], list[str]]:
+        """The spec's analytic costs, and each bound it breaks in words
+        (``params 136,558 > max 120,000``; empty when it meets them all)."""
+        from search_space import spec_cost
+
+        costs = {k: float(v) for k, v in spec_cost(spec).to_dict().items()}
+        broken = []
+        for metric, bound in self.bounds.items():
+            value = costs.get(metric)
+            if value is None:
+                continue
+            if "max" in bound and value > bound["max"]:
+                broken.append(f"{metric} {value:,.0f} > max {bound['max']:,.0f}")
+            if "min" in bound and value < bound["min"]:
+                broken.append(f"{metric} {value:,.0f} < min {bound['min']:,.0f}")
+        return costs, broken
