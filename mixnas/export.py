@@ -239,33 +239,36 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
         # TorchScript's can bake the batch into reshapes: then a fixed batch is all there is
         ("fixed", {"dynamo": False}),
     ]
-    first_error = ""
+    reasons: list[str] = []  # why each attempt failed, the first one named in the error
     for how, options in attempts:
         try:
             torch.onnx.export(model, (x,), str(path), verbose=False, **names, **options)
         except Exception as err:  # e.g. complex FFTs (global filter): ONNX has no such op
-            text = str(err).strip()
-            first_error = first_error or (text.splitlines()[0] if text else type(err).__name__)
+            reasons.append(_first_line(err))
             continue
         batches = (int(x.shape[0]),) if how == "fixed" else ONNX_BATCHES
         try:
             _check_onnx(model, x, expected, path, batches, batch_of)
-        except ExportError:
-            if how == "fixed":
-                raise
+        except ExportError as err:  # an output that differs from PyTorch's
+            reasons.append(str(err))
             continue
-        except Exception:  # onnxruntime refuses the file (a shape it cannot infer)
-            if how == "fixed":
-                raise
+        except Exception as err:  # onnxruntime refuses the file (a shape it cannot infer)
+            reasons.append(f"onnxruntime cannot run the {how} export: {_first_line(err)}")
             continue
         if how == "fixed":
             log.warning(
-                "%s: the batch axis is fixed at %d (no exporter made it dynamic)",
+                "%s: the batch axis is fixed at %d (no exporter made it dynamic: %s)",
                 path,
                 int(x.shape[0]),
+                reasons[0] if reasons else "",
             )
         return path
-    raise ExportError(f"{path}: ONNX cannot express this model: {first_error}")
+    raise ExportError(f"{path}: ONNX cannot express this model: {reasons[0]}")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _check_onnx(
