@@ -84,7 +84,13 @@ def runs_diff(a: Any, b: Any) -> dict[str, Any]:
     flat_a, flat_b = _flat(read_json(a.run_dir / CONFIG)), _flat(read_json(b.run_dir / CONFIG))
     missing = object()
     config = [
-        {"key": key, "a": flat_a.get(key), "b": flat_b.get(key)}
+        {
+            "key": key,
+            "a": flat_a.get(key),
+            "b": flat_b.get(key),
+            "in_a": key in flat_a,  # a missing key and a null differ
+            "in_b": key in flat_b,
+        }
         for key in sorted(set(flat_a) | set(flat_b))
         if flat_a.get(key, missing) != flat_b.get(key, missing)
     ]
@@ -156,7 +162,10 @@ def cmd_runs_diff(args: argparse.Namespace, names: list[str]) -> int:
         print("note: the runs' objectives differ; B is measured on A's objectives")
     print(f"config: {len(diff['config'])} difference(s)")
     for change in diff["config"]:
-        print(f"  {change['key']}: {change['a']!r} -> {change['b']!r}")
+        a_value, b_value = (
+            repr(change[side]) if change[f"in_{side}"] else "(absent)" for side in ("a", "b")
+        )
+        print(f"  {change['key']}: {a_value} -> {b_value}")
     rows: list[tuple[str, str, str]] = [("", "A", "B")]
     sa, sb = diff["a"], diff["b"]
     rows.append(("trials (finished)", str(sa["trials"]), str(sb["trials"])))
