@@ -7,6 +7,9 @@ every registered one when None) and ``check_*`` functions that assert the contra
 
 - `mixnas.testing.ops`: token and channel mixers (shape, forward/backward, exact parameters,
   analytic MACs vs counted, documentation);
+- `mixnas.testing.quant`: token and channel mixers under fake quantization at 4, 6 and 8 bits;
+- `mixnas.testing.layers`: stems, downsamplers, heads and norms in a minimal network (exact
+  parameters, analytic MACs vs counted, forward and backward; `mixnas.testing.analytic`);
 - `mixnas.testing.sharing`: every op's weight-sharing rule in a strict supernet;
 - `mixnas.testing.proxies`: a finite, deterministic score around every registered token mixer;
 - `mixnas.testing.strategies`: ask/tell on a toy space with a known optimum (in the space, no

@@ -1,84 +1,21 @@
-"""Contract every registered token mixer and channel mixer passes under fake quantization.
+"""Contract every registered token mixer and channel mixer passes under fake quantization
+(`mixnas.testing.quant`).
 
 For each op (default parameters and its examples) on a 2-D grid and, where the op supports it, a
-1-D sequence: with weights and activations fake-quantized at 4, 6 and 8 bits
-(`search_space.nn.quant.policy.quantize_module`), the module keeps the token shape and runs
-forward and backward without NaN or inf; every Linear/Conv layer carries quantizers, attention
-mixers that declare ``QUANT_SCORES`` carry a score quantizer, and 8 bits stay closer to the float
-output than 4 bits.
+1-D sequence: with weights and activations fake-quantized at 4, 6 and 8 bits, the module keeps the
+token shape and runs forward and backward without NaN or inf; every Linear/Conv layer carries
+quantizers, attention mixers that declare ``QUANT_SCORES`` carry a score quantizer, and 8 bits
+stay closer to the float output than 4 bits.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-import torch
-from torch import nn
 
-from mixnas.testing.ops import mixer_cases
-from mixnas.testing.ops import mixer_input as _input
-from search_space.errors import SpaceError
-from search_space.nn.quant.layers import QUANTIZED, ScoreQuant
-from search_space.nn.quant.policy import quantize_module
+from mixnas.testing.quant import check_quantized_mixer, quant_cases
 from search_space.ops import OpContext, OpDef
-from search_space.spec import Quant
-
-CONTEXTS = (
-    OpContext(dim=32, grid=(6, 6), prefix=0, out_dim=32),
-    OpContext(dim=32, grid=(12,), prefix=0, out_dim=32),
-)
-BITS = (4, 6, 8)
 
 
-def _cases() -> list:
-    return mixer_cases(contexts=CONTEXTS)
-
-
-def _allowed(op: OpDef, example: dict, ctx: OpContext) -> OpContext:
-    """``ctx``, or the same with a class token for mixers that need one (class attention)."""
-    params = op.complete(example, "params")
-    problem = None
-    for candidate in (ctx, dataclasses.replace(ctx, prefix=1)):
-        try:
-            op.check_rules(candidate, params, "op")
-            return candidate
-        except SpaceError as err:
-            problem = problem or err
-    pytest.skip(f"context not allowed by the op's rules: {problem}")
-
-
-def _build(op: OpDef, example: dict, ctx: OpContext) -> nn.Module:
-    params = op.complete(example, "params")
-    torch.manual_seed(0)
-    module = op.build(ctx, params)
-    assert isinstance(module, nn.Module)
-    return module
-
-
-@pytest.mark.parametrize(("op", "example", "ctx"), _cases())
+@pytest.mark.parametrize(("op", "example", "ctx"), quant_cases())
 def test_mixer_runs_under_fake_quantization(op: OpDef, example: dict, ctx: OpContext) -> None:
-    ctx = _allowed(op, example, ctx)
-    reference = _build(op, example, ctx).eval()
-    x = _input(op, ctx, batch=2)
-    with torch.no_grad():
-        y_float = reference(x)
-    errors = {}
-    for bits in BITS:
-        module = quantize_module(_build(op, example, ctx), Quant(bits, bits)).eval()
-        for layer in module.modules():
-            if type(layer) in QUANTIZED.values():
-                assert layer.weight_quant.bits == bits and layer.input_quant.bits == bits
-            assert type(layer) not in QUANTIZED, f"{op.name}: a float {type(layer).__name__} left"
-            if getattr(type(layer), "QUANT_SCORES", False):
-                assert isinstance(layer._modules.get("score_quant"), ScoreQuant)
-        xg = x.clone().requires_grad_(True)
-        y = module(xg)
-        assert y.shape == x.shape, f"{op.name} changed the token shape"
-        assert torch.isfinite(y).all(), f"{op.name}: non-finite output at {bits} bits"
-        y.square().mean().backward()
-        assert xg.grad is not None and torch.isfinite(xg.grad).all()
-        for p in module.parameters():
-            assert p.grad is None or torch.isfinite(p.grad).all()
-        errors[bits] = float((y.detach() - y_float).norm() / y_float.norm().clamp_min(1e-12))
-    assert errors[8] <= errors[4] + 1e-6, errors
+    check_quantized_mixer(op, example, ctx)

@@ -8,6 +8,7 @@ import pytest
 
 from mixnas.testing.ops import check_documented, check_mixer, mixer_cases
 from mixnas.testing.proxies import check_proxies, proxy_cases
+from mixnas.testing.quant import check_quantized_mixer, quant_cases
 from mixnas.testing.sharing import check_sharing, check_sharing_declared, sharing_cases
 from mixnas.testing.strategies import CHECKS as STRATEGY_CHECKS
 from search_space.ops import TOKEN_MIXERS
@@ -50,3 +51,8 @@ def test_every_proxy_scores_the_mixer(case, make_spec):
 @pytest.mark.parametrize("check", STRATEGY_CHECKS, ids=lambda c: c.__name__)
 def test_strategy(check):
     check("example_greedy")
+
+
+@pytest.mark.parametrize(("op", "example", "ctx"), quant_cases(MIXERS))
+def test_mixer_under_fake_quantization(op, example, ctx):
+    check_quantized_mixer(op, example, ctx)
