@@ -318,3 +318,16 @@ def test_one_objective_and_no_eligible_trial_still_report(tmp_path: Path) -> Non
     assert "No finished trial yet." in _section(html, "Parallel coordinates")
     assert "No finished trial yet." in _section(html, "Importance of the decisions")
     assert "<b>30</b> failed" in html and "The front is empty." in html
+
+
+def test_many_categories_collapse_into_other() -> None:
+    from mixnas.report.decisions import OTHER, collapse
+
+    names = [f"m{i:02d}" for i in range(30)]
+    values = names + ["m05"] * 5 + ["m07"] * 3  # m05 and m07 the most frequent
+    d = Decisions(["s1 mixer"], {"s1 mixer": values}, {"s1 mixer": sorted(names)}, {})
+    short, merged = collapse(d, 4)
+    assert short.categories["s1 mixer"] == ["m00", "m05", "m07", OTHER]
+    assert merged == {"s1 mixer": 27}
+    assert short.values["s1 mixer"].count(OTHER) == 27
+    assert collapse(d, 40)[0].categories == d.categories  # few enough: unchanged

@@ -6,13 +6,17 @@ bit widths (``w8a8``, ``fp32``; distinct policies joined by ``+``). A stage a sp
 reads as mixer ``-``, depth 0, width 0, bits ``-``, so every trial has every decision. Decisions
 that take one value in every trial looked at are left out (they decide nothing here).
 
+A space with many mixers gives a stage dozens of mixer combinations (147 in a 100,000-trial
+``hybrid`` run); `collapse` keeps the most frequent categories of a decision and merges the rest
+into ``(other)``, for readable axes and a bounded importance.
+
 Importance is Optuna's fANOVA (`optuna.importance.FanovaImportanceEvaluator`) on an in-memory
 study built from the finished trials' decisions (categorical and integer distributions) and one
-objective's values (log10 of values spanning more than two decades). It costs about a second per
-objective for a few hundred trials and grows quickly past that, so at most ``IMPORTANCE_TRIALS``
-trials (a seeded sample) are used, whatever the size of the run, with a smaller forest than
-Optuna's default (``N_TREES`` trees of depth ``MAX_DEPTH``: the same ranking on the runs we tried,
-several times faster).
+objective's values (log10 of values spanning more than two decades). Its cost grows with the
+trials, the categories and above all the depth of its trees (Optuna's default forest, 64 trees of
+depth 64, took 110 s for one objective of 500 trials of that run), so it runs on at most
+``IMPORTANCE_TRIALS`` trials (a seeded sample), ``IMPORTANCE_CATEGORIES`` categories per decision,
+and ``N_TREES`` trees of depth at most ``MAX_DEPTH``: under 2 s per objective there.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +35,12 @@ log = logging.getLogger(__name__)
 
 #: Trials, at most, behind the importances (a seeded sample of a larger run).
 IMPORTANCE_TRIALS = 500
+#: Categories, at most, of a decision in the importances (the most frequent; the rest: "(other)").
+IMPORTANCE_CATEGORIES = 10
+OTHER = "(other)"
 #: Fewer trials than this reporting an objective: no importance for it (it would be noise).
-MIN_IMPORTANCE_TRIALS = 10
-N_TREES, MAX_DEPTH = 32, 8
+MIN_IMPORTANCE_TRIALS = 20
+N_TREES, MAX_DEPTH = 16, 6
 KINDS = ("mixer", "depth", "width", "bits")
 _SEED = 0
 
@@ -103,6 +111,23 @@ def decisions_of(specs: Sequence[dict[str, Any]]) -> Decisions:
     return Decisions(kept, values, categories, fixed)
 
 
+def collapse(decisions: Decisions, keep: int) -> tuple[Decisions, dict[str, int]]:
+    """The decisions with at most ``keep`` categories each: the most frequent (ties: by name)
+    and ``(other)`` for the rest. Also returns how many categories each decision merged."""
+    values = dict(decisions.values)
+    categories = dict(decisions.categories)
+    merged: dict[str, int] = {}
+    for name, names in decisions.categories.items():
+        if len(names) <= keep:
+            continue
+        counts = Counter(values[name])
+        top = set(sorted(names, key=lambda c: (-counts[c], c))[: keep - 1])
+        values[name] = [v if v in top else OTHER for v in values[name]]
+        categories[name] = [*sorted(top), OTHER]
+        merged[name] = len(names) - len(top)
+    return Decisions(decisions.names, values, categories, decisions.fixed), merged
+
+
 def sample(rows: np.ndarray, cap: int, seed: int = _SEED) -> np.ndarray:
     """At most ``cap`` of ``rows``: a seeded random sample, kept in order."""
     if rows.size <= cap:
@@ -136,6 +161,7 @@ def importances(decisions: Decisions, objective: str, targets: np.ndarray) -> Im
         y = np.log10(y)
     if float(np.ptp(y)) == 0.0:
         return Importance(objective, [], int(keep.size), note="it is the same in every trial")
+    decisions, _ = collapse(decisions, IMPORTANCE_CATEGORIES)
     sub = {n: [decisions.values[n][i] for i in keep] for n in decisions.names}
     names = [n for n in decisions.names if len(set(sub[n])) > 1]
     if not names:

@@ -20,9 +20,12 @@ from mixnas.front import nondominated, sample_positions
 from mixnas.records import FAILED, OK, PRUNED
 from mixnas.report.data import RunData
 from mixnas.report.decisions import (
+    IMPORTANCE_CATEGORIES,
     IMPORTANCE_TRIALS,
     MAX_DEPTH,
     N_TREES,
+    OTHER,
+    collapse,
     decisions_of,
     describe_importance,
     importances,
@@ -45,6 +48,7 @@ from mixnas.report.svg import (
 
 FRONT_COLOR, OTHER_COLOR, INFEASIBLE_COLOR = PALETTE[1], "#9aa7b4", "#ff7f0e"
 PRUNED_COLOR, FAILED_COLOR = "#9467bd", "#222222"
+AXIS_CATEGORIES = 20  # per categorical axis of the parallel coordinates (the rest: "(other)")
 MAX_BARS = 16  # decisions per importance chart (the largest; the caption names the top three)
 SEED = 0  # of the sample of points drawn: the same report for the same records
 
@@ -337,7 +341,7 @@ def parallel_section(run: RunData, max_points: int) -> str:
         return "<p>No finished trial yet.</p>"
     on, rest = drawn(run, rows, max_points)
     ordered = np.concatenate([rest, on])  # front drawn last, on top
-    decisions = decisions_of(run.specs_of(ordered))
+    decisions, merged = collapse(decisions_of(run.specs_of(ordered)), AXIS_CATEGORIES)
     kinds = kinds_of(run)[ordered]
     color = {"front": FRONT_COLOR, "feasible": OTHER_COLOR, "infeasible": INFEASIBLE_COLOR}
     legend = [("Pareto front", FRONT_COLOR), ("other feasible", OTHER_COLOR)]
@@ -383,6 +387,14 @@ def parallel_section(run: RunData, max_points: int) -> str:
         "the other feasible trials, orange the infeasible ones. Categorical axes spread their "
         "lines a little within each category so the share through each shows. "
         + (f"The same in every drawn trial (not drawn): {escape(fixed)}. " if fixed else "")
+        + (
+            f"An axis shows at most {AXIS_CATEGORIES} categories: the most frequent, and "
+            f"{OTHER} for the rest ("
+            + escape(", ".join(f"{v} in {k}" for k, v in merged.items()))
+            + "). "
+            if merged
+            else ""
+        )
         + drawn_note(on, rest, rows.size, "trials that report the objectives")
     )
     return "".join(figure(c, wide=True) for c in charts) + f"<p class='drawn'>{caption}</p>"
@@ -428,8 +440,9 @@ def importance_section(run: RunData) -> str:
     caption = (
         "How much of each objective's variance each decision explains: Optuna's fANOVA "
         f"(FanovaImportanceEvaluator, {N_TREES} trees of depth at most {MAX_DEPTH}, seed "
-        f"{SEED}) on an in-memory study built from {based}, pruned, failed trials left out, "
-        "infeasible ones kept. Importances sum to 1 per objective; they describe this run's "
-        "trials, not the whole space. " + " ".join(sentences)
+        f"{SEED}) on an in-memory study built from {based}; pruned and failed trials left out, "
+        f"infeasible ones kept; a decision's categories past its {IMPORTANCE_CATEGORIES - 1} "
+        f"most frequent count as one, {OTHER}. Importances sum to 1 per objective; they "
+        "describe this run's trials, not the whole space. " + " ".join(sentences)
     )
     return f"<div class='charts'>{''.join(charts)}</div><p class='drawn'>{caption}</p>"
