@@ -104,6 +104,16 @@ def test_extending_md_runs_as_written(tmp_path: Path) -> None:
             )
             ran += 1
     assert ran >= 7
+    # adding a token mixer in the tree is two files (then the regenerated table)
+    written = [
+        text.partition("\n")[0].removeprefix("# file: ").strip()
+        for _, text in extending_blocks()
+        if text.startswith("# file: ")
+    ]
+    assert [w for w in written if w.startswith("search_space/")] == [
+        "search_space/ops/token_mixers/gated_dwconv.py",
+        "search_space/nn/mixers/gated_dwconv.py",
+    ]
     # the in-tree mixer is in the regenerated table and in the copy's registry only
     assert "`gated_dwconv`" in (repo / "docs" / "ops.md").read_text()
     assert "`gated_dwconv`" not in (DOCS / "ops.md").read_text()

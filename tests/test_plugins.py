@@ -95,6 +95,15 @@ def test_a_module_reference_may_be_a_loader() -> None:
     assert isinstance(wrapped.build(ctx, {"pool_size": 3}), torch.nn.Tanh)
 
 
+def test_a_module_reference_is_checked_when_the_op_is_defined() -> None:
+    from search_space.ops import OpDef
+    from search_space.ops.base import Cost
+
+    for bad in ("my_pkg.mixers.MyMixer", "my_pkg.mixers:", 42):
+        with pytest.raises(ValueError, match=r"package\.module:ClassName"):
+            OpDef(name="x", kind="token_mixer", module=bad, params=(), cost=lambda c, p: Cost())
+
+
 # -- the example plug-in --------------------------------------------------------------------------
 
 

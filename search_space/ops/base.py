@@ -260,6 +260,17 @@ class OpDef:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"{self.name}: unknown layout {self.layout!r}")
+        if isinstance(self.module, str):
+            path, _, cls = self.module.partition(":")
+            if not path or not cls:
+                raise ValueError(
+                    f"{self.name}: module {self.module!r} must be 'package.module:ClassName'"
+                )
+        elif not callable(self.module):
+            raise ValueError(
+                f"{self.name}: module must be 'package.module:ClassName' or a function returning "
+                "the class"
+            )
         self._param_index.update({p.name: p for p in self.params})
 
     def param(self, name: str) -> ParamDef | None:
