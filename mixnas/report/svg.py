@@ -139,9 +139,12 @@ class Canvas:
             f"{escape(ylabel)}</text>"
         )
 
-    def legend(self, entries: Sequence[tuple[str, str] | PointGroup]) -> None:
-        """Colour swatches (label, colour) or, for point groups, their marker shapes."""
-        x = self.width - self.right + 12
+    def legend(
+        self, entries: Sequence[tuple[str, str] | PointGroup], x: float | None = None
+    ) -> None:
+        """Colour swatches (label, colour) or, for point groups, their marker shapes; from ``x``
+        (default: just right of the plot area)."""
+        x = self.width - self.right + 12 if x is None else x
         for i, entry in enumerate(entries):
             y = self.top + 14 + 16 * i
             if isinstance(entry, PointGroup):
@@ -284,7 +287,7 @@ def parallel_coordinates(
     each category stays visible."""
     categories = dict(categories or {})
     canvas = Canvas(width, height, title)
-    canvas.right = 240 if legend else 110  # the last axis's labels, then the legend
+    canvas.right = 250 if legend else 110  # the last axis's labels, then the legend
     x0, x1, y0, y1 = canvas.plot
     n = len(axes)
     xs = [x0 + (x1 - x0) * i / max(n - 1, 1) for i in range(n)]
@@ -327,7 +330,7 @@ def parallel_coordinates(
             f'<text x="{xs[i]:.1f}" y="{y1 + 16}" text-anchor="{anchor}" font-weight="bold">'
             f"{escape(name)}</text>"
         )
-    canvas.legend(legend)
+    canvas.legend(legend, x=x1 + 110)
     return canvas.svg()
 
 
