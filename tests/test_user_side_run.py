@@ -427,3 +427,12 @@ def test_a_run_where_every_candidate_breaks_a_constraint_says_so_and_exits_1(
     err = capsys.readouterr().err
     assert "5 candidate(s) broke the config's constraints (params max 1,000" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_every_registered_evaluator_declares_its_options_and_budget() -> None:
+    import evaluators
+
+    for name in evaluators.names():
+        cls = evaluators.EVALUATORS.get(name)
+        assert cls.option_types is not None, f"{name} declares no option_types"
+        assert cls.budget_types is not None, f"{name} declares no budget_types"
