@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         status = func(args)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
     except KeyboardInterrupt:
         return _interrupted()
