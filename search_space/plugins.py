@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -81,8 +82,14 @@ def disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip() not in ("", "0")
 
 
-def load_group(group: str) -> list[Plugin]:
-    """Loads the plug-ins of ``group`` (once; later calls return the same records)."""
+def load_group(
+    group: str, *, watch: Callable[[], Iterable[tuple[str, str]]] | None = None
+) -> list[Plugin]:
+    """Loads the plug-ins of ``group`` (once; later calls return the same records).
+
+    ``watch`` lists the (kind, name) pairs of a registry that is not a `Registry` (the tasks'
+    dict): what each plug-in adds to it is recorded as registered by that plug-in too.
+    """
     if group in _LOADED:
         return _LOADED[group]
     plugins: list[Plugin] = []
@@ -95,7 +102,11 @@ def load_group(group: str) -> list[Plugin]:
         log.warning("mixnas plug-ins of %s not listed: %s", group, _one_line(err))
         return plugins
     for ep in found:
-        plugins.append(_load(group, ep))
+        before = set(watch()) if watch is not None else set()
+        plugin = _load(group, ep)
+        if watch is not None:
+            plugin.registered = sorted({*plugin.registered, *(set(watch()) - before)})
+        plugins.append(plugin)
     return plugins
 
 

@@ -268,6 +268,29 @@ def test_a_registry_loads_its_group_once_after_its_builtins(tmp_path: Path) -> N
         sys.modules.pop("clashing_plugin", None)
 
 
+def test_what_a_plugin_adds_to_a_plain_dict_is_recorded(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "dict_plugin.py").write_text(
+        "from tests.test_plugins import PLAIN\nPLAIN['from_plugin'] = 1\n"
+    )
+    install(site, "dicts", "0.1", {"mixnas.test_watch": {"adds": "dict_plugin"}})
+    sys.path.insert(0, str(site))
+    try:
+        import importlib
+
+        importlib.invalidate_caches()
+        (plugin,) = load_group("mixnas.test_watch", watch=lambda: (("item", n) for n in PLAIN))
+        assert plugin.ok and plugin.registered == [("item", "from_plugin")]
+        assert plugin.distribution == "dicts 0.1"
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("dict_plugin", None)
+
+
+PLAIN: dict[str, int] = {"builtin": 0}
+
+
 def _test_builtins() -> None:
     if "builtin" not in TEST_REGISTRY._items:
         TEST_REGISTRY.register("builtin", 1)

@@ -44,9 +44,10 @@ def _predictors() -> None:
 
 def _datasets() -> None:
     import evaluators.tasks  # noqa: F401 (the built-in tasks, before the plug-ins)
+    from evaluators.tasks.base import TASKS
     from search_space.plugins import load_group
 
-    load_group("mixnas.datasets")
+    load_group("mixnas.datasets", watch=lambda: (("task", name) for name in TASKS))
 
 
 # each group is loaded through its registry, so built-ins register first, as in a run
