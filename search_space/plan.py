@@ -84,15 +84,19 @@ class PlannedOp:
         Two ops with the same signature cost the same on a device, so latency lookup tables and
         caches key on it (it ignores where in the network the op sits).
         """
-        name = self.op.name if self.op is not None else "layer_scale"
-        params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        grid = "x".join(map(str, self.ctx.grid))
+        role = self.role.rstrip("12")
+        if self.op is not None:
+            shape = self.op.signature(self.ctx, self.params, role)
+        else:  # a layer scale: not a registered op
+            params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+            grid = "x".join(map(str, self.ctx.grid))
+            ctx = self.ctx
+            shape = (
+                f"{role}:layer_scale[{params}]"
+                f"@d{ctx.dim}->{ctx.out_dim or ctx.dim},g{grid},p{ctx.prefix}"
+            )
         q = self.quant
-        return (
-            f"{self.role.rstrip('12')}:{name}[{params}]"
-            f"@d{self.ctx.dim}->{self.ctx.out_dim or self.ctx.dim},g{grid},p{self.ctx.prefix}"
-            f",w{q.weight_bits}a{q.act_bits}{q.granularity[4]}"
-        )
+        return f"{shape},w{q.weight_bits}a{q.act_bits}{q.granularity[4]}"
 
 
 def _lookup(registry: Registry[OpDef], name: str, path: str) -> OpDef:

@@ -95,6 +95,15 @@ def test_a_module_reference_may_be_a_loader() -> None:
     assert isinstance(wrapped.build(ctx, {"pool_size": 3}), torch.nn.Tanh)
 
 
+def test_the_latency_signature_is_the_ops() -> None:
+    from search_space import load_space, plan
+
+    for item in plan(load_space("hybrid").sample(0)):
+        if item.op is not None:
+            own = item.op.signature(item.ctx, item.params, item.role.rstrip("12"))
+            assert item.signature().startswith(own + ",w")
+
+
 def test_a_module_reference_is_checked_when_the_op_is_defined() -> None:
     from search_space.ops import OpDef
     from search_space.ops.base import Cost

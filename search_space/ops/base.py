@@ -318,6 +318,18 @@ class OpDef:
             raise TypeError(f"{self.kind} {self.name!r}: {self.module} is not a class")
         return cls
 
+    def signature(self, ctx: OpContext, params: Mapping[str, Any], role: str = "") -> str:
+        """A stable key for what the op computes at ``ctx``: role (its kind by default), name,
+        parameters and shapes; two ops with the same signature (and bits, which
+        `search_space.plan.PlannedOp.signature` appends) cost the same on a device, so latency
+        lookup tables and caches key on it."""
+        values = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        grid = "x".join(map(str, ctx.grid))
+        return (
+            f"{role or self.kind}:{self.name}[{values}]"
+            f"@d{ctx.dim}->{ctx.out_dim or ctx.dim},g{grid},p{ctx.prefix}"
+        )
+
     def arguments(
         self, ctx: OpContext, params: Mapping[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
