@@ -331,3 +331,16 @@ def test_many_categories_collapse_into_other() -> None:
     assert merged == {"s1 mixer": 27}
     assert short.values["s1 mixer"].count(OTHER) == 27
     assert collapse(d, 40)[0].categories == d.categories  # few enough: unchanged
+
+
+def test_an_ok_trial_missing_an_objective_is_counted_not_drawn(tmp_path: Path) -> None:
+    import sqlite3
+
+    run_dir = make_big_run(tmp_path, "gap", 40, specs=sample_specs(8, seed=7))
+    with sqlite3.connect(run_dir / "trials.sqlite") as conn:
+        (trial,) = conn.execute("SELECT MIN(trial_id) FROM trials WHERE status = 'ok'").fetchone()
+        conn.execute("UPDATE trials SET metrics = '{\"macs\": 1.0}' WHERE trial_id = ?", (trial,))
+    html = write_report(run_dir).read_text()
+    section = _section(html, "Pareto front")
+    assert "1 finished without reporting every objective (not drawn)" in section
+    assert f"trial {trial} (" not in section

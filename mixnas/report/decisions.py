@@ -82,7 +82,7 @@ def stage_decisions(spec: dict[str, Any]) -> dict[str, Any]:
             out[f"s{k} depth"] = len(blocks)
             out[f"s{k} width"] = int(st.get("width", 0))
             out[f"s{k} bits"] = "+".join(bits) or "-"
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError):  # damaged
         return {}
     return out
 

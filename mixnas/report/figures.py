@@ -74,9 +74,15 @@ KINDS = (
 
 
 def kinds_of(run: RunData) -> np.ndarray:
-    """(n,) the kind of each trial: front, feasible, infeasible, pruned or failed."""
+    """(n,) the kind of each trial: front, feasible, infeasible (ok, every objective reported, a
+    constraint broken or its metric missing), incomplete (ok, an objective missing; never
+    drawn), pruned or failed."""
     t = run.trials
-    out = np.full(len(t), "infeasible", dtype=object)
+    out = np.full(len(t), "incomplete", dtype=object)
+    every = np.ones(len(t), dtype=bool)
+    for o in run.objectives:
+        every &= np.isfinite(t.metric(o.metric))
+    out[(t.status == OK) & every] = "infeasible"
     out[t.status == PRUNED] = "pruned"
     out[t.status == FAILED] = "failed"
     out[run.eligible] = "feasible"
@@ -137,9 +143,9 @@ def pareto_section(run: RunData, max_points: int, curve_points: int) -> str:
     t = run.trials
     finite = np.column_stack([np.isfinite(t.metric(m)) for m in names])
     # a pruned or failed trial may report some objectives (analytic costs): drawn where it can be
-    rows = np.flatnonzero(finite.sum(axis=1) >= 2)
-    on, rest = drawn(run, rows, max_points)
     kinds = kinds_of(run)
+    rows = np.flatnonzero((finite.sum(axis=1) >= 2) & (kinds != "incomplete"))
+    on, rest = drawn(run, rows, max_points)
     charts = []
     for (ia, a), (ib, b) in itertools.combinations(enumerate(objectives), 2):
         xa, yb = t.metric(a.metric), t.metric(b.metric)
@@ -205,11 +211,12 @@ def _pareto_caption(run: RunData, names: list[str], kinds: np.ndarray, rows: np.
         ("infeasible", "finished but break a constraint (orange hollow squares)"),
         ("pruned", "were pruned by screening (purple hollow triangles)"),
         ("failed", "failed (black crosses)"),
+        ("incomplete", "finished without reporting every objective (not drawn)"),
     ):
         total = int((kinds == kind).sum())
         if total:
             missing = int(((kinds == kind) & ~shown).sum())
-            if missing:
+            if missing and kind != "incomplete":
                 text += f", {missing:,} of which report too few objectives to be drawn"
             counts.append(f"{total:,} {text}")
     if counts:
