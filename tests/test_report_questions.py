@@ -344,3 +344,17 @@ def test_an_ok_trial_missing_an_objective_is_counted_not_drawn(tmp_path: Path) -
     section = _section(html, "Pareto front")
     assert "1 finished without reporting every objective (not drawn)" in section
     assert f"trial {trial} (" not in section
+
+
+def test_damaged_specs_do_not_stop_the_charts(tmp_path: Path) -> None:
+    import sqlite3
+
+    run_dir = make_big_run(tmp_path, "odd", 60, specs=sample_specs(8, seed=8))
+    odd = ["[1, 2]", '{"stages": "abc"}', '{"stages": [{"width": "x", "blocks": []}]}', "1e999"]
+    with sqlite3.connect(run_dir / "trials.sqlite") as conn:
+        rows = conn.execute("SELECT trial_id FROM trials WHERE status = 'ok' LIMIT 4").fetchall()
+        for (trial,), text in zip(rows, odd, strict=True):
+            conn.execute("UPDATE trials SET spec = ? WHERE trial_id = ?", (text, trial))
+    html = write_report(run_dir).read_text()
+    assert ">s1 mixer</text>" in _section(html, "Parallel coordinates")
+    assert 'aria-label="Importance for macs' in html
