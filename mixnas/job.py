@@ -277,6 +277,8 @@ def _check_source(
         options = {**given, **options}
     if data is None:
         data = "synthetic"
+    if isinstance(data, Path):  # the Python API may pass a path
+        data = str(data)
     if not isinstance(data, str) or not data:
         raise ConfigError(
             field,
