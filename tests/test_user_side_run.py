@@ -436,3 +436,14 @@ def test_every_registered_evaluator_declares_its_options_and_budget() -> None:
         cls = evaluators.EVALUATORS.get(name)
         assert cls.option_types is not None, f"{name} declares no option_types"
         assert cls.budget_types is not None, f"{name} declares no budget_types"
+
+
+def test_latency_profile_shows_progress_per_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIXNAS_PROGRESS_PERIOD", "0")
+    args = ["latency", "profile", "--device", "testdev", "--space", "isotropic", "-n", "2"]
+    assert main([*args, "--cache-dir", str(tmp_path), "--repeats", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "latency profile testdev: 1/2 specs (50%)" in err, err
+    assert "latency profile testdev: 2/2 specs (100%)" in err, err

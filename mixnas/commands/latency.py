@@ -92,7 +92,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
         **_timing_options(args),
     )
     before = len(lut.table)
-    measured = lut.ensure(specs)
+    from mixnas.progress import Ticker
+
+    # spec by spec, so that a long profile shows progress and keeps each spec's timings
+    ticker = Ticker(len(specs), f"latency profile {args.device}", "spec")
+    measured = 0
+    try:
+        for spec in specs:
+            measured += lut.ensure([spec])
+            ticker.update(1, profiled=measured)
+    finally:
+        ticker.close()
     info = {
         "device": args.device,
         "table": str(lut.table.path),
