@@ -24,7 +24,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from mixnas.config import SearchConfig, evaluator_to_dict
-from mixnas.driver import LocalDriver, RunSummary, run_with
+from mixnas.driver import INTERRUPTED, LocalDriver, RunSummary, run_with
 from mixnas.pipeline import TrialOutcome, TrialPipeline, failed
 from mixnas.progress import EventLog, Progress
 from mixnas.records import RunStore
@@ -263,7 +263,9 @@ class RayDriver(LocalDriver):
             if started_ray:
                 ray.shutdown()
         if not self.summary.stopped_by:
-            self.summary.stopped_by = "trial budget"
+            # Tune ends a run on Ctrl-C by itself (its own SIGINT handler) and returns: a run
+            # that stopped with its budget left was interrupted (`--resume` continues it)
+            self.summary.stopped_by = self._stop_reason(self.start) or INTERRUPTED
         self.summary.front = sorted(self.front.trial_ids)
         return self.summary
 
