@@ -45,7 +45,7 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-HEIGHT = 1100  # the first screen: the summary and the Pareto charts
+HEIGHT = 1300  # the first screen: the summary and the Pareto charts
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
@@ -183,13 +183,13 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     run = RunData.load(report.parent)
     url = report.resolve().as_uri()
     dom = chromium(["--dump-dom", url], tmp_path / "profile").stdout
-    assert dom.count("<svg") >= 9, dom[:500]  # 3 pairs, hypervolume, 2 parallel, 3 importance
+    assert dom.count("<svg") >= 10, dom[:500]  # 3 pairs + 3-D, hypervolume, 2 parallel, 3 imp.
     assert dom.count('class="chart"') == dom.count("<svg")
 
     pareto = dom.split("<h2>Pareto front</h2>")[1].split("<h2>")[0]
-    pairs = re.findall(r"<svg.*?</svg>", pareto, flags=re.S)
+    *pairs, three_d = re.findall(r"<svg.*?</svg>", pareto, flags=re.S)
     on_front = int(run.on_front.sum())
-    assert len(pairs) == 3
+    assert len(pairs) == 3 and three_d.count('class="pt3 front"') == on_front
     assert all(p.count('class="pt front"') == on_front for p in pairs)  # marked in every pair
     infeasible = int(((run.trials.status == "ok") & ~run.eligible).sum())
     assert infeasible > 0

@@ -82,11 +82,16 @@ def test_front_members_are_marked_in_every_pair(run_dir: Path, html: str) -> Non
     run = RunData.load(run_dir)
     on_front = int(run.on_front.sum())
     section = _section(html, "Pareto front")
-    pairs = _svgs(section)
-    assert len(pairs) == 3  # three objectives: three pairs
+    *pairs, three_d = _svgs(section)
+    assert len(pairs) == 3  # three objectives: three pairs, then the three at once
     for svg in pairs:
         assert svg.count('class="pt front"') == on_front
         assert ">Pareto front</text>" in svg  # the legend
+    assert 'aria-label="All three objectives (oblique view)"' in three_d
+    assert three_d.count('class="pt3 front"') == on_front
+    ok = run.trials.status == OK
+    assert three_d.count('class="pt3 ') == int(ok.sum())  # every trial reporting all three
+    assert "The last chart draws the three objectives at once" in section
     assert "Pareto front of all 3 objectives, marked in every pair" in section
     assert "can look dominated" in section
     # in at least one pair some front member is beaten in both of that pair's objectives
@@ -103,7 +108,7 @@ def test_infeasible_pruned_and_failed_trials_are_drawn_apart(run_dir: Path, html
     t = run.trials
     infeasible = (t.status == OK) & ~run.eligible
     section = _section(html, "Pareto front")
-    pairs = _svgs(section)
+    pairs = _svgs(section)[:3]
     for (a, b), svg in zip(((0, 1), (0, 2), (1, 2)), pairs, strict=True):
         both = np.isfinite(t.metric(OBJECTIVES[a])) & np.isfinite(t.metric(OBJECTIVES[b]))
         assert svg.count('class="pt infeasible"') == int((infeasible & both).sum())

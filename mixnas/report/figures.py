@@ -4,7 +4,8 @@ Trials are drawn in five kinds, each with its own colour and shape and named in 
 on the Pareto front (red discs with a dark rim), other feasible trials (grey discs), infeasible
 trials that finished but break a constraint (orange hollow squares), trials pruned by screening
 (purple hollow triangles) and failed trials (black crosses); pruned and failed trials appear in
-a chart only when they report its metrics, and the caption counts those that do not.
+a chart only when they report its metrics, and the caption counts those that do not. With three
+objectives a fourth chart draws them at once (`mixnas.report.svg.scatter3d_chart`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from mixnas.report.svg import (
     PALETTE,
     PointGroup,
     bar_chart,
+    fmt,
     line_chart,
     parallel_coordinates,
+    scatter3d_chart,
     scatter_chart,
 )
 
@@ -183,6 +186,8 @@ def pareto_section(run: RunData, max_points: int, curve_points: int) -> str:
                 )
             )
         )
+    if len(names) == 3:
+        charts.append(figure(_three_d(run, on, rest, kinds)))
     what = "trials that report the objectives"
     if len(names) > 2:
         what = "trials that report two or more objectives"
@@ -190,6 +195,58 @@ def pareto_section(run: RunData, max_points: int, curve_points: int) -> str:
         f"<div class='charts'>{''.join(charts)}</div>"
         f"<p class='drawn'>{_pareto_caption(run, names, kinds, rows)} "
         f"{drawn_note(on, rest, rows.size, what)}</p>"
+    )
+
+
+def _three_d(run: RunData, on: np.ndarray, rest: np.ndarray, kinds: np.ndarray) -> str:
+    """The three objectives at once (see `scatter3d_chart`): each scaled to [0, 1] over the
+    drawn trials, 0 its best value (log10 first for one spanning more than two decades)."""
+    t = run.trials
+    rows = np.concatenate([rest, on])
+    every = np.ones(rows.size, dtype=bool)
+    for o in run.objectives:
+        every &= np.isfinite(t.metric(o.metric)[rows])
+    rows = rows[every]
+    scaled, labels, ends = {}, [], []
+    for o in run.objectives:
+        values = t.metric(o.metric)
+        log = _wide(values[rows])
+        v = np.log10(np.where(values > 0, values, np.nan)) if log else values.copy()
+        if o.direction == "maximize":
+            v = -v
+        lo, hi = float(np.nanmin(v[rows])), float(np.nanmax(v[rows]))
+        scaled[o.metric] = (v - lo) / (hi - lo if hi > lo else 1.0)
+        best, worst = values[rows][np.nanargmin(v[rows])], values[rows][np.nanargmax(v[rows])]
+        labels.append(o.metric + (" (log)" if log else ""))
+        ends.append((fmt(float(best)), fmt(float(worst))))
+    a, b, c = (scaled[o.metric] for o in run.objectives)
+    names = [o.metric for o in run.objectives]
+    groups, zs = [], []
+    for kind in KINDS:
+        pos = rows[kinds[rows] == kind.name]
+        groups.append(
+            PointGroup(
+                kind.label,
+                kind.color,
+                a[pos].tolist(),
+                b[pos].tolist(),
+                [tip(run, i, names, kind.name) for i in pos],
+                radius=kind.radius,
+                shape=kind.shape,
+                hollow=kind.hollow,
+                stroke=kind.stroke,
+                kind=kind.name,
+            )
+        )
+        zs.append(c[pos].tolist())
+    return scatter3d_chart(
+        groups,
+        zs,
+        title="All three objectives (oblique view)",
+        labels=labels,
+        ends=ends,
+        width=620,
+        height=420,
     )
 
 
@@ -204,6 +261,13 @@ def _pareto_caption(run: RunData, names: list[str], kinds: np.ndarray, rows: np.
             "objective the pair does not show. The dashed line joins the feasible trials "
             "that no feasible trial beats in that pair alone. "
         )
+        if len(names) == 3:
+            marked += (
+                "The last chart draws the three objectives at once, each scaled from its best "
+                "value (the corner nearest the viewer, bottom left) to its worst over the drawn "
+                "trials, with a line from each front member down to the floor, where its first "
+                "two objectives place it. "
+            )
     shown = np.zeros(len(run.trials), dtype=bool)
     shown[rows] = True
     counts = []
@@ -358,7 +422,7 @@ def parallel_section(run: RunData, max_points: int) -> str:
     objective_columns = [run.trials.metric(m)[ordered] for m in names]
     mixers = [d for d in decisions.names if d.endswith("mixer")]
     shapes = [d for d in decisions.names if not d.endswith("mixer")]
-    charts = []
+    charts: list[str] = []
     for title, chosen in (
         ("objectives and token mixers per stage", mixers),
         ("objectives and depths, widths, bits per stage", shapes),

@@ -372,3 +372,82 @@ def bar_chart(
         f'<text x="{(x0 + x1) / 2}" y="{height - 10}" text-anchor="middle">{escape(xlabel)}</text>'
     )
     return canvas.svg()
+
+
+def scatter3d_chart(
+    groups: Sequence[PointGroup],
+    zs: Sequence[Sequence[float]],
+    *,
+    title: str,
+    labels: Sequence[str],
+    ends: Sequence[tuple[str, str]],
+    drop: Sequence[str] = ("front",),
+    width: int = 620,
+    height: int = 460,
+) -> str:
+    """Points in a unit cube drawn in an oblique projection: each group's ``xs``, ``ys`` and the
+    matching ``zs`` lie in [0, 1] with 0 the best end of every axis (the corner nearest the
+    viewer, bottom left). ``labels`` name the three axes, ``ends`` give each axis's values at 0
+    and at 1 (written beside its name); points of the kinds in ``drop`` get a line down to the
+    floor (their position in the first two objectives) so their height can be read."""
+    canvas = Canvas(width, height, title)
+    canvas.right = 150
+    x0, x1, y0, y1 = canvas.plot
+    key_height = 3 * 15 + 8  # the lines naming the axes, above the cube
+    ox, oy = x0 + 30, y1 - 6  # the best corner
+    size = min((x1 - ox) / 1.42, (y1 - y0 - key_height) / 1.4)
+    ax, ay, az = (0.97 * size, -0.12 * size), (0.45 * size, -0.38 * size), 0.9 * size
+
+    def at(a: float, b: float, c: float) -> tuple[float, float]:
+        return ox + a * ax[0] + b * ay[0], oy + a * ax[1] + b * ay[1] - c * az
+
+    p = canvas.parts
+    floor = [at(0, 0, 0), at(1, 0, 0), at(1, 1, 0), at(0, 1, 0)]
+    p.append(
+        '<polygon points="'
+        + " ".join(f"{u:.1f},{v:.1f}" for u, v in floor)
+        + '" fill="#f6f7f9" stroke="#ccc"/>'
+    )
+    for ea, eb in ((1, 1), (0, 1), (1, 0)):  # the vertical edges behind and beside the points
+        (u0, v0), (u1, v1) = at(ea, eb, 0), at(ea, eb, 1)
+        p.append(f'<line x1="{u0:.1f}" y1="{v0:.1f}" x2="{u1:.1f}" y2="{v1:.1f}" stroke="#ddd"/>')
+    top = [at(0, 0, 1), at(0, 1, 1), at(1, 1, 1), at(1, 0, 1), at(0, 0, 1)]
+    p.append(
+        '<polyline points="'
+        + " ".join(f"{u:.1f},{v:.1f}" for u, v in top)
+        + '" fill="none" stroke="#ddd"/>'
+    )
+    arrows = ("right", "back", "up")
+    for k, (end, label, (lo, hi)) in enumerate(
+        zip(((1, 0, 0), (0, 1, 0), (0, 0, 1)), labels, ends, strict=True)
+    ):
+        u0, v0 = at(0, 0, 0)
+        u1, v1 = at(*end)
+        p.append(f'<line x1="{u0:.1f}" y1="{v0:.1f}" x2="{u1:.1f}" y2="{v1:.1f}" stroke="black"/>')
+        dx, dy, anchor = ((-2, 14, "end"), (6, 0, "start"), (0, -6, "middle"))[k]
+        name = escape(label.split()[0])
+        p.append(
+            f'<text x="{u1 + dx:.1f}" y="{v1 + dy:.1f}" text-anchor="{anchor}" '
+            f'font-weight="bold">{name}</text>'
+        )
+        p.append(
+            f'<text x="{x0 - 40}" y="{y0 + 12 + 15 * k}">{arrows[k]}: '
+            f'<tspan font-weight="bold">{escape(label)}</tspan> {escape(lo)} \u2192 '
+            f"{escape(hi)}</text>"
+        )
+    p.append(f'<text x="{ox:.1f}" y="{oy + 14:.1f}" text-anchor="middle">best</text>')
+    for g, gz in zip(groups, zs, strict=True):
+        tips = list(g.tips) or [""] * len(g.xs)
+        for a, b, c, tip in zip(g.xs, g.ys, gz, tips, strict=True):
+            if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+                continue
+            u, v = at(a, b, c)
+            if g.kind in drop:
+                fu, fv = at(a, b, 0)
+                p.append(
+                    f'<line x1="{u:.1f}" y1="{v:.1f}" x2="{fu:.1f}" y2="{fv:.1f}" '
+                    f'stroke="{g.color}" stroke-opacity="0.5"/>'
+                )
+            p.append(marker(g, u, v, g.radius, f"pt3 {g.kind}", tip))
+    canvas.legend([g for g in groups if g.xs or g.kind == "front"])
+    return canvas.svg()
