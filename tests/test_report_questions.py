@@ -230,6 +230,11 @@ def test_hypervolume_from_a_reference_the_user_sets(
     assert "(the default: this run's worst feasible value" in section
     default = re.search(r"--hv-ref ([^<]+)</code>", section).group(1)  # type: ignore[union-attr]
     assert default.startswith("macs=") and "params=" in default and "bitops=" in default
+    final_default = re.search(r"Final hypervolume: <b>([^<]+)</b>", section).group(1)  # type: ignore[union-attr]
+    again = _section(
+        write_report(copy, hv_reference=default).read_text(), "Hypervolume over trials"
+    )
+    assert f"Final hypervolume: <b>{final_default}</b>" in again  # the printed point reproduces
 
     run = RunData.load(copy)
     ref = [3e7, 2e6, 5e9]

@@ -359,6 +359,8 @@ def hypervolume_section(
     if reference is None:
         values = np.column_stack([run.trials.metric(m)[eligible] for m in names])
         ref = default_reference(values, directions) or [0.0] * len(names)
+        # rounded as printed, so that the printed --hv-ref gives this very hypervolume
+        ref = [float(f"{v:.6g}") for v in ref]
         origin = (
             "the default: this run's worst feasible value of each objective moved 10% of its "
             "range further out; it differs from run to run, so to compare two runs give both "
