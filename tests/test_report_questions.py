@@ -294,8 +294,9 @@ def test_two_objective_report_uses_a_loss_reference(tmp_path: Path) -> None:
         ["minimize", "minimize"],
     )
     assert final == pytest.approx(hypervolume(losses, [1e9, 1e8]), rel=1e-5)
-    with pytest.raises(ReportOptionError):
-        write_report(run_dir, hv_reference=[1.0])
+    for bad in ([1.0], [1.0, float("inf")]):
+        with pytest.raises(ReportOptionError, match="one finite value for each of the 2"):
+            write_report(run_dir, hv_reference=bad)
 
 
 def test_manifest_is_a_summary_table_with_the_raw_json_folded(html: str) -> None:

@@ -18,6 +18,7 @@ every trial (see `mixnas.report.html`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,10 +49,14 @@ def write_report(
     run = RunData.load(Path(run_dir))
     if isinstance(hv_reference, str):
         hv_reference = parse_hv_reference(hv_reference, run.objectives)
-    elif hv_reference is not None and len(hv_reference) != len(run.objectives):
-        raise ReportOptionError(
-            f"hv_reference: {len(hv_reference)} values for {len(run.objectives)} objectives"
-        )
+    elif hv_reference is not None:
+        values = [float(v) for v in hv_reference]
+        if len(values) != len(run.objectives) or not all(map(math.isfinite, values)):
+            raise ReportOptionError(
+                f"hv_reference: {values} is not one finite value for each of the "
+                f"{len(run.objectives)} objectives"
+            )
+        hv_reference = values
     trials_table(run).to_csv(run.run_dir / TRIALS_CSV, index=False)
     front_table(run).to_csv(run.run_dir / PARETO_CSV, index=False)
     path = run.run_dir / REPORT
