@@ -91,6 +91,7 @@ class TaskSetup:
     steps: int
     lr: float = 2e-3
     stem: dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=dict)
 
 
 # two stride-2 3x3 convolutions (an 8x8 grid at 32x32) with learned positions: a ViT's 4x4 patch
@@ -107,6 +108,13 @@ TASKS: dict[str, TaskSetup] = {
         data={"name": "pathfinder", "difficulty": "easy"},
         steps=600,
         stem=_IMAGE_STEM,
+    ),
+    "same_different": TaskSetup(
+        input={"kind": "image", "channels": 3, "resolution": 32, "num_classes": 2},
+        data={"name": "same_different", "difficulty": "easy", "min_distance": 24},
+        steps=2000,
+        stem={**_IMAGE_STEM, "num_convs": 1},
+        head={"norm_position": "pre_pool"},
     ),
     "textured_shapes": TaskSetup(
         input={"kind": "image", "channels": 3, "resolution": 32, "num_classes": 10},
@@ -141,7 +149,7 @@ def macro_declaration(task: TaskSetup, mixer: Mixer, depth: int, width: int) -> 
         "stages": [
             {"depth": depth, "width": width, "token_mixers": [mixer.op], "patterns": ["uniform"]}
         ],
-        "head": {"name": "classifier", "pool": "gap", "norm": "layernorm"},
+        "head": {"name": "classifier", "pool": "gap", "norm": "layernorm", **task.head},
     }
 
 
@@ -358,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps:
             setup = replace(setup, steps=args.steps)
         setting = {"depth": args.depth, "width": args.width, "n_train": args.n_train}
-        setting["setup"] = asdict(setup)
+        # a head left at the macro's default stays out of the key: cells cached before the
+        # field existed keep their keys
+        setting["setup"] = {k: v for k, v in asdict(setup).items() if k != "head" or v}
         for mixer in args.mixers:
             for seed in range(args.seeds):
                 key = cell_key(task, mixer, seed, {**setting, "mixer_def": asdict(MIXERS[mixer])})

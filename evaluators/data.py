@@ -11,8 +11,8 @@ int64, feature sequences ``N x L x F`` floats) and integer labels. Sources:
 * a path to an ``.npz`` file holding arrays ``x`` and ``y``.
 * a path to a folder of images per class (``root/<class>/*.png|jpg|jpeg|bmp|npy``), read with PIL;
   ``.npy`` files (one image array each) are accepted too.
-* ``pathfinder``, ``listops``, ``textured_shapes``: generated tasks with a held-out test split
-  (`evaluators.tasks`, docs/tasks.md), cached on disk.
+* ``pathfinder``, ``listops``, ``textured_shapes``, ``same_different``: generated tasks with a
+  held-out test split (`evaluators.tasks`, docs/tasks.md), cached on disk.
 
 ``name_or_path`` may also be a mapping ``{name: ..., <option>: ...}`` (a config's
 ``data: {name: pathfinder, n_train: 4000}``); explicit keyword options win over its entries.
@@ -37,7 +37,6 @@ from search_space.errors import MixnasError
 from search_space.spec import InputSpec
 
 BUILTIN = ("digits", "synthetic")
-GENERATED = ("pathfinder", "listops", "textured_shapes")  # evaluators.tasks
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".npy")
 _SYNTHETIC_OPTIONS = ("size", "val_fraction", "difficulty")
 _FILE_OPTIONS = ("val_fraction", "normalize")
@@ -45,6 +44,21 @@ _FILE_OPTIONS = ("val_fraction", "normalize")
 
 class DatasetError(MixnasError, ValueError):
     """A dataset name, file or option is invalid; the message is one line."""
+
+
+def generated() -> tuple[str, ...]:
+    """The generated tasks' names (`evaluators.tasks`), those of installed plug-ins included."""
+    from evaluators.tasks import names
+
+    return names()
+
+
+def __getattr__(name: str) -> Any:
+    # ``GENERATED``: computed on use, so that plug-in tasks count and the tasks (and torch's
+    # generators) are imported only when asked for
+    if name == "GENERATED":
+        return generated()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ def load_dataset(
         name_or_path, given = dataset_source(name_or_path)
         options = {**given, **options}
     name = "synthetic" if name_or_path is None else str(name_or_path)
-    if name in GENERATED:
+    if name in generated():
         from evaluators.tasks import load_task
 
         return load_task(name, input_spec, seed=seed, options=options)
@@ -127,7 +141,7 @@ def load_dataset(
             raise DatasetError(f"{path}: not an .npz file or a folder of class sub-folders")
         else:
             raise DatasetError(
-                f"unknown dataset {name!r}; allowed: {', '.join((*BUILTIN, *GENERATED))}, "
+                f"unknown dataset {name!r}; allowed: {', '.join((*BUILTIN, *generated()))}, "
                 "a path to an .npz file (arrays x, y) or to a folder of images per class"
             )
     y = _labels(raw_y, input_spec.num_classes, name)

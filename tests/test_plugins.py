@@ -308,3 +308,45 @@ def _test_builtins() -> None:
 TEST_REGISTRY: Registry[int] = Registry(
     "test item", group="mixnas.test_only", builtins=_test_builtins
 )
+
+
+def test_a_plugin_task_is_a_dataset_and_a_broken_ones_tasks_are_taken_back(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    task = (
+        "import numpy as np\n"
+        "from evaluators.tasks.base import Task, register, normalised_images\n"
+        "def settings(spec, knobs):\n"
+        "    return {'side': int(spec.resolution[0])}\n"
+        "def generate(labels, rng, s):\n"
+        "    side = s['side']\n"
+        "    x = rng.integers(0, 50, (len(labels), 1, side, side)).astype(np.uint8)\n"
+        "    x[labels == 1] += 100\n"
+        "    return x\n"
+        "def make(name):\n"
+        "    return register(Task(name, 1, 2, {}, {d: {} for d in ('easy', 'medium', 'hard')},\n"
+        "                         settings, generate, lambda raw, spec: normalised_images(raw)))\n"
+    )
+    (site / "bright_task.py").write_text(task + "make('bright')\n")
+    (site / "broken_task.py").write_text(task + "make('half_done')\nraise RuntimeError('boom')\n")
+    install(
+        site,
+        "tasks-plugin",
+        "0.2",
+        {"mixnas.datasets": {"bright": "bright_task", "broken": "broken_task"}},
+    )
+    script = (
+        "from evaluators.data import load_dataset, GENERATED\n"
+        "from search_space.spec import InputSpec\n"
+        "spec = InputSpec('image', 2, channels=1, resolution=(8, 8))\n"
+        "data = load_dataset({'name': 'bright', 'n_train': 10, 'n_val': 4}, spec, seed=0)\n"
+        "print(tuple(data.x_train.shape), 'bright' in GENERATED, 'half_done' in GENERATED)\n"
+    )
+    env = {**_env(site), "MIXNAS_DATA_CACHE": str(tmp_path / "cache")}
+    done = _run(["-c", script], env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "(10, 1, 8, 8) True False"
+    warnings = [line for line in done.stderr.splitlines() if "broken" in line]
+    assert len(warnings) == 1 and "boom" in warnings[0]

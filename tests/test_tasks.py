@@ -13,7 +13,15 @@ import pytest
 import torch
 
 from evaluators.data import Dataset, DatasetError, load_dataset
-from evaluators.tasks import TASKS, balanced_labels, listops, pathfinder, resolve, split_rng
+from evaluators.tasks import (
+    TASKS,
+    balanced_labels,
+    listops,
+    pathfinder,
+    resolve,
+    same_different,
+    split_rng,
+)
 from search_space.errors import MixnasError
 from search_space.spec import InputSpec
 
@@ -21,7 +29,13 @@ SMALL = {"n_train": 40, "n_val": 20, "n_test": 20}
 PATHFINDER = InputSpec("image", 2, channels=1, resolution=(16, 16))
 LISTOPS = InputSpec("tokens", 10, seq_len=48, vocab_size=16)
 SHAPES = InputSpec("image", 10, channels=3, resolution=(16, 16))
-SPECS = {"pathfinder": PATHFINDER, "listops": LISTOPS, "textured_shapes": SHAPES}
+SAME_DIFFERENT = InputSpec("image", 2, channels=3, resolution=(16, 16))
+SPECS = {
+    "pathfinder": PATHFINDER,
+    "listops": LISTOPS,
+    "textured_shapes": SHAPES,
+    "same_different": SAME_DIFFERENT,
+}
 GRAY = InputSpec("image", 10, channels=1, resolution=(32, 32))
 HUGE = InputSpec("image", 10, channels=3, resolution=(512, 512))
 FIVE = InputSpec("image", 5, channels=3, resolution=(32, 32))
@@ -118,6 +132,11 @@ def test_damaged_cache_file_is_regenerated(_cache_in_tmp: Path) -> None:
         ("textured_shapes", FIVE, {}, "num_classes"),
         ("textured_shapes", SHAPES, {"val_fraction": 0.2}, "unknown option 'val_fraction'"),
         ("pathfinder", PATHFINDER, {"n_val": 0}, "pathfinder.n_val"),
+        ("same_different", dataclasses.replace(GRAY, num_classes=2), {}, "channels"),
+        ("same_different", dataclasses.replace(HUGE, num_classes=2), {}, "resolution"),
+        ("same_different", FIVE, {}, "num_classes"),
+        ("same_different", SAME_DIFFERENT, {"min_distance": 40.0}, "min_distance"),
+        ("same_different", SAME_DIFFERENT, {"colours": 9}, "same_different.colours"),
     ],
 )
 def test_impossible_inputs_and_options_rejected_in_one_line(
@@ -239,6 +258,46 @@ def test_pathfinder_positives_joined_negatives_not(difficulty: str) -> None:
         # the marked paths are drawn: their dashes (3 of every 5 pixels) light most of the line
         on_path = extra["trace_a"][i] | extra["trace_b"][i]
         assert (images[i][on_path] == 255).mean() > 0.5
+
+
+def _marks(image: np.ndarray, side: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(top, left, fill colour) of every framed mark: a ``side`` square whose border is black."""
+    black = (image == 0).all(axis=0)
+    found = []
+    for top in range(image.shape[1] - side + 1):
+        for left in range(image.shape[2] - side + 1):
+            window = black[top : top + side, left : left + side]
+            border = np.concatenate([window[0], window[-1], window[:, 0], window[:, -1]])
+            if border.all() and not window[1:-1, 1:-1].any():
+                found.append((top, left, tuple(image[:, top + 1, left + 1])))
+    return found
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "hard"])
+def test_same_different_labels_say_whether_the_far_marks_match(difficulty: str) -> None:
+    spec = InputSpec("image", 2, channels=3, resolution=(32, 32))
+    _, settings, _, _ = resolve("same_different", spec, {**SMALL, "difficulty": difficulty})
+    # clean images: no noise, so the marks can be read back exactly (clutter strokes may cross
+    # them in the generated data, never the frame test below, which needs every border pixel)
+    settings = {**settings, "noise": 0.0, "clutter": 0}
+    rng = np.random.default_rng(0)
+    labels = balanced_labels(400, 2, rng)
+    images = same_different.generate(labels, rng, settings)
+    side, palette = settings["mark"], np.rint(same_different.PALETTE * 255).astype(np.uint8)
+    first_colours = {0: [], 1: []}
+    for image, label in zip(images, labels, strict=True):
+        marks = _marks(image, side)
+        assert len(marks) == 2
+        (ta, la, ca), (tb, lb, cb) = marks
+        assert max(abs(ta - tb), abs(la - lb)) >= settings["min_distance"]
+        assert (ca == cb) == bool(label)
+        index = [i for i, p in enumerate(palette) if tuple(p) == ca]
+        assert index and index[0] < settings["colours"]  # a palette colour of the preset
+        first_colours[int(label)].append(index[0])
+    # each mark alone says nothing: its colour is spread alike over the palette in both classes
+    for label in (0, 1):
+        counts = np.bincount(first_colours[label], minlength=settings["colours"])
+        assert counts.min() > 0.5 * counts.mean()
 
 
 def test_pathfinder_as_a_flattened_sequence() -> None:

@@ -1,11 +1,12 @@
 """Generated tasks where the architecture matters: seeded, offline, cached on disk.
 
-``load_dataset("pathfinder" | "listops" | "textured_shapes", input_spec, seed=s, **options)``
-(in `evaluators.data`) comes here. Three tasks, one per kind of reach (docs/tasks.md):
+``load_dataset(name, input_spec, seed=s, **options)`` (in `evaluators.data`) comes here for the
+generated tasks, one or two per kind of reach (docs/tasks.md):
 
 * ``pathfinder`` (long-range image): are two dots joined by one dashed path? 2 classes.
 * ``listops`` (long-range sequence): the value of a nested MIN/MAX/MED/SM expression. 10 classes.
 * ``textured_shapes`` (local image): shape x texture of one object on clutter. 10 classes.
+* ``same_different`` (long-range image): are two distant marks the same colour? 2 classes.
 
 Options, besides each task's own knobs (`TASKS[name].knobs`):
 
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from evaluators.data import Dataset, DatasetError
-from evaluators.tasks import listops, pathfinder, shapes
+from evaluators.tasks import listops, pathfinder, same_different, shapes
 from evaluators.tasks.base import DIFFICULTIES, TASKS, Task, check_knob
 from evaluators.tasks.cache import CACHE_ENV, cache_dir, cached_arrays
 from search_space.spec import InputSpec
@@ -53,8 +54,21 @@ COMMON_DEFAULTS: dict[str, Any] = {
 _MAX_SIZE = 10_000_000
 
 
+def load_plugins() -> None:
+    """Registers the tasks of installed plug-ins (entry point group ``mixnas.datasets``), once,
+    after the built-ins; a plug-in that fails has its tasks taken back (`search_space.plugins`)."""
+    from search_space.plugins import load_group
+
+    for plugin in load_group("mixnas.datasets", watch=lambda: (("task", n) for n in TASKS)):
+        if not plugin.ok:
+            for kind, name in plugin.registered:
+                if kind == "task":
+                    TASKS.pop(name, None)
+
+
 def names() -> tuple[str, ...]:
-    """The registered task names."""
+    """The registered task names: the built-ins and those of installed plug-ins."""
+    load_plugins()
     return tuple(TASKS)
 
 
@@ -64,6 +78,8 @@ def resolve(
     """Checks ``options`` and ``input_spec`` for task ``name``: returns the task, its complete
     generation settings, the split sizes and whether to use the cache. Every error is a
     one-line `DatasetError`."""
+    if name not in names():
+        raise DatasetError(f"unknown task {name!r}; allowed: {', '.join(names())}")
     task = TASKS[name]
     allowed = (*COMMON_DEFAULTS, *task.knobs)
     unknown = sorted(set(options) - set(allowed))
@@ -176,10 +192,12 @@ __all__ = [
     "balanced_labels",
     "cache_dir",
     "listops",
+    "load_plugins",
     "load_task",
     "names",
     "pathfinder",
     "resolve",
+    "same_different",
     "shapes",
     "split_rng",
 ]
