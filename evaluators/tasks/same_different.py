@@ -1,5 +1,5 @@
-"""Same or different, far apart: are two distant marks the same colour? The long-range image task
-a CPU can learn (2 classes, colour).
+"""Same or different, far apart: are two distant marks the same colour? A long-range image task
+without a path to trace (2 classes, colour).
 
 The procedure is that of the same-different problems of the Synthetic Visual Reasoning Test
 (Fleuret et al., PNAS 2011, problem 1), which Kim, Ricci & Serre (Interface Focus 2018) used to
@@ -11,12 +11,14 @@ axes (the Chebyshev distance: what a square receptive field has to cover). Under
 random colour field crossed by ``clutter`` strokes; over everything, Gaussian pixel noise.
 
 What makes it long range: each mark's colour is uniform over the palette in both classes, so one
-mark alone says nothing; only a model that brings the two marks' colours together can do better
-than chance, and a classifier on globally pooled features cannot compare them (the pool adds the
-two marks' features; "equal" is not a linear function of their sum). A stack of 3x3 mixers on an
-8x8 token grid reaches about one token per block, less than the marks' distance. Unlike
-Pathfinder, nothing has to be traced along a path, so a model that mixes globally learns the
-task within a CPU budget (docs/tasks.md has the measurements).
+mark alone says nothing, and a "different" pair's pooled features are the midpoint of two "same"
+pairs' (red + green lies halfway between red + red and green + green): a linear classifier on
+globally averaged tokens cannot tell them apart unless some token saw both marks. Two caveats,
+both measured (docs/tasks.md): a norm *after* the pooling is a nonlinearity that can (the
+pooled vector of a same pair is longer), so the identity mixer solves the task with a
+post-pool LayerNorm head; and the marks must lie farther apart than a local stack reaches (four
+3x3 blocks on an 8x8 token grid reach every pair of tokens; on a 16x16 grid, marks 24 of 32
+pixels apart are out of their reach).
 """
 
 from __future__ import annotations
