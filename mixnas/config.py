@@ -44,6 +44,7 @@ from search_space.errors import MixnasError, shorten
 DIRECTIONS = ("maximize", "minimize")
 BACKENDS = ("local", "ray")
 PICKS = ("front", "best")
+_TOP_PICK = re.compile(r"top[1-9][0-9]{0,5}")  # the best K by the first objective
 MAX_BATCH = 4096  # candidates per in-driver batch: beyond this a batch only delays the front
 # bounds where a larger value can only be a mistake (100x the largest run benchmarked, a year,
 # far more worker processes than a cluster node has cores); see docs/runs.md
@@ -505,8 +506,9 @@ def _export(value: Any, r: _Reader) -> tuple[str | None, str]:
     e = r.mapping(value, "export")
     r.known(e, ["pick", "dir"], "export")
     pick = e.get("pick", "front")
-    if pick is not None:
-        pick = r.choice(pick, "export.pick", PICKS)
+    top = isinstance(pick, str) and _TOP_PICK.fullmatch(pick)
+    if pick is not None and not top and pick not in PICKS:
+        raise r.fail("export.pick", f"must be one of {', '.join(PICKS)} or topK (e.g. top5)", pick)
     folder = e.get("dir", "export")
     if not isinstance(folder, str) or Path(folder).is_absolute() or ".." in Path(folder).parts:
         raise r.fail(

@@ -28,6 +28,12 @@ def test_default_config_is_valid_and_prepares() -> None:
     assert job.space.cardinality() > 10**15
 
 
+@pytest.mark.parametrize("pick", ["front", "best", "top5", None])
+def test_export_pick_takes_the_picks_of_mixnas_export(tmp_path: Path, pick: str | None) -> None:
+    config = parse_config(small_config("a", str(tmp_path), export={"pick": pick}))
+    assert config.export_pick == pick
+
+
 def test_config_round_trips_through_to_dict(tmp_path: Path) -> None:
     config = parse_config(small_config("a", str(tmp_path)))
     again = parse_config(json.loads(json.dumps(config.to_dict())))
@@ -53,6 +59,8 @@ def test_config_round_trips_through_to_dict(tmp_path: Path) -> None:
         ({"name": "../outside"}, "name", "inside runs_dir"),
         ({"export": {"dir": "../../etc"}}, "export.dir", "inside the run folder"),
         ({"export": {"dir": "/tmp/x"}}, "export.dir", "inside the run folder"),
+        ({"export": {"pick": "top0"}}, "export.pick", "topK"),
+        ({"export": {"pick": "worst"}}, "export.pick", "front, best"),
         ({"backend": {"name": "slurm"}}, "backend.name", "local, ray"),
         ({"space": "no_such_space"}, "space", "neither a built-in"),
         ({"colour": "blue"}, "colour", "unknown field"),

@@ -104,7 +104,7 @@ def _trial_spec(run_dir: str, trial: str) -> ArchSpec:
     except ValueError:
         raise SpaceError("BASE", "TRIAL_ID must be an integer", value=trial) from None
     try:
-        trials = load_trials(run_dir)
+        trials = load_trials(run_dir, architecture=False)  # the spec column is all it reads
     except FileNotFoundError as exc:
         raise SpaceError("BASE", str(exc), value=run_dir) from None
     rows = trials[trials["trial_id"] == tid]
