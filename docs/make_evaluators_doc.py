@@ -82,9 +82,16 @@ def _proxies() -> list[str]:
         "|---|---|---|",
     ]
     for name in PROXIES.names():
+        if PROXIES.origin(name):
+            continue  # an installed plug-in's: the page documents mixnas itself
         mark = "yes" if name in DEFAULT_PROXIES else ""
         lines.append(f"| `{name}` | {mark} | {_cell(first_sentence(PROXIES.get(name).__doc__))} |")
     return lines
+
+
+def _builtin_tasks() -> list[str]:
+    """The generated tasks mixnas ships (an installed plug-in's tasks are not documented here)."""
+    return [n for n in data.generated() if TASKS[n].generate.__module__.startswith("evaluators.")]
 
 
 def _train() -> list[str]:
@@ -166,7 +173,7 @@ def _data() -> list[str]:
         + ", ".join(f"`{o}`" for o in data._FILE_OPTIONS)
         + " |",
     ]
-    for name in data.GENERATED:
+    for name in _builtin_tasks():
         task = TASKS[name]
         knobs = ", ".join(f"`{k}`" for k in task.knobs)
         lines.append(f"| `{name}` | generated: {_cell(task.doc)} | the common ones, {knobs} |")
@@ -181,7 +188,7 @@ def _data() -> list[str]:
         "| task | knob | allowed | what |",
         "|---|---|---|---|",
     ]
-    for name in data.GENERATED:
+    for name in _builtin_tasks():
         for knob_name, knob in TASKS[name].knobs.items():
             lines.append(f"| `{name}` | `{knob_name}` | {_knob(knob)} | {_cell(knob.doc)} |")
     return lines
