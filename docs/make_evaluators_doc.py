@@ -91,6 +91,9 @@ def _proxies() -> list[str]:
 
 def _builtin_tasks() -> list[str]:
     """The generated tasks mixnas ships (an installed plug-in's tasks are not documented here)."""
+    from evaluators import data
+    from evaluators.tasks.base import TASKS
+
     return [n for n in data.generated() if TASKS[n].generate.__module__.startswith("evaluators.")]
 
 
