@@ -196,6 +196,10 @@ def test_a_run_whose_trials_all_fail_says_so_and_exits_1(
 
 
 # -- item 2: interrupts, pipes, devices, version, progress ---------------------------------------
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_keeps_trials_writes_the_report_and_says_how_to_resume(
     tmp_path: Path,
 ) -> None:
@@ -216,6 +220,9 @@ def test_ctrl_c_stops_cleanly_keeps_trials_writes_the_report_and_says_how_to_res
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: a test runner started in the background (nohup, `cmd &`, some CI
+        # shells) passes SIGINT down ignored, and Python then installs no Ctrl-C handler at all
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
