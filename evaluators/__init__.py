@@ -20,6 +20,7 @@ from evaluators.base import (
     register,
     safe_evaluate,
 )
+from search_space.status import TrialStatus
 
 # modules whose import registers more evaluators; loaded lazily (they import torch)
 _BUILTIN_MODULES = (
@@ -59,6 +60,7 @@ __all__ = [
     "EvalContext",
     "EvalResult",
     "Evaluator",
+    "TrialStatus",
     "create",
     "names",
     "register",

@@ -22,8 +22,10 @@ from typing import Any, ClassVar
 from search_space.option_types import Opt
 from search_space.registry import Registry
 from search_space.spec import ArchSpec
+from search_space.status import TrialStatus, finished_status
 
-OK, FAILED, PRUNED = "ok", "failed", "pruned"
+# the module-level names evaluators have always imported, now the enum members
+OK, FAILED, PRUNED = TrialStatus.OK, TrialStatus.FAILED, TrialStatus.PRUNED
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,15 @@ class EvalResult:
         rungs: per-rung metrics of a multi-fidelity evaluation, in order.
     """
 
-    status: str
+    status: TrialStatus
     metrics: Mapping[str, float] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     error: str = ""
     rungs: tuple[Mapping[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        # a plain "ok" (an evaluator written before the enum, a plug-in) becomes the member
+        object.__setattr__(self, "status", finished_status(self.status, "EvalResult.status"))
 
     @property
     def ok(self) -> bool:
@@ -78,7 +84,9 @@ class Evaluator:
     """
 
     name: ClassVar[str] = ""
-    metrics: ClassVar[tuple[str, ...]] = ()
+    # the metrics it reports: the class's default, which an instance whose options decide them
+    # (the proxies it runs, the device it names) refines in its constructor
+    metrics: tuple[str, ...] = ()
     cheap: ClassVar[bool] = False
     # the constructor's keyword options with their types and ranges, checked when a run config
     # is read (`search_space.option_types`); None: not declared, the constructor checks alone

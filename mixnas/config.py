@@ -40,8 +40,9 @@ from typing import Any
 
 from search_space import paths
 from search_space.errors import MixnasError, shorten
+from strategies.base import Direction
 
-DIRECTIONS = ("maximize", "minimize")
+DIRECTIONS = Direction.values()
 BACKENDS = ("local", "ray")
 PICKS = ("front", "best")
 _TOP_PICK = re.compile(r"top[1-9][0-9]{0,5}")  # the best K by the first objective
@@ -79,7 +80,7 @@ class PromoteRule:
 
     metric: str
     top: float = 0.5
-    direction: str = "maximize"
+    direction: Direction = Direction.MAXIMIZE
     warmup: int = 4
 
 
@@ -96,7 +97,7 @@ class EvaluatorConfig:
 @dataclass(frozen=True)
 class ObjectiveConfig:
     metric: str
-    direction: str = "maximize"
+    direction: Direction = Direction.MAXIMIZE
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,8 @@ def _objective(value: Any, field: str, r: _Reader) -> ObjectiveConfig:
     if not isinstance(metric, str) or not metric:
         raise r.fail(f"{field}.metric", "must name a metric, e.g. top1, params, macs", metric)
     return ObjectiveConfig(
-        metric, r.choice(o.get("direction", "maximize"), f"{field}.direction", DIRECTIONS)
+        metric,
+        Direction(r.choice(o.get("direction", "maximize"), f"{field}.direction", DIRECTIONS)),
     )
 
 
@@ -410,8 +412,8 @@ def _evaluator(value: Any, field: str, r: _Reader) -> EvaluatorConfig:
         promote = PromoteRule(
             metric=p["metric"],
             top=top,
-            direction=r.choice(
-                p.get("direction", "maximize"), f"{field}.promote.direction", DIRECTIONS
+            direction=Direction(
+                r.choice(p.get("direction", "maximize"), f"{field}.promote.direction", DIRECTIONS)
             ),
             warmup=r.integer(p.get("warmup", 4), f"{field}.promote.warmup", minimum=0),
         )

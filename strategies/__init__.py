@@ -12,6 +12,7 @@ from typing import Any
 from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
 from search_space.registry import Registry
+from search_space.status import TrialStatus
 from strategies.base import (
     FAILED,
     MAXIMIZE,
@@ -19,6 +20,7 @@ from strategies.base import (
     OK,
     PRUNED,
     Candidate,
+    Direction,
     Objective,
     Observation,
     Strategy,
@@ -47,7 +49,8 @@ def _objectives(objectives: Sequence[Objective | tuple[str, str] | str]) -> list
         if isinstance(o, Objective):
             out.append(o)
         elif isinstance(o, tuple):
-            out.append(Objective(*o))
+            name, direction = o
+            out.append(Objective(name, Direction(direction)))
         else:
             out.append(Objective(o))
     return out
@@ -96,9 +99,11 @@ __all__ = [
     "PRUNED",
     "STRATEGIES",
     "Candidate",
+    "Direction",
     "Objective",
     "Observation",
     "Strategy",
+    "TrialStatus",
     "create",
     "names",
     "register",

@@ -31,9 +31,20 @@ from search_space.declare.decisions import DecisionSpace
 from search_space.declare.schema import Constraint
 from search_space.option_types import Opt
 from search_space.spec import ArchSpec
+from search_space.status import StringEnum, TrialStatus, finished_status
 
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
-OK, FAILED, PRUNED = "ok", "failed", "pruned"
+
+class Direction(StringEnum):
+    """Which way an objective (or a promotion rule) goes. A `str` enum: equal to its string, and
+    written to configs, checkpoints and records as that string."""
+
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+# the module-level names strategies have always imported, now the enum members
+MAXIMIZE, MINIMIZE = Direction.MAXIMIZE, Direction.MINIMIZE
+OK, FAILED, PRUNED = TrialStatus.OK, TrialStatus.FAILED, TrialStatus.PRUNED
 
 MAX_POPULATION = 100_000  # populations, archives, initial draws: more is a typo, not a plan
 
@@ -43,15 +54,16 @@ class Objective:
     """A metric to optimise. ``name`` carries the unit where it has one (``latency_ms@raspi4``)."""
 
     name: str
-    direction: str = MAXIMIZE
+    direction: Direction = MAXIMIZE
     unit: str = ""
 
     def __post_init__(self) -> None:
-        if self.direction not in (MAXIMIZE, MINIMIZE):
+        if self.direction not in Direction.values():
             raise ValueError(
                 f"objective {self.name!r}: direction must be {MAXIMIZE!r} or "
                 f"{MINIMIZE!r}, got {self.direction!r}"
             )
+        object.__setattr__(self, "direction", Direction(self.direction))
 
     def loss(self, value: float) -> float:
         """The value as a quantity to minimise (maximised objectives are negated)."""
@@ -99,7 +111,10 @@ class Observation:
 
     candidate: Candidate
     metrics: Mapping[str, float] = field(default_factory=dict)
-    status: str = OK
+    status: TrialStatus = OK
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", finished_status(self.status, "observation status"))
 
     @property
     def spec(self) -> ArchSpec:

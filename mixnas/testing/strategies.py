@@ -30,7 +30,7 @@ import strategies
 from search_space import ArchSpec, SearchSpace, spec_cost
 from search_space.declare.schema import Constraint
 from search_space.option_types import check_options
-from strategies import Objective
+from strategies import FAILED, MAXIMIZE, MINIMIZE, OK, Objective
 from strategies.base import StoredCandidate
 
 TOY: dict[str, Any] = {
@@ -50,8 +50,8 @@ TOY: dict[str, Any] = {
     ],
     "head": {"name": "classifier"},
 }
-ONE = [Objective("error", "minimize")]
-TWO = [Objective("params", "maximize"), Objective("macs", "minimize")]
+ONE = [Objective("error", MINIMIZE)]
+TWO = [Objective("params", MAXIMIZE), Objective("macs", MINIMIZE)]
 
 
 @cache
@@ -119,7 +119,7 @@ def check_failures_are_recorded_and_the_search_goes_on(name: str) -> None:
         )
         strategy.tell([(cand, metrics)])
     statuses = [o.status for o in strategy.history]
-    assert statuses.count("failed") >= 16 and statuses.count("ok") >= 8, statuses
+    assert statuses.count(FAILED) >= 16 and statuses.count(OK) >= 8, statuses
 
 
 def check_resume_continues_exactly(name: str) -> None:
@@ -187,7 +187,7 @@ def check_constraints_select_feasible_results(name: str) -> None:
     macs = sorted(spec_cost(s).macs for s in _all())
     bound = macs[len(macs) // 4]
     strategy = create(
-        name, [Objective("params", "maximize")], constraints=[Constraint("macs", max=bound)]
+        name, [Objective("params", MAXIMIZE)], constraints=[Constraint("macs", max=bound)]
     )
     run(strategy, 40)
     best = best_first(strategy, strategy.history, 1)[0]
