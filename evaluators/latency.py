@@ -71,7 +71,7 @@ class LatencyEvaluator(Evaluator):
         "statistic": Opt("str", choices=STATISTICS),
         "device_name": Opt("str", nullable=True),
     }
-    metrics: ClassVar[tuple[str, ...]] = (
+    metrics: tuple[str, ...] = (
         "latency_ms",
         "latency_median_ms",
         "latency_iqr_ms",

@@ -146,7 +146,7 @@ class PostTrainingQuantization(ShortTraining):
     """
 
     name = "ptq"
-    metrics: ClassVar[tuple[str, ...]] = (  # type: ignore[assignment]
+    metrics: tuple[str, ...] = (
         "top1",
         "loss",
         "top1_fp32",

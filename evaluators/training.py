@@ -121,7 +121,7 @@ class ShortTraining(Evaluator):
     """
 
     name = "train"
-    metrics = ("top1", "loss", "train_loss", "train_seconds", "steps")
+    metrics: tuple[str, ...] = ("top1", "loss", "train_loss", "train_seconds", "steps")
     # the options a subclass accepts (e.g. the ``ptq`` evaluator adds calibration options)
     defaults: ClassVar[dict[str, Any]] = _SETTINGS
     option_types: ClassVar[Mapping[str, Opt] | None] = SETTING_TYPES

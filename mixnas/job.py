@@ -546,7 +546,7 @@ def _check_strategy(job: Job) -> None:
 
 def _keyword_names(cls: type) -> set[str] | None:
     """The keyword options a strategy's constructor accepts (None when it takes **kwargs)."""
-    params = inspect.signature(cls.__init__).parameters.values()
+    params = inspect.signature(cls).parameters.values()  # the constructor's, less self
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     fixed = {"self", "space", "objectives", "seed", "constraints", "initial"}

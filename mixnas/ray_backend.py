@@ -79,7 +79,7 @@ def evaluate_trial(config: dict[str, Any]) -> None:
     timeout = config.get("timeout")
     # the time limit is per candidate; a batch of cheap ones gets the sum
     thread.join(None if timeout is None else float(timeout) * len(specs))
-    if thread.is_alive():
+    if timeout is not None and thread.is_alive():
         outcome = failed(f"timed out after {float(timeout):g} s", box.get("partial"))
         tune.report({"outcomes": _outcomes_json([outcome] * len(specs)), "node": _node()})
         raise TimeoutError(outcome.error)  # Ray stops this worker, and the stuck thread with it
@@ -156,13 +156,15 @@ class RayDriver(LocalDriver):
             stop = self._stop_reason(self.start, flying)
             if stop:
                 self.summary.stopped_by = stop
-                return Searcher.FINISHED if not self.in_flight else None
+                # Ray documents FINISHED (a str) as suggest's answer but types it Optional[Dict]
+                return Searcher.FINISHED if not self.in_flight else None  # type: ignore[return-value]
             tasks = self._hand_out(
                 self.batch_size(), flying, self.summary, self.progress, self.start
             )
             if tasks is None:
                 self.summary.stopped_by = "space exhausted"
-                return Searcher.FINISHED if not self.in_flight else None
+                # Ray documents FINISHED (a str) as suggest's answer but types it Optional[Dict]
+                return Searcher.FINISHED if not self.in_flight else None  # type: ignore[return-value]
             if not tasks:
                 continue  # all of them had finished before a kill: told, ask again
             self.in_flight[trial_id] = tasks

@@ -32,6 +32,7 @@ from mixnas.testing.ops import mixer_input as _input
 from search_space.errors import SpaceError
 from search_space.nn.quant.layers import QUANTIZED, ScoreQuant
 from search_space.nn.quant.policy import quantize_module
+from search_space.nn.quant.quantizers import FakeQuantizer
 from search_space.ops import OpContext, OpDef
 from search_space.spec import Quant
 
@@ -81,7 +82,10 @@ def check_quantized_mixer(op: OpDef, example: dict[str, Any], ctx: OpContext) ->
         module = quantize_module(_build(op, example, ctx), Quant(bits, bits)).eval()
         for layer in module.modules():
             if type(layer) in QUANTIZED.values():
-                assert layer.weight_quant.bits == bits and layer.input_quant.bits == bits
+                weight_quant, input_quant = layer.weight_quant, layer.input_quant
+                assert isinstance(weight_quant, FakeQuantizer)
+                assert isinstance(input_quant, FakeQuantizer)
+                assert weight_quant.bits == bits and input_quant.bits == bits
             assert type(layer) not in QUANTIZED, f"{op.name}: a float {type(layer).__name__} left"
             if getattr(type(layer), "QUANT_SCORES", False):
                 assert isinstance(layer._modules.get("score_quant"), ScoreQuant)
