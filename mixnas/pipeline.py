@@ -22,13 +22,14 @@ import numpy as np
 from mixnas.config import EvaluatorConfig, PromoteRule
 from mixnas.records import FAILED, OK, PRUNED, RUNNING
 from search_space.spec import ArchSpec
+from search_space.status import TrialStatus
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
     """What evaluating one candidate produced (JSON-ready through `to_dict`)."""
 
-    status: str
+    status: TrialStatus
     metrics: Mapping[str, float] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     stages: tuple[str, ...] = ()
@@ -42,7 +43,7 @@ class TrialOutcome:
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> TrialOutcome:
         return TrialOutcome(
-            status=data["status"],
+            status=TrialStatus(data["status"]),
             metrics=dict(data.get("metrics", {})),
             timings=dict(data.get("timings", {})),
             stages=tuple(data.get("stages", ())),
@@ -172,7 +173,7 @@ def _evaluate_many(evaluator: Any, specs: list[ArchSpec], context: Any) -> list[
 class _Trial:
     """One spec's outcome while `TrialPipeline.run_many` builds it."""
 
-    status: str | None = None  # None while evaluators remain
+    status: TrialStatus | None = None  # None while evaluators remain
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stages: list[str] = field(default_factory=list)
