@@ -38,11 +38,15 @@ class TrialStatus(StringEnum):
 
 
 FINISHED: tuple[TrialStatus, ...] = (TrialStatus.OK, TrialStatus.FAILED, TrialStatus.PRUNED)
+# a dict lookup, not `TrialStatus(value)`: records and observations are read by the 100,000
+BY_VALUE: dict[str, TrialStatus] = {str(s.value): s for s in TrialStatus}
+_FINISHED_BY_VALUE = {str(s.value): s for s in FINISHED}
 
 
 def finished_status(value: str, what: str = "status") -> TrialStatus:
     """``value`` as a finished `TrialStatus`; a ValueError naming ``what`` and the allowed ones
     otherwise."""
-    if value not in FINISHED:
-        raise ValueError(f"{what} must be one of {', '.join(FINISHED)}, got {value!r}")
-    return TrialStatus(value)
+    try:
+        return _FINISHED_BY_VALUE[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"{what} must be one of {', '.join(FINISHED)}, got {value!r}") from None
