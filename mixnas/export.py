@@ -24,6 +24,7 @@ from mixnas.manifest import versions, write_json_atomic
 from mixnas.records import TrialRecord
 from mixnas.report.data import RunData
 from search_space.errors import MixnasError
+from strategies.base import MAXIMIZE, MINIMIZE, Direction
 
 ATOL, RTOL = 1e-4, 1e-3
 ONNX_BATCHES = (1, 2, 5)  # an ONNX file is checked at each: its batch axis is dynamic
@@ -36,7 +37,7 @@ class ExportError(MixnasError, ValueError):
     """A pick that does not exist, or an exported model that does not match PyTorch."""
 
 
-def ranking(run: RunData, by: str | None = None) -> tuple[str, str]:
+def ranking(run: RunData, by: str | None = None) -> tuple[str, Direction]:
     """The metric and direction ``by`` names: ``METRIC`` (an objective's direction; any other
     metric needs one), ``METRIC:max`` or ``METRIC:min``; None: the first objective. A metric no
     trial reports, or a missing direction, raises `ExportError` naming what is allowed."""
@@ -52,7 +53,7 @@ def ranking(run: RunData, by: str | None = None) -> tuple[str, str]:
         )
     directions = {o.metric: o.direction for o in run.objectives}
     if suffix:
-        return metric, "maximize" if suffix == "max" else "minimize"
+        return metric, MAXIMIZE if suffix == "max" else MINIMIZE
     if metric in directions:
         return metric, directions[metric]
     raise ExportError(
@@ -62,7 +63,7 @@ def ranking(run: RunData, by: str | None = None) -> tuple[str, str]:
     )
 
 
-def top_positions(run: RunData, k: int | None, metric: str, direction: str) -> list[int]:
+def top_positions(run: RunData, k: int | None, metric: str, direction: Direction) -> list[int]:
     """Positions (in ``run.trials``) of the best ``k`` trials (all when None) on ``metric``:
     trials that finished ok, report the metric and meet the run's constraints, best first,
     ties broken by the earlier trial."""

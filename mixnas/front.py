@@ -23,6 +23,7 @@ import numpy as np
 
 from mixnas.config import ObjectiveConfig
 from mixnas.records import OK, TrialRecord
+from strategies.base import MINIMIZE, Direction
 from strategies.multiobjective import hypervolume, to_losses
 
 # elements of the temporary boolean blocks in the pairwise dominance checks (about 4 MB)
@@ -256,7 +257,7 @@ def ranked(
     metrics: Mapping[str, np.ndarray],
     constraints: Mapping[str, Mapping[str, float]],
     metric: str,
-    direction: str,
+    direction: Direction,
     k: int | None = None,
 ) -> list[int]:
     """Positions of the best ``k`` trials (all when None) on one metric, best first: those that
@@ -267,7 +268,7 @@ def ranked(
     rows = np.flatnonzero(
         eligible_mask(status, {**metrics, metric: values}, [objective], constraints)
     )
-    loss = values[rows] if direction == "minimize" else -values[rows]
+    loss = values[rows] if direction == MINIMIZE else -values[rows]
     order = rows[np.lexsort((rows, loss))]
     return [int(p) for p in (order if k is None else order[:k])]
 

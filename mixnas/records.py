@@ -26,11 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from search_space.errors import RunFolderError
+from search_space.status import BY_VALUE, FINISHED, TrialStatus
 
 SCHEMA_VERSION = 2  # 2: the seq column (tell order)
 DB_NAME = "trials.sqlite"
-RUNNING, OK, FAILED, PRUNED = "running", "ok", "failed", "pruned"
-FINISHED = (OK, FAILED, PRUNED)
+# the names run code has always imported from here, now the enum's members (FINISHED too)
+RUNNING, OK, FAILED, PRUNED = (
+    TrialStatus.RUNNING,
+    TrialStatus.OK,
+    TrialStatus.FAILED,
+    TrialStatus.PRUNED,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,7 +70,7 @@ class TrialRecord:
     trial_id: int
     spec_id: str
     origin: str
-    status: str
+    status: TrialStatus
     spec: Mapping[str, Any]
     metrics: Mapping[str, float] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -120,7 +126,7 @@ def record_from_event(event: Mapping[str, Any]) -> TrialRecord | None:
             trial_id=int(event["trial_id"]),
             spec_id=str(event["spec_id"]),
             origin=str(event.get("origin", "")),
-            status=str(event["status"]),
+            status=BY_VALUE[event["status"]],
             spec=event["spec"],
             metrics=_unclean(event.get("metrics") or {}),
             timings=_unclean(event.get("timings") or {}),
@@ -305,7 +311,7 @@ class RunStore:
             params = (*FINISHED, int(limit))
         for trial_id, spec_id, origin, status, metrics in self._conn.execute(query, params):
             yield TrialSummary(
-                int(trial_id), spec_id, origin, status, _unclean(json.loads(metrics))
+                int(trial_id), spec_id, origin, BY_VALUE[status], _unclean(json.loads(metrics))
             )
 
     def unfinished(self) -> list[TrialRecord]:
@@ -351,7 +357,7 @@ class TrialSummary:
     trial_id: int
     spec_id: str
     origin: str
-    status: str
+    status: TrialStatus
     metrics: Mapping[str, float]
 
 
@@ -362,7 +368,7 @@ def _record(row: tuple[Any, ...]) -> TrialRecord:
         trial_id=int(trial_id),
         spec_id=spec_id,
         origin=origin,
-        status=status,
+        status=BY_VALUE[status],
         spec=json.loads(spec),
         metrics=_unclean(json.loads(metrics)),
         timings=_unclean(json.loads(timings)),

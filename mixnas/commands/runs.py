@@ -220,8 +220,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             found = diagnose(folder)
             rows[-1]["health"] = "healthy" if found.healthy else "; ".join(found.problems)
     rows.sort(key=lambda r: (r["created"], r["name"]))
-    for line in damaged:
-        print(f"mixnas: error: {line}", file=sys.stderr)
+    for problem in damaged:
+        print(f"mixnas: error: {problem}", file=sys.stderr)
     status = 2 if damaged else 0
     if args.check and any(r["health"] != "healthy" for r in rows):
         status = max(status, 1)
