@@ -5,7 +5,9 @@ width ``--width`` whose token mixer is the only thing that changes, an MLP chann
 LayerNorm, a global-average-pooled classifier, and the same training budget (``train`` evaluator:
 AdamW, cosine schedule, label smoothing 0.1). Images use a convolutional stem (two stride-2 3x3
 convolutions: an 8x8 token grid at 32x32) with learned positions; ListOps uses a token embedding
-with learned positions (a 1-D grid of ``seq_len``). Every (task, mixer, seed) trains once; the seed
+with learned positions (a 1-D grid of ``seq_len``). same_different is the exception that its
+reach needs (docs/tasks.md): one stride-2 convolution (a 16x16 grid), the head's norm before the
+pooling, 2,000 steps. Every (task, mixer, seed) trains once; the seed
 sets the weights, the batch order and the data sample (``data_seed``), so the spread covers all
 three. The reported accuracy is on the task's validation split; CPU seconds are the worker's
 process time for that training (one BLAS thread).
