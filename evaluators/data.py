@@ -287,8 +287,9 @@ def _read_image(file: Path, channels: int, h: int, w: int) -> np.ndarray:
     except ImportError:
         raise DatasetError(f"{file}: reading images needs Pillow; or store .npy files") from None
     try:
-        with Image.open(file) as img:
-            img = img.convert("L" if channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        with Image.open(file) as opened:
+            mode = "L" if channels == 1 else "RGB"
+            img = opened.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.float32) / 255.0
     except OSError as exc:
         raise DatasetError(f"{file}: not a readable image ({exc})") from None

@@ -131,11 +131,12 @@ def _stroke(
     s: Mapping[str, Any],
 ) -> None:
     """Paints one straight bar of random ends, width and colour into every image."""
-    m, _, h, w = image.shape
+    m, _, h, w = (int(n) for n in image.shape)
     size = np.array([h - 1, w - 1], dtype=np.float32)
     p0 = (rng.random((m, 2)) * size).astype(np.float32)
     p1 = (rng.random((m, 2)) * size).astype(np.float32)
-    half = rng.uniform(*s["stroke"], m).astype(np.float32)[:, None, None] / 2
+    thin, thick = (float(v) for v in s["stroke"])
+    half = rng.uniform(thin, thick, m).astype(np.float32)[:, None, None] / 2
     colour = rng.random((m, 3)).astype(np.float32)
     d = p1 - p0
     length2 = np.maximum((d**2).sum(axis=1), 1e-6)[:, None, None]
@@ -156,7 +157,7 @@ def _object(
     s: Mapping[str, Any],
 ) -> None:
     """Paints each image's object: shape ``label // 2`` filled with texture ``label % 2``."""
-    m, _, h, w = image.shape
+    m, _, h, w = (int(n) for n in image.shape)
     radius = rng.uniform(float(s["min_radius"]), float(s["max_radius"]), m).astype(np.float32)
     reach = radius + 1
     cy = reach + rng.random(m).astype(np.float32) * (h - 1 - 2 * reach)
@@ -173,7 +174,8 @@ def _object(
         if sel.any():
             inside[sel] = _shape_mask(name, u[sel], v[sel], r[sel])
     # the texture has its own orientation and phase, independent of the outline's
-    period = rng.uniform(*s["period"], m).astype(np.float32)[:, None, None]
+    short, long = (float(v) for v in s["period"])
+    period = rng.uniform(short, long, m).astype(np.float32)[:, None, None]
     angle = rng.uniform(0, math.pi, m).astype(np.float32)
     phase = rng.uniform(0, 2 * math.pi, (2, m)).astype(np.float32)[:, :, None, None]
     ca, sa = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
