@@ -215,19 +215,36 @@ def hypervolume_trace(
     ok = losses[counted]
     low, high = ok.min(axis=0), ok.max(axis=0)
     scaled = (losses - low) / np.where(high > low, high - low, 1.0)
+    positions, values = prefix_hypervolumes(scaled, counted, ref, max_points=max_points)
+    return positions, values, [float(v) for v in ref]
+
+
+def prefix_hypervolumes(
+    losses: np.ndarray,
+    counted: np.ndarray,
+    ref_loss: np.ndarray,
+    *,
+    max_points: int | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """Hypervolume, from ``ref_loss``, of the front of the counted trials up to each of the
+    positions `sample_positions` picks (trials not below the reference in every loss add
+    nothing). The front of a prefix is the front of the previous front and the new trials, so each
+    step costs the size of the front so far, not of the run."""
+    counted = np.asarray(counted, dtype=bool)
+    inside = counted & np.all(losses < ref_loss, axis=1)
     positions = sample_positions(len(counted), max_points)
-    current = scaled[:0]
+    current = losses[:0]
     values: list[float] = []
     value, done = 0.0, 0
     for p in positions:
-        new = scaled[done : p + 1][counted[done : p + 1]]
+        new = losses[done : p + 1][inside[done : p + 1]]
         done = p + 1
         if new.shape[0]:
             candidates = np.concatenate([current, new])
             current = candidates[nondominated(candidates)]
-            value = hypervolume(current, ref)
+            value = hypervolume(current, ref_loss)
         values.append(value)
-    return positions, values, [float(v) for v in ref]
+    return positions, values
 
 
 def hypervolume_curve(

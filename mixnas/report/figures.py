@@ -17,7 +17,7 @@ from html import escape
 
 import numpy as np
 
-from mixnas.front import nondominated, sample_positions
+from mixnas.front import nondominated, prefix_hypervolumes, sample_positions
 from mixnas.records import FAILED, OK, PRUNED
 from mixnas.report.data import RunData
 from mixnas.report.decisions import (
@@ -32,12 +32,7 @@ from mixnas.report.decisions import (
     importances,
     sample,
 )
-from mixnas.report.reference import (
-    default_reference,
-    format_reference,
-    hypervolume_from,
-    to_loss_reference,
-)
+from mixnas.report.reference import default_reference, format_reference, to_loss_reference
 from mixnas.report.svg import (
     PALETTE,
     PointGroup,
@@ -122,6 +117,24 @@ def drawn_note(on: np.ndarray, rest: np.ndarray, total: int, what: str) -> str:
     )
 
 
+def _points(
+    run: RunData, kind: Kind, x: np.ndarray, y: np.ndarray, pos: np.ndarray, metrics: list[str]
+) -> PointGroup:
+    """The trials at ``pos`` drawn as ``kind`` draws them, at (x, y), with their tooltips."""
+    return PointGroup(
+        kind.label,
+        kind.color,
+        x[pos].tolist(),
+        y[pos].tolist(),
+        [tip(run, i, metrics, kind.name) for i in pos],
+        radius=kind.radius,
+        shape=kind.shape,
+        hollow=kind.hollow,
+        stroke=kind.stroke,
+        kind=kind.name,
+    )
+
+
 def tip(run: RunData, i: int, metrics: Sequence[str], kind: str = "") -> str:
     t = run.trials
     shown = ", ".join(f"{m}={t.metric(m)[i]:.4g}" for m in metrics)
@@ -156,20 +169,7 @@ def pareto_section(run: RunData, max_points: int, curve_points: int) -> str:
         for kind in KINDS:
             pos = on if kind.name == "front" else rest[kinds[rest] == kind.name]
             pos = pos[np.isfinite(xa[pos]) & np.isfinite(yb[pos])]
-            groups.append(
-                PointGroup(
-                    kind.label,
-                    kind.color,
-                    xa[pos].tolist(),
-                    yb[pos].tolist(),
-                    [tip(run, i, names, kind.name) for i in pos],
-                    radius=kind.radius,
-                    shape=kind.shape,
-                    hollow=kind.hollow,
-                    stroke=kind.stroke,
-                    kind=kind.name,
-                )
-            )
+            groups.append(_points(run, kind, xa, yb, pos, names))
         both = rows[np.isfinite(xa[rows]) & np.isfinite(yb[rows])]
         charts.append(
             figure(
@@ -224,20 +224,7 @@ def _three_d(run: RunData, on: np.ndarray, rest: np.ndarray, kinds: np.ndarray) 
     groups, zs = [], []
     for kind in KINDS:
         pos = rows[kinds[rows] == kind.name]
-        groups.append(
-            PointGroup(
-                kind.label,
-                kind.color,
-                a[pos].tolist(),
-                b[pos].tolist(),
-                [tip(run, i, names, kind.name) for i in pos],
-                radius=kind.radius,
-                shape=kind.shape,
-                hollow=kind.hollow,
-                stroke=kind.stroke,
-                kind=kind.name,
-            )
-        )
+        groups.append(_points(run, kind, a, b, pos, names))
         zs.append(c[pos].tolist())
     return scatter3d_chart(
         groups,
@@ -370,7 +357,7 @@ def hypervolume_section(
         ref = list(reference)
         origin = "set with <code>--hv-ref</code>"
     try:
-        positions, hv = hypervolume_from(
+        positions, hv = prefix_hypervolumes(
             run.losses, run.eligible, to_loss_reference(ref, directions), max_points=curve_points
         )
     except ValueError as err:  # four or more objectives and too large a front for exact volume

@@ -18,9 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mixnas.front import nondominated, sample_positions
 from search_space.errors import MixnasError
-from strategies.multiobjective import hypervolume
 
 MARGIN = 0.1  # of each objective's range, beyond its worst eligible value
 
@@ -80,29 +78,3 @@ def to_loss_reference(ref: Sequence[float], directions: Sequence[str]) -> np.nda
     return np.array(
         [-v if d == "maximize" else v for v, d in zip(ref, directions, strict=True)], dtype=float
     )
-
-
-def hypervolume_from(
-    losses: np.ndarray,
-    counted: np.ndarray,
-    ref_loss: np.ndarray,
-    *,
-    max_points: int | None = None,
-) -> tuple[np.ndarray, list[float]]:
-    """Hypervolume (metric units) of the front of the counted trials up to each of the positions
-    `sample_positions` picks. Each step costs the size of the front so far, not of the run."""
-    counted = np.asarray(counted, dtype=bool)
-    inside = counted & np.all(losses < ref_loss, axis=1)
-    positions = sample_positions(len(counted), max_points)
-    current = losses[:0]
-    values: list[float] = []
-    value, done = 0.0, 0
-    for p in positions:
-        new = losses[done : p + 1][inside[done : p + 1]]
-        done = p + 1
-        if new.shape[0]:
-            candidates = np.concatenate([current, new])
-            current = candidates[nondominated(candidates)]
-            value = hypervolume(current, ref_loss)
-        values.append(value)
-    return positions, values
