@@ -27,11 +27,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from evaluators.data import DatasetError
-from evaluators.tasks.base import Knob, Task, input_error, normalised_images, register
-from evaluators.tasks.shapes import _stroke, _upsampler
+from evaluators.tasks.base import Knob, Task, input_error, register
+from evaluators.tasks.shapes import cluttered_images, encode
 from search_space.spec import InputSpec
 
 # well separated, and none of them black (the frame) or a mid grey
@@ -49,8 +48,6 @@ PALETTE = np.array(
     dtype=np.float32,
 )
 MIN_SIDE, MAX_SIDE = 16, 128
-_CHUNK = 512
-_COARSE = 4
 
 KNOBS = {
     "colours": Knob(int, 2, len(PALETTE), "palette colours a mark's fill is drawn from"),
@@ -105,28 +102,16 @@ def settings(spec: InputSpec, knobs: Mapping[str, Any]) -> dict[str, Any]:
 
 def generate(labels: np.ndarray, rng: np.random.Generator, s: Mapping[str, Any]) -> np.ndarray:
     """``len(labels)`` images as uint8 ``N x 3 x H x W``; label 1 when the marks are the same."""
-    n = len(labels)
-    h, w = int(s["height"]), int(s["width"])
-    out = np.zeros((n, 3, h, w), dtype=np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    up_rows, up_cols = _upsampler(h), _upsampler(w)
-    for begin in range(0, n, _CHUNK):
-        part = np.asarray(labels[begin : begin + _CHUNK])
-        m = len(part)
-        spread = float(s["contrast"])
-        coarse = rng.uniform(0.5 - spread, 0.5 + spread, (m, 3, _COARSE, _COARSE))
-        coarse = coarse.astype(np.float32)
-        image = np.einsum("yi,mcij,xj->mcyx", up_rows, coarse, up_cols)
-        for _ in range(int(s["clutter"])):
-            _stroke(image, yy, xx, rng, s)
+    h, w, mark = int(s["height"]), int(s["width"]), int(s["mark"])
+
+    def draw(image: np.ndarray, part: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> None:
         first, second = _colours(part, rng, int(s["colours"]))
-        corners = _corners(m, rng, h, w, int(s["mark"]), float(s["min_distance"]))
+        corners = _corners(len(part), rng, h, w, mark, float(s["min_distance"]))
         for colour, (top, left) in zip((first, second), corners, strict=True):
-            _mark(image, top, left, PALETTE[colour], int(s["mark"]))
-        if s["noise"]:
-            image += float(s["noise"]) * rng.standard_normal(image.shape, dtype=np.float32)
-        out[begin : begin + m] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    return out
+            _mark(image, top, left, PALETTE[colour], mark)
+
+    spread = float(s["contrast"])
+    return cluttered_images(labels, rng, s, (0.5 - spread, 0.5 + spread), draw)
 
 
 def _colours(
@@ -170,11 +155,6 @@ def _mark(
     fill = np.where(frame[None, :, :, None], 0.0, colour[:, None, None, :])  # m x k x k x 3
     for channel in range(3):
         image[rows, channel, ys, xs] = fill[..., channel]
-
-
-def encode(raw: Mapping[str, np.ndarray], spec: InputSpec) -> dict[str, torch.Tensor]:
-    """Normalised float images (statistics of the training split)."""
-    return normalised_images(raw)
 
 
 TASK = register(

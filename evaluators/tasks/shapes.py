@@ -20,7 +20,7 @@ of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,24 @@ def settings(spec: InputSpec, knobs: Mapping[str, Any]) -> dict[str, Any]:
 
 def generate(labels: np.ndarray, rng: np.random.Generator, s: Mapping[str, Any]) -> np.ndarray:
     """``len(labels)`` images as uint8 ``N x 3 x H x W``; label = 2 * shape + texture."""
+
+    def draw(image: np.ndarray, part: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> None:
+        _object(image, part, yy, xx, rng, s)
+
+    return cluttered_images(labels, rng, s, (0.1, 0.9), draw)
+
+
+def cluttered_images(
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    s: Mapping[str, Any],
+    field: tuple[float, float],
+    draw: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
+) -> np.ndarray:
+    """The colour images of the image tasks, as uint8 ``N x 3 x H x W``, in chunks: a smooth
+    random colour field (a 4x4 grid of colours in ``field``, interpolated), ``s["clutter"]``
+    strokes, then ``draw(image, labels_of_chunk, yy, xx)`` paints the task's objects into the
+    float chunk, then Gaussian noise ``s["noise"]``. The random draws come in that order."""
     n = len(labels)
     h, w = int(s["height"]), int(s["width"])
     out = np.zeros((n, 3, h, w), dtype=np.uint8)
@@ -101,11 +119,11 @@ def generate(labels: np.ndarray, rng: np.random.Generator, s: Mapping[str, Any])
     for begin in range(0, n, _CHUNK):
         part = np.asarray(labels[begin : begin + _CHUNK])
         m = len(part)
-        coarse = rng.uniform(0.1, 0.9, (m, 3, _COARSE, _COARSE)).astype(np.float32)
+        coarse = rng.uniform(*field, (m, 3, _COARSE, _COARSE)).astype(np.float32)
         image = np.einsum("yi,mcij,xj->mcyx", up_rows, coarse, up_cols)
         for _ in range(int(s["clutter"])):
             _stroke(image, yy, xx, rng, s)
-        _object(image, part, yy, xx, rng, s)
+        draw(image, part, yy, xx)
         if s["noise"]:
             image += float(s["noise"]) * rng.standard_normal(image.shape, dtype=np.float32)
         out[begin : begin + m] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
