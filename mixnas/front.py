@@ -45,11 +45,20 @@ def eligible(
         value = record.metrics.get(metric, math.nan)
         if not math.isfinite(value):
             return False
-        if "max" in bound and value > bound["max"]:
-            return False
-        if "min" in bound and value < bound["min"]:
+        if violations(metric, value, bound):
             return False
     return True
+
+
+def violations(metric: str, value: float, bound: Mapping[str, float]) -> list[str]:
+    """Each side of a constraint ``bound`` (``{max: ..., min: ...}``) that ``value`` breaks, in
+    words (``params 136,558 > max 120,000``); empty when it meets the bound."""
+    broken = []
+    if "max" in bound and value > bound["max"]:
+        broken.append(f"{metric} {value:,.0f} > max {bound['max']:,.0f}")
+    if "min" in bound and value < bound["min"]:
+        broken.append(f"{metric} {value:,.0f} < min {bound['min']:,.0f}")
+    return broken
 
 
 def eligible_mask(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mixnas.config import ObjectiveConfig, PromoteRule
-from mixnas.front import eligible
+from mixnas.front import eligible, violations
 
 
 class RunningFront:
@@ -159,11 +159,6 @@ class AnalyticBounds:
         costs = {k: float(v) for k, v in spec_cost(spec).to_dict().items()}
         broken = []
         for metric, bound in self.bounds.items():
-            value = costs.get(metric)
-            if value is None:
-                continue
-            if "max" in bound and value > bound["max"]:
-                broken.append(f"{metric} {value:,.0f} > max {bound['max']:,.0f}")
-            if "min" in bound and value < bound["min"]:
-                broken.append(f"{metric} {value:,.0f} < min {bound['min']:,.0f}")
+            if metric in costs:
+                broken += violations(metric, costs[metric], bound)
         return costs, broken
