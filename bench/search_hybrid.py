@@ -15,8 +15,14 @@ the strategy's hypervolume minus random's with the same seed (Wilcoxon signed-ra
 t-test over seeds). Seeds pair the strategies' RNGs only; the objective is the same function for
 all of them.
 
-    python bench/search_hybrid.py --seeds 5 --trials 40 --steps 200 --workers 2 \
-        --json runs/bench-search-hybrid.json --out docs/benchmarks.md
+    python bench/search_hybrid.py --strategies random,nsga2 --seeds 5 --trials 30 \
+        --population 8 --steps 600 --workers 1 --json runs/bench-search-hybrid.json \
+        --out docs/benchmarks.md
+
+600 steps because at 200 a hybrid_cpu model is still near chance on textured_shapes (10-14%
+for three random specs) while at 600 four random specs spread over 10-34%; one worker because
+the strategies of one seed share their random first population (trained once, read from the
+score file by the next strategy of that seed).
 """
 
 from __future__ import annotations
@@ -60,13 +66,34 @@ ACC, PARAMS = "top1", "params"
 
 # (spec id, task, steps, data options) -> (top1, params, CPU s), per worker process
 _SCORES: dict[str, tuple[float | None, float, float]] = {}
+# bytes of the shared score file already read into _SCORES by this process
+_SCORES_READ = {"offset": 0}
+
+
+def _read_scores(path: Path | None) -> None:
+    """Adds the lines other workers (or earlier runs) appended to the shared score file."""
+    if path is None or not path.exists():
+        return
+    with path.open("rb") as file:
+        file.seek(_SCORES_READ["offset"])
+        for raw in file:
+            if not raw.endswith(b"\n"):
+                break  # a line still being written: read it next time
+            _SCORES_READ["offset"] += len(raw)
+            line = json.loads(raw)
+            _SCORES[line["key"]] = (line[ACC], line[PARAMS], line["cpu_s"])
 
 
 def _score(
-    spec: Any, task: str, steps: int, data: dict[str, Any]
+    spec: Any, task: str, steps: int, data: dict[str, Any], scores: Path | None = None
 ) -> tuple[float | None, float, float]:
-    """Short training of ``spec`` (training and data seed 0), memoised per worker process."""
+    """Short training of ``spec`` (training and data seed 0), memoised per worker process and in
+    the shared ``scores`` file (JSON lines, appended once per training): strategies whose first
+    population is the same random sample (they share the seed) train it once between them, and a
+    killed benchmark loses at most the trainings in flight."""
     key = json.dumps([spec.id, task, steps, data], sort_keys=True)
+    if key not in _SCORES:
+        _read_scores(scores)
     if key in _SCORES:
         return _SCORES[key]
     from evaluators import EvalContext, create
@@ -79,10 +106,15 @@ def _score(
     )
     top1 = result.metrics.get(ACC) if result.status == "ok" else None
     _SCORES[key] = (top1, float(spec_cost(spec).params), time.process_time() - cpu)
+    if scores is not None:
+        line = dict(zip((ACC, PARAMS, "cpu_s"), _SCORES[key], strict=True), key=key)
+        # one short line in append mode: concurrent workers' lines do not interleave
+        with scores.open("a") as file:
+            file.write(json.dumps(line) + "\n")
     return _SCORES[key]
 
 
-def run_search(job: dict[str, Any]) -> dict[str, Any]:
+def run_search(job: dict[str, Any], scores: Path | None = None) -> dict[str, Any]:
     """One search: ``trials`` ask/tell rounds; runs in a worker process."""
     import torch
 
@@ -105,7 +137,7 @@ def run_search(job: dict[str, Any]) -> dict[str, Any]:
         # the test split is never read here: not drawing it changes nothing else (own stream)
         data = {"difficulty": job["difficulty"], "n_train": job["n_train"], "n_val": job["n_val"],
                 "n_test": 0}  # fmt: skip
-        top1, params, cpu_s = _score(candidate.spec, job["task"], job["steps"], data)
+        top1, params, cpu_s = _score(candidate.spec, job["task"], job["steps"], data, scores)
         metrics = None if top1 is None else {ACC: top1, PARAMS: params}
         strategy.tell([(candidate, metrics)])
         trials.append({"spec": candidate.spec.id, ACC: top1, PARAMS: params, "cpu_s": cpu_s})
@@ -227,10 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", type=_csv, default=list(STRATEGIES))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--population", type=int, default=10, help="see strategy_options")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--json", type=Path, help="finished searches (read and written)")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        help="every training's score, shared by the workers and kept across runs (JSON lines; "
+        "default: beside --json)",
+    )
     parser.add_argument("--out", type=Path, help="markdown file whose section is replaced")
     args = parser.parse_args(argv)
 
@@ -249,9 +287,15 @@ def main(argv: list[str] | None = None) -> int:
             key = _key(job)
             if key not in done:
                 jobs.append((key, job))
+    scores = args.scores
+    if scores is None and args.json is not None:
+        scores = args.json.with_suffix(".scores.jsonl")
+    # seed s of every strategy before seed s + 1: with one seed's searches side by side, the
+    # random first population they share is trained once and read from the score file
+    jobs.sort(key=lambda item: item[1]["seed"])
     print(f"{len(done)} searches cached, {len(jobs)} to run", flush=True)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_search, job): key for key, job in jobs}
+        futures = {pool.submit(run_search, job, scores): key for key, job in jobs}
         for future in as_completed(futures):
             run = future.result()
             done[futures[future]] = run
