@@ -15,4 +15,5 @@ COMMANDS = (
     "mixnas.commands.supernet",
     "mixnas.commands.scale",
     "mixnas.commands.plugins",
+    "mixnas.commands.recipe",
 )
