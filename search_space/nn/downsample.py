@@ -57,6 +57,7 @@ class ConvDownsample(_Downsample):
         norm: str,
         norm_position: str,
         bias: bool = True,
+        residual: bool = False,
     ) -> None:
         super().__init__(dim, out_dim, grid, prefix)
         rank = len(grid)
@@ -66,9 +67,20 @@ class ConvDownsample(_Downsample):
         self.post_norm = (
             ChannelsFirstNorm(norm, out_dim) if norm_position == "post" else (nn.Identity())
         )
+        # ViT-ResNAS's residual spatial reduction: the shortcut carries the un-normalised
+        # tokens, pooled to the new grid and projected to the new width, past the conv
+        self.shortcut_pool = (
+            avg_pool_nd(rank, 2, 2, ceil_mode=True, count_include_pad=False) if residual else None
+        )
+        self.shortcut_proj = (
+            nn.Linear(dim, out_dim, bias=False) if residual and dim != out_dim else nn.Identity()
+        )
 
     def downsample(self, grid: torch.Tensor) -> torch.Tensor:
-        return grid_to_tokens(self.post_norm(self.conv(self.pre_norm(grid))))
+        y = grid_to_tokens(self.post_norm(self.conv(self.pre_norm(grid))))
+        if self.shortcut_pool is None:
+            return y
+        return y + self.shortcut_proj(grid_to_tokens(self.shortcut_pool(grid)))
 
 
 class PatchMerging(_Downsample):

@@ -69,7 +69,25 @@ def _conv_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
             cost += _norm(params["norm"], ctx.n * ctx.dim, ctx.dim)
         else:
             cost += _norm(params["norm"], math.prod(grid) * ctx.out_dim, ctx.out_dim)
+    if params["residual"]:  # the shortcut: 2x2 average pooling, a projection to the new width
+        n = math.prod(grid)
+        cost += Cost(activations=n * ctx.dim)
+        if ctx.dim != ctx.out_dim:
+            cost += linear_cost(n, ctx.dim, ctx.out_dim, bias=False)
     return cost + _prefix_cost(ctx)
+
+
+def _residual_halves(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+    if not params["residual"]:
+        return None
+    if params["stride"] != 2:
+        return f"residual needs stride 2 (its shortcut pools 2x2), not {params['stride']}"
+    if _conv_grid(ctx, params) != _half_grid(ctx, params):
+        return (
+            f"residual needs a conv that halves the grid, but kernel {params['kernel']} maps "
+            f"{ctx.grid} to {_conv_grid(ctx, params)}"
+        )
+    return None
 
 
 register(
@@ -90,10 +108,19 @@ register(
                 doc="norm before the conv (ConvNeXt) or after it (EfficientFormer)",
             ),
             ParamDef("bias", bool, True, doc="conv bias (InternImage: none)"),
+            ParamDef(
+                "residual",
+                bool,
+                False,
+                doc="add a shortcut of 2x2 average pooling and a bias-free projection "
+                "(ViT-ResNAS's residual spatial reduction; stride 2)",
+            ),
         ),
         cost=_conv_cost,
         out_grid=_conv_grid,
-        doc="strided convolution, optionally with a norm before or after",
+        rules=(_residual_halves,),
+        doc="strided convolution, optionally with a norm before or after, and optionally "
+        "residual (ViT-ResNAS)",
     )
 )
 
