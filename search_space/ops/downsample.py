@@ -119,6 +119,7 @@ register(
         cost=_conv_cost,
         out_grid=_conv_grid,
         rules=(_residual_halves,),
+        examples=({"kernel": 3, "norm": "layernorm", "norm_position": "pre", "residual": True},),
         doc="strided convolution, optionally with a norm before or after, and optionally "
         "residual (ViT-ResNAS)",
     )
