@@ -89,7 +89,25 @@ def run_recipe(
         write_json_atomic(state_path, state)
     state["headline"] = headline(recipe, outputs)
     write_json_atomic(state_path, state)
+    _note_figures(recipe, outputs)
     return state
+
+
+def _note_figures(recipe: Recipe, outputs: dict[str, dict[str, Any]]) -> None:
+    """Gives every search stage's report the figures the recipe's stages drew."""
+    from mixnas.recipes.stages import write_run_recipe
+
+    figures: list[str] = []
+    for stage in recipe.stages:
+        produced = outputs.get(stage.name, {})
+        listed = produced.get("figures", [])
+        figures += [str(f) for f in (listed if isinstance(listed, list) else [listed])]
+    if not figures:
+        return
+    for stage in recipe.stages:
+        if stage.kind == "search":
+            run_dir = Path(outputs[stage.name]["run_dir"])
+            write_run_recipe(run_dir, {**recipe.about(), "figures": figures}, stage.name)
 
 
 def headline(recipe: Recipe, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:

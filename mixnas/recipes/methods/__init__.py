@@ -1,0 +1,1 @@
+"""The least code some recipes need beyond the commands: functions of ``python`` stages."""
