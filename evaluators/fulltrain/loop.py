@@ -1,0 +1,575 @@
+"""Training one spec to completion: `train_spec`, and `load_trained` to read the result back.
+
+Who calls what, when: ``mixnas train`` (`mixnas.commands.train`) reads the spec and the recipe and
+calls `train_spec` in every process (one, or each rank torchrun starts); export and verification
+code calls `load_trained` on the output folder (layout: `evaluators.fulltrain.checkpoint`).
+
+The recipe (`evaluators.fulltrain.recipe`): AdamW (no weight decay on biases, norms and other 1-D
+parameters, as timm's ``param_groups_weight_decay``), a per-step cosine schedule with linear
+warm-up, label smoothing, gradient clipping, optional mixup/CutMix (`evaluators.fulltrain.augment`)
+and an EMA of the weights (torch's `AveragedModel`, buffers included; when on, the EMA is what is
+evaluated, chosen as best and tested). Validation every ``eval_every`` epochs and at the last;
+the best validation top-1 picks ``best.pt``; ``patience`` evaluated epochs without a ``min_delta``
+gain stop the run. The test split is evaluated once, at the end, with the best weights.
+
+Resume: ``checkpoints/last.pt`` is written at the end of every epoch and holds everything the next
+epoch depends on: weights, optimizer, loss scaler, EMA, epoch and step (the schedule is a function
+of the step), early-stopping state, metrics history and the global RNG state (drop path). The
+other random draws are made afresh each epoch from generators seeded by ``(seed, epoch)``: the
+data order and the mixing. So a run killed at any instant, even mid-epoch, and started again
+redoes the cut-off epoch exactly: on the CPU its final weights are bit-identical to those of an
+uninterrupted run. A folder that holds a finished run (``train_record.json``) is left as it is.
+
+Devices: ``device`` is ``auto | cpu | cuda | cuda:N`` (`evaluators.devices`; ``auto`` is the CPU
+without a GPU), ``amp: off | bf16 | fp16`` autocasts the forward passes (fp16 adds a loss scaler).
+
+Many processes: inside a torch.distributed process group (``mixnas train --nproc N`` starts one
+with torchrun; `evaluators.supernet.distributed`), every rank takes its rows of each global batch
+of ``batch_size``, scales its loss by its share, and the gradients are summed over the ranks before
+each update (`all_reduce_grads`), so every rank makes the same update. Batch-norm statistics are
+each rank's own (no SyncBatchNorm) and are taken from rank 0 before each evaluation; evaluation is
+shared among the ranks and summed. Rank 0 alone writes the folder; any number of ranks resumes it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from evaluators.devices import autocast, grad_scaler
+from evaluators.fulltrain.augment import BatchMixer, check_mixing, soft_cross_entropy
+from evaluators.fulltrain.checkpoint import (
+    FORMAT,
+    Layout,
+    MetricsLog,
+    load_tensors,
+    rng_state,
+    save_tensors,
+    set_rng_state,
+    write_atomic,
+    write_json,
+)
+from evaluators.fulltrain.progress import EpochProgress
+from evaluators.fulltrain.recipe import (
+    TrainError,
+    TrainRecipe,
+    data_from_dict,
+    outcome,
+    recipe_to_dict,
+)
+from evaluators.fulltrain.splits import Splits, load_splits
+from evaluators.supernet import distributed
+from search_space import build_model
+from search_space.nn.builder import count_params
+from search_space.spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train_spec` did. ``already_done``: the folder held a finished run, left as it is."""
+
+    out_dir: Path
+    best_val_top1: float | None
+    test_top1: float | None
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    already_done: bool = False
+
+
+@dataclass
+class _Progress:
+    """The training state besides the tensors: what last.pt holds in plain numbers."""
+
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimizer steps taken
+    best_val_top1: float | None = None
+    best_epoch: int = 0
+    patience_top1: float | None = None  # the value the last significant gain reached
+    patience_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def train_spec(
+    spec: ArchSpec,
+    out_dir: Path,
+    recipe: TrainRecipe,
+    data: Mapping[str, Any],
+    *,
+    device: str = "auto",
+    resume: bool = True,
+    from_supernet: Path | None = None,
+    progress: bool = True,
+    provenance: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Trains ``spec`` into ``out_dir`` (see the module docstring) and returns the result.
+
+    Args:
+        data: the data block (``name``, ``options``, ``data_seed``, ``test_fraction``; a name
+            alone is fine): its fields win over ``recipe.data``'s, and the resolved block is what
+            ``recipe.yaml`` records. ``{}`` trains on ``recipe.data``.
+        device: ``auto | cpu | cuda | cuda:N``; a GPU that is not there raises `DeviceError`.
+        resume: continue from ``checkpoints/last.pt`` (and leave a finished run as it is); False
+            starts afresh, replacing what the folder held.
+        from_supernet: start from the weights a supernet checkpoint holds for ``spec``
+            (`evaluators.supernet.train.load_supernet`); the spec must be in its space.
+        progress: show progress on stderr (rank 0 only).
+        provenance: where the spec came from (run, trial), copied into ``train_record.json``.
+
+    Bad input (recipe, data, checkpoint that does not match) raises `TrainError`, one line.
+    """
+    out_dir = Path(out_dir)
+    layout = Layout(out_dir)
+    if data:
+        recipe = replace(recipe, data=data_from_dict(dict(data), "data", base=recipe.data))
+    check_mixing(recipe, spec.input)
+    ranks = distributed.current()
+    dev = torch.device(distributed.rank_device(device, ranks))
+    if resume and layout.record.is_file():
+        return _finished(layout, spec, recipe)
+    splits = load_splits(spec.input, recipe.data)
+    state = _read_last(layout, spec, recipe) if resume and layout.last.is_file() else None
+    if state is None and ranks.rank == 0:
+        _clear(layout)  # a fresh start: nothing of an earlier run may mix into this one
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
+        torch.manual_seed(recipe.seed)
+        start = None if state is not None else _initial_model(spec, recipe, from_supernet)
+        trainer = _Trainer(spec, recipe, splits, dev, ranks, start)
+        if state is not None:
+            trainer.load(state)
+        if ranks.many:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank has read last.pt before rank 0 may replace it
+        if ranks.rank == 0:
+            write_atomic(layout.spec, spec.to_json())
+            write_atomic(layout.recipe, yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+        result = trainer.run(layout, quiet=not progress or ranks.rank != 0)
+        test = trainer.test(layout)
+    record = {
+        "spec_id": spec.id,
+        "data": {
+            **recipe_to_dict(recipe)["data"],
+            "source": splits.source,
+            "test_from": splits.test_from,
+            "sizes": splits.sizes(),
+        },
+        "seed": recipe.seed,
+        "device": str(dev),
+        "ranks": ranks.world,
+        "amp": recipe.amp,
+        "recipe": recipe_to_dict(recipe),
+        "params": count_params(trainer.model),
+        "best_epoch": result.best_epoch,
+        "best_val_top1": result.best_val_top1,
+        "test_top1": test["top1"],
+        "test_loss": test["loss"],
+        "epochs_run": result.epoch,
+        "stopped_early": result.stopped_early,
+        "seconds": result.seconds,
+        "from_supernet": None if from_supernet is None else str(from_supernet),
+        "source": dict(provenance) if provenance else None,
+        "versions": {"torch": torch.__version__},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if ranks.rank == 0:
+        write_json(layout.record, record)
+    return _result(out_dir, record, already_done=False)
+
+
+def load_trained(out_dir: Path) -> tuple[ArchSpec, nn.Module]:
+    """The spec of a training folder and its model with the best weights (the EMA's when EMA
+    was on), in eval mode on the CPU."""
+    from search_space.declare.loader import load_spec
+
+    layout = Layout(Path(out_dir))
+    for path in (layout.spec, layout.best):
+        if not path.is_file():
+            raise TrainError(f"{path}: missing; is {out_dir} a 'mixnas train' output folder?")
+    spec = load_spec(layout.spec)
+    model = build_model(spec)
+    _load_weights(model, load_tensors(layout.best, "weights file"), layout.best)
+    return spec, model.eval()
+
+
+# -- setting up --------------------------------------------------------------------------------
+
+
+def _finished(layout: Layout, spec: ArchSpec, recipe: TrainRecipe) -> TrainResult:
+    import json
+
+    try:
+        record = json.loads(layout.record.read_text())
+    except (OSError, ValueError) as err:
+        raise TrainError(f"{layout.record}: not a readable training record ({err})") from None
+    _check_same(layout.record, record.get("spec_id"), record.get("recipe"), spec, recipe)
+    return _result(layout.root, record, already_done=True)
+
+
+def _result(out_dir: Path, record: Mapping[str, Any], *, already_done: bool) -> TrainResult:
+    return TrainResult(
+        out_dir=out_dir,
+        best_val_top1=record["best_val_top1"],
+        test_top1=record["test_top1"],
+        epochs_run=int(record["epochs_run"]),
+        stopped_early=bool(record["stopped_early"]),
+        seconds=float(record["seconds"]),
+        already_done=already_done,
+    )
+
+
+def _check_same(path: Path, spec_id: Any, stored: Any, spec: ArchSpec, recipe: TrainRecipe) -> None:
+    """A folder continues only the training it holds: the same spec and recipe."""
+    if spec_id != spec.id:
+        raise TrainError(
+            f"{path}: holds the training of spec {spec_id}, not of {spec.id}; use another "
+            "output folder"
+        )
+    old, new = outcome(stored or {}), outcome(recipe_to_dict(recipe))
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed[:3])
+        raise TrainError(
+            f"{path}: was written with another recipe ({shown}); use the same recipe, another "
+            "output folder, or start afresh (--restart)"
+        )
+
+
+def _read_last(layout: Layout, spec: ArchSpec, recipe: TrainRecipe) -> dict[str, Any]:
+    state = load_tensors(layout.last, "training checkpoint")
+    if state.get("format") != FORMAT:
+        raise TrainError(f"{layout.last}: not a training checkpoint of format {FORMAT}")
+    _check_same(layout.last, state.get("spec_id"), state.get("recipe"), spec, recipe)
+    return state
+
+
+def _clear(layout: Layout) -> None:
+    for path in (layout.record, layout.last, layout.best):
+        path.unlink(missing_ok=True)
+
+
+def _initial_model(spec: ArchSpec, recipe: TrainRecipe, from_supernet: Path | None) -> nn.Module:
+    """The spec's model, seeded, or holding the weights a supernet inherits to it."""
+    model = build_model(spec, seed=recipe.seed, drop_path_rate=recipe.drop_path_rate)
+    if from_supernet is None:
+        return model
+    from evaluators.supernet.train import load_supernet
+
+    supernet, _ = load_supernet(Path(from_supernet))
+    if not supernet.space.contains(spec, check_constraints=False):
+        name = getattr(supernet.space.decl, "name", "") or "its space"
+        raise TrainError(
+            f"{from_supernet}: spec {spec.id} is not in the supernet's space ({name}); allowed: "
+            "a spec of that space (one its search found), or train from scratch"
+        )
+    _load_weights(model, supernet.extract(spec).state_dict(), Path(from_supernet))
+    return model
+
+
+def _load_weights(model: nn.Module, weights: Mapping[str, Any], path: Path) -> None:
+    try:
+        model.load_state_dict(dict(weights))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise TrainError(f"{path}: the weights do not fit the spec's model ({first})") from None
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay: list[nn.Parameter] = []
+    rest: list[nn.Parameter] = []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else rest).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+class _Trainer:
+    """One run's model, optimizer, scaler and EMA, and the epochs that train them."""
+
+    def __init__(
+        self,
+        spec: ArchSpec,
+        recipe: TrainRecipe,
+        splits: Splits,
+        device: torch.device,
+        ranks: distributed.Ranks,
+        model: nn.Module | None,
+    ) -> None:
+        self.spec, self.recipe, self.splits = spec, recipe, splits
+        self.device, self.ranks = device, ranks
+        if model is None:  # resuming: last.pt replaces the weights, skip the supernet
+            model = build_model(spec, seed=recipe.seed, drop_path_rate=recipe.drop_path_rate)
+        self.model = model.to(device)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, recipe.weight_decay), lr=recipe.lr
+        )
+        self.scaler = grad_scaler(device, recipe.amp)
+        self.ema: AveragedModel | None = None
+        if recipe.ema_decay:
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True
+            )
+        n = len(splits.y_train)
+        self.batch = min(recipe.batch_size, n)
+        if self.batch < ranks.world:
+            raise TrainError(
+                f"batch_size: a batch of {self.batch} rows cannot give each of {ranks.world} "
+                f"ranks a row; use at least {ranks.world}"
+            )
+        self.steps_per_epoch = n // self.batch  # whole batches: batch norm needs > 1 row
+        self.total_steps = recipe.epochs * self.steps_per_epoch
+        self.warmup_steps = round(recipe.warmup_epochs * self.steps_per_epoch)
+        self.state = _Progress()
+        self.history: list[dict[str, Any]] = []
+
+    # -- checkpoint ----------------------------------------------------------------------------
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        set_rng_state(state["rng"])
+        self.state = _Progress(**state["progress"])
+        self.history = [dict(row) for row in state["history"]]
+
+    def save_last(self, layout: Layout) -> None:
+        state: dict[str, Any] = {
+            "format": FORMAT,
+            "spec_id": self.spec.id,
+            "recipe": recipe_to_dict(self.recipe),
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(),
+            "progress": self.state.as_dict(),
+            "history": self.history,
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        save_tensors(layout.last, state)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The module that is evaluated and saved as best: the EMA's when on."""
+        return self.model if self.ema is None else self.ema.module
+
+    # -- epochs --------------------------------------------------------------------------------
+    def run(self, layout: Layout, *, quiet: bool) -> _Progress:
+        r, s = self.recipe, self.state
+        log = MetricsLog(layout)
+        if self.ranks.rank == 0:
+            log.reset(self.history)
+        bar = EpochProgress(
+            f"train {self.spec.id[:8]}",
+            r.epochs,
+            self.steps_per_epoch,
+            start_epoch=s.epoch,
+            quiet=quiet,
+        )
+        if s.epoch:
+            bar.note(f"resuming {layout.root} after epoch {s.epoch}")
+        try:
+            while s.epoch < r.epochs and not s.stopped_early:
+                tick = time.perf_counter()
+                train_loss, lr = self._train_epoch(s.epoch, bar)
+                s.epoch += 1
+                row: dict[str, Any] = {
+                    "epoch": s.epoch,
+                    "lr": lr,
+                    "train_loss": train_loss,
+                    "val_top1": None,
+                    "val_loss": None,
+                }
+                if s.epoch % r.eval_every == 0 or s.epoch == r.epochs:
+                    metrics = self.evaluate(self.splits.x_val, self.splits.y_val)
+                    row.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
+                    self._track(metrics["top1"], layout)
+                row["seconds"] = time.perf_counter() - tick
+                s.seconds += row["seconds"]
+                self.history.append(row)
+                if self.ranks.rank == 0:
+                    self.save_last(layout)
+                    log.append(row)
+                bar.epoch(s.epoch, row)
+        finally:
+            bar.close()
+        return s
+
+    def _track(self, top1: float, layout: Layout) -> None:
+        """Best checkpoint (strictly better validation top-1) and early stopping."""
+        r, s = self.recipe, self.state
+        if s.best_val_top1 is None or top1 > s.best_val_top1:
+            s.best_val_top1, s.best_epoch = top1, s.epoch
+            if self.ranks.rank == 0:
+                save_tensors(layout.best, self.evaluated.state_dict())
+        if s.patience_top1 is None or top1 > s.patience_top1 + r.min_delta:
+            s.patience_top1, s.patience_epoch = top1, s.epoch
+        elif r.patience and s.epoch - s.patience_epoch >= r.patience:
+            s.stopped_early = True
+
+    def _train_epoch(self, epoch: int, bar: EpochProgress) -> tuple[float, float]:
+        """One epoch; returns its mean training loss (over the global batches) and last lr."""
+        r, s = self.recipe, self.state
+        seed = [r.seed, epoch]
+        # data order and mixing from (seed, epoch) alone: a resumed epoch draws the same
+        order = torch.randperm(
+            len(self.splits.y_train), generator=torch.Generator().manual_seed(_mix(r.seed, epoch))
+        )
+        mixer = BatchMixer(r, self.splits.num_classes, np.random.default_rng(seed))
+        self.model.train()
+        total, lr = 0.0, r.lr
+        for x, y in self._batches(order):
+            lr = self._lr(s.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, targets = mixer(x, y)
+            with autocast(self.device, r.amp):
+                logits = self.model(x)
+            if targets is None:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+            else:
+                loss = soft_cross_entropy(logits, targets)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainError(
+                    f"training loss became {value} at epoch {epoch + 1}, step {s.step}; "
+                    "lower lr, or turn amp off"
+                )
+            share = len(y) / self.batch  # this rank's rows of the global batch
+            self._update(loss * share if self.ranks.many else loss)
+            total += value * share
+            s.step += 1
+            bar.step(value)
+        if self.ranks.many:
+            total = distributed.sum_over_ranks([total], self.device)[0]
+        return total / max(1, self.steps_per_epoch), lr
+
+    def _update(self, loss: torch.Tensor) -> None:
+        r = self.recipe
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.ranks.many:  # the gradient of the global batch, the same on every rank
+            distributed.all_reduce_grads(list(self.model.parameters()))
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
+        if r.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed float16
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's rows of each global batch of the epoch, in ``order``."""
+        lo = self.ranks.rank * self.batch // self.ranks.world
+        hi = (self.ranks.rank + 1) * self.batch // self.ranks.world
+        rows = [
+            order[i * self.batch : (i + 1) * self.batch][lo:hi].tolist()
+            for i in range(self.steps_per_epoch)
+        ]
+        x, y = self.splits.x_train, self.splits.y_train
+        if self.recipe.num_workers == 0:
+            for index in rows:
+                yield x[index], y[index]
+            return
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loader = DataLoader(
+            TensorDataset(x, y),
+            batch_sampler=rows,
+            num_workers=self.recipe.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),  # the workers' seeds: not from the global RNG
+        )
+        yield from loader
+
+    def _lr(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at the last step."""
+        r = self.recipe
+        if step < self.warmup_steps:
+            return r.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return r.min_lr + (r.lr - r.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, module: nn.Module | None = None
+    ) -> dict[str, float]:
+        """Top-1 (percent) and plain cross-entropy on ``x, y``, shared among the ranks."""
+        module = self.evaluated if module is None else module
+        if self.ranks.many:
+            _broadcast_buffers(module)  # rank 0's batch-norm statistics on every rank
+        module.eval()
+        n, world, rank = len(y), self.ranks.world, self.ranks.rank
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        loss, correct = 0.0, 0
+        size = self.recipe.eval_batch_size
+        for begin in range(lo, hi, size):
+            end = min(begin + size, hi)
+            with autocast(self.device, self.recipe.amp):
+                logits = module(x[begin:end].to(self.device))
+            target = y[begin:end].to(self.device)
+            loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
+            correct += int((logits.argmax(dim=1) == target).sum())
+        if self.ranks.many:
+            loss, correct_sum = distributed.sum_over_ranks([loss, correct], self.device)
+            correct = round(correct_sum)
+        count = max(1, n)
+        return {"top1": 100.0 * correct / count, "loss": loss / count}
+
+    def test(self, layout: Layout) -> dict[str, float | None]:
+        """The best weights on the test split (None values without a test split)."""
+        if self.splits.x_test is None or self.splits.y_test is None:
+            return {"top1": None, "loss": None}
+        if self.ranks.many:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 has written best.pt
+        model = build_model(self.spec).to(self.device)
+        _load_weights(model, load_tensors(layout.best, "weights file"), layout.best)
+        return dict(self.evaluate(self.splits.x_test, self.splits.y_test, model))
+
+
+def _broadcast_buffers(module: nn.Module) -> None:
+    import torch.distributed as dist
+
+    for buffer in module.buffers():
+        dist.broadcast(buffer, 0)
+
+
+def _mix(seed: int, epoch: int) -> int:
+    """One 63-bit seed from two numbers (numpy's SeedSequence), for a torch generator."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+__all__ = ["TrainResult", "load_trained", "train_spec"]
