@@ -16,4 +16,5 @@ COMMANDS = (
     "mixnas.commands.scale",
     "mixnas.commands.plugins",
     "mixnas.commands.recipe",
+    "mixnas.commands.train",
 )
