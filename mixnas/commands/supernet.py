@@ -1,4 +1,5 @@
-"""``mixnas supernet train CONFIG``: train a weight-sharing supernet into a run folder.
+"""``mixnas supernet train CONFIG``: train a weight-sharing supernet into a run folder;
+``mixnas supernet differentiable CONFIG``: differentiable latency-aware search over its space.
 
 The config (YAML or JSON; every field but ``space`` has a default)::
 
@@ -23,6 +24,18 @@ with torchrun (`torch.distributed.run`; running this command under ``torchrun`` 
 same), ``--ray-address ADDR --nproc N`` runs them as Ray Train workers on a Ray cluster. Every
 rank trains on its rows of the global ``batch_size``; rank 0 writes the run folder, and a run
 resumes on any number of ranks. The config is checked here before any process starts.
+
+``supernet differentiable`` reads the same config plus a ``differentiable:`` block
+(`evaluators.supernet.differentiable.DifferentiableConfig`; docs/supernet.md, "Differentiable
+search")::
+
+    differentiable: {steps: 300, arch_lr: 0.01, arch_every: 1, arch_start: 0.25,
+                     tau_max: 5.0, tau_min: 0.2, hard: true,
+                     penalty: {metric: latency_ms@host, weight: 1.0, table: host}}
+
+and writes ``differentiable.pt`` (the checkpoint; the same command resumes) and ``arch.json``
+(the chosen spec, the probabilities per decision, the expected cost and, for latency, the chosen
+spec's measured latency) into the run folder.
 """
 
 from __future__ import annotations
@@ -37,20 +50,23 @@ from typing import Any
 from mixnas.config import ConfigError
 
 FIELDS = ("name", "space", "data", "data_options", "data_seed", "strict", "runs_dir", "supernet")
+DIFFERENTIABLE_FIELDS = (*FIELDS, "differentiable")
 CHECKPOINT, SUMMARY = "supernet.pt", "supernet.json"
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """The config as a checked mapping (see the module docstring)."""
+def read_config(path: Path, allowed: tuple[str, ...] = FIELDS) -> dict[str, Any]:
+    """The config as a checked mapping (see the module docstring); ``allowed`` are its fields."""
     from search_space.declare.loader import read_declaration
 
     data = read_declaration(path)
     source = str(path)
     if not isinstance(data, Mapping):
         raise ConfigError("<root>", "must be a mapping", source=source)
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ConfigError(unknown[0], f"unknown field; allowed: {', '.join(FIELDS)}", source=source)
+        raise ConfigError(
+            unknown[0], f"unknown field; allowed: {', '.join(allowed)}", source=source
+        )
     if "space" not in data:
         raise ConfigError("space", "is required", source=source)
     config = {
@@ -63,6 +79,8 @@ def read_config(path: Path) -> dict[str, Any]:
         "runs_dir": str(data.get("runs_dir", "runs")),
         "supernet": data.get("supernet") or {},
     }
+    if "differentiable" in allowed:
+        config["differentiable"] = data.get("differentiable") or {}
     for key, kind in (("data_options", Mapping), ("supernet", Mapping), ("strict", bool)):
         if not isinstance(config[key], kind):
             raise ConfigError(key, f"must be a {kind.__name__}", source=source, value=config[key])
@@ -261,6 +279,85 @@ def train_config(
     return summary
 
 
+def cmd_supernet_differentiable(args: argparse.Namespace) -> int:
+    """Checks the config (one line, exit 2 on bad input), then runs or resumes the search."""
+    from evaluators.devices import DeviceError, resolve_device
+    from evaluators.supernet.differentiable import (
+        DifferentiableConfig,
+        DifferentiableError,
+        search,
+    )
+    from evaluators.supernet.train import SupernetError
+    from mixnas.job import _declaration, _space
+    from mixnas.progress import Ticker
+
+    path = Path(args.config)
+    source = str(path)
+    config = read_config(path, DIFFERENTIABLE_FIELDS)
+    try:
+        cfg = DifferentiableConfig.from_dict(config["differentiable"], supernet=config["supernet"])
+    except DifferentiableError as err:
+        raise ConfigError(err.field, err.message, source=source, value=err.value) from None
+    except SupernetError as err:  # the supernet block's message names its field
+        raise ConfigError("supernet", str(err), source=source) from None
+    try:
+        resolve_device(cfg.supernet.device)
+    except DeviceError as err:
+        raise ConfigError("supernet.device", str(err), source=source) from None
+    table = cfg.penalty.table
+    if cfg.penalty.metric.startswith("latency") and table != "host" and not Path(table).is_dir():
+        raise ConfigError(
+            "differentiable.penalty.table",
+            "must be 'host' or an existing directory of latency tables",
+            source=source,
+            value=table,
+        )
+    declaration = _declaration(config["space"], source)
+    space = _space(declaration, source)
+    _check_data(config, space, source)
+    run_dir = Path(args.runs_dir or config["runs_dir"]) / config["name"]
+    data = {
+        "name": config["data"] or "synthetic",
+        **config["data_options"],
+        "seed": config["data_seed"],
+    }
+    bar = Ticker(cfg.steps, f"differentiable {config['name']}", "step", quiet=args.quiet)
+    bar.note(f"differentiable {config['name']}: pricing the space's ops ({cfg.penalty.metric})")
+
+    def progress(step: int, total: int, numbers: Any) -> None:
+        shown = {"loss": f"{numbers['weight_loss']:.3f}"}
+        if "expected_cost" in numbers:
+            shown["cost"] = f"{numbers['expected_cost']:.4g}"
+        bar.set(step, **shown)
+
+    try:
+        result = search(
+            space,
+            data,
+            cfg,
+            run_dir,
+            extra={
+                "space": declaration,
+                "data": {
+                    "name": config["data"],
+                    "options": dict(config["data_options"]),
+                    "seed": config["data_seed"],
+                },
+            },
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    measured = result.measured["latency_ms"] if result.measured else None
+    tail = f", measured {measured:.3f} ms" if measured is not None else ""
+    print(
+        f"arch: {run_dir / 'arch.json'} (spec {result.spec.id[:12]}, {result.metric} "
+        f"{result.spec_cost:.4g}, expected {result.expected_cost:.4g}{tail}, "
+        f"top1 {result.top1:.1f}%)"
+    )
+    return 0
+
+
 def add_to(sub: Any) -> None:
     parser = sub.add_parser("supernet", help="weight-sharing supernets").add_subparsers(
         dest="supernet_command", required=True
@@ -281,3 +378,11 @@ def add_to(sub: Any) -> None:
         help="train on this Ray cluster with Ray Train ('local': a Ray started here)",
     )
     train.set_defaults(func=cmd_supernet_train)
+    diff = parser.add_parser(
+        "differentiable",
+        help="differentiable (Gumbel-softmax) cost-aware search over the space (resumable)",
+    )
+    diff.add_argument("config", help="supernet config with a differentiable: block")
+    diff.add_argument("--runs-dir", default=None, help="overrides the config's runs_dir")
+    diff.add_argument("--quiet", action="store_true", help="no progress bar")
+    diff.set_defaults(func=cmd_supernet_differentiable)
