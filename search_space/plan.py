@@ -23,6 +23,8 @@ from search_space.ops import (
     OpDef,
 )
 from search_space.ops.base import LAYOUT_TOKENS
+from search_space.ops.causal import check_causal_plan
+from search_space.ops.heads import check_tied_head
 from search_space.ops.stems import prefix_tokens
 from search_space.registry import Registry
 from search_space.spec import (
@@ -179,6 +181,8 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
         outputs.append((dim, grid))
     head_ctx = OpContext(dim=dim, grid=grid, prefix=prefix, num_classes=inp.num_classes)
     ops.append(_planned(HEADS, spec.head, "head", "head", head_ctx, bq))
+    check_causal_plan(ops)  # a causal (LM) head: every op before it must be causal
+    check_tied_head(ops)
     return ops
 
 

@@ -29,6 +29,8 @@ from search_space.ops import DOWNSAMPLERS, HEADS, NORMS, STEMS
 IMAGE = InputSpec("image", 7, channels=3, resolution=(15, 16))
 FEATURES = InputSpec("tokens", 7, seq_len=20, feature_dim=12)
 IDS = InputSpec("tokens", 7, seq_len=20, vocab_size=50)
+# a language model's input: one output per vocabulary entry (causal heads)
+LM_IDS = InputSpec("tokens", 50, seq_len=20, vocab_size=50)
 STEM_VARIANTS: tuple[dict[str, Any], ...] = (
     {},
     {"cls_token": True, "pos_embed": "learned"},
@@ -135,6 +137,12 @@ def head_cases(names: Iterable[str] | None = None) -> list[Any]:
 
 
 def check_head(name: str, params: dict[str, Any]) -> None:
+    """A classifier on an odd image with a class token; a causal (LM) head on token ids with a
+    class token, which it drops (the minimal network is causal: identity mixer, layer norm)."""
+    if HEADS.get(name).needs_causal:
+        stem = Op.of("token_embed", {"cls_token": True, "pos_embed": "learned"})
+        check_spec(minimal_spec(LM_IDS, stem, head=Op.of(name, params)))
+        return
     stem = Op.of("patch_embed", {"patch_size": 4, "cls_token": True})
     check_spec(minimal_spec(IMAGE, stem, head=Op.of(name, params)))
 

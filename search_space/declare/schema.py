@@ -26,6 +26,7 @@ from search_space.ops import (
     TOKEN_MIXERS,
     OpContext,
 )
+from search_space.ops.causal import check_causal_space
 from search_space.ops.stems import prefix_tokens
 from search_space.spec import (
     ALLOWED_BITS,
@@ -325,6 +326,7 @@ def parse_space(data: Any) -> SpaceDecl:
         constraints=_constraints(d.get("constraints"), "constraints"),
     )
     check_rules(decl)
+    check_causal_space(decl)  # a causal (LM) head: every op choice must be causal
     return decl
 
 

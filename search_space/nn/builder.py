@@ -74,6 +74,9 @@ class MixNet(nn.Module):
             else:
                 self.stages.append(StructuredStage(stage, extras, blocks))
         self.head = instantiate(items[-1])
+        tie = getattr(self.head, "tie_to", None)
+        if callable(tie):  # a head that shares the stem's embedding table (LMHead with tie)
+            tie(self.stem)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -17,3 +19,9 @@ def conv_nd(rank: int, *args: Any, **kwargs: Any) -> nn.Module:
 
 def avg_pool_nd(rank: int, *args: Any, **kwargs: Any) -> nn.Module:
     return _AVG_POOL[rank](*args, **kwargs)
+
+
+def left_pad(x: torch.Tensor, cells: int) -> torch.Tensor:
+    """``x`` (channels first, sequence last) with ``cells`` zeros before the first position: a
+    convolution of kernel ``cells + 1`` and no padding then sees only the past (causal)."""
+    return F.pad(x, (cells, 0)) if cells else x

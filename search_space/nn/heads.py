@@ -1,4 +1,5 @@
-"""Head modules: ``(B, P + N, C)`` tokens to ``(B, num_classes)`` logits."""
+"""Head modules: ``(B, P + N, C)`` tokens to ``(B, num_classes)`` logits, or to next-token logits
+``(B, N, vocab)`` (`LMHead`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from search_space.nn.norms import make_norm
 
 
 class Classifier(nn.Module):
+    """Pooled classifier: norm (before or after pooling), optional pre-logits layer, linear;
+    optionally a distillation classifier and token labelling (see `search_space.ops.heads`)."""
+
     def __init__(
         self,
         dim: int,
@@ -50,3 +54,39 @@ class Classifier(nn.Module):
         if self.aux is not None:
             logits = logits + 0.5 * self.aux(tokens).amax(dim=1)
         return logits
+
+
+class LMHead(nn.Module):
+    """Causal LM head: drops the prefix tokens, norms each position and maps it to next-token
+    logits, ``(B, P + N, C) -> (B, N, vocab)``.
+
+    With ``tie`` the output weight is the token embedding's table (GPT-2): the builder calls
+    `tie_to` with the stem once both exist, and the table's parameters count once (in the stem).
+    Cost: norm over N C elements, N C vocab MACs; params of the norm, C vocab unless tied, vocab
+    with ``bias``.
+    """
+
+    def __init__(
+        self, dim: int, num_classes: int, *, prefix: int, norm: str, tie: bool, bias: bool
+    ) -> None:
+        super().__init__()
+        self.num_prefix, self.tie = prefix, tie
+        self.norm = make_norm(norm, dim)
+        self.fc = nn.Linear(dim, num_classes, bias=bias)
+        if tie:  # replaced by the embedding's table in tie_to; no weight of its own meanwhile
+            del self.fc.weight
+
+    def tie_to(self, stem: nn.Module) -> None:
+        """Uses ``stem.embed.weight`` (a ``TokenEmbed``'s ``(vocab, C)`` table) as the weight."""
+        if not self.tie:
+            return
+        embed = getattr(stem, "embed", None)
+        if not isinstance(embed, nn.Embedding) or embed.weight.shape != (
+            self.fc.out_features,
+            self.fc.in_features,
+        ):
+            raise ValueError("tie: the stem has no token embedding of the head's shape")
+        self.fc.weight = embed.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x[:, self.num_prefix :]))

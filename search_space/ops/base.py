@@ -122,6 +122,10 @@ class ParamDef:
         choices: the only allowed values, if the parameter is an enumeration.
         minimum: lower bound for numbers (and for every element of a list).
         doc: one line for `mixnas space describe`.
+        implicit: left out of the completed parameters while it has its default (`OpDef.complete`),
+            so that a parameter added to an existing op (``causal``) leaves the specs, ids and
+            latency signatures written before it unchanged; the module's keyword has the same
+            default.
     """
 
     name: str
@@ -130,6 +134,7 @@ class ParamDef:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     doc: str = ""
+    implicit: bool = False
 
     def check(self, value: Any) -> str | None:
         """Returns why ``value`` is not allowed, or None."""
@@ -210,6 +215,33 @@ def _same_prefix(ctx: OpContext, params: Mapping[str, Any]) -> int:
 
 
 @dataclass(frozen=True)
+class Causal:
+    """How an op can be causal: its output at sequence position t depends on positions <= t only.
+
+    A causal head (`OpDef.needs_causal`, the LM head) accepts only ops that are causal with the
+    parameters a spec gives them (`search_space.ops.causal`).
+
+    Attributes:
+        when: the parameter values that make the op causal, as (name, value) pairs
+            (``(("causal", True),)``, ``(("bidirectional", False),)``); empty when it is causal
+            with any parameters (a per-token op).
+        how: one line for the docs: what the causal form computes.
+    """
+
+    when: tuple[tuple[str, Any], ...] = ()
+    how: str = ""
+
+    def holds(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> bool:
+        """Whether the op with (completed) ``params`` is causal; a parameter left out (an
+        implicit one at its default) has its default value."""
+        return all(params.get(k, defaults.get(k)) == v for k, v in self.when)
+
+
+# the causality of an op that mixes nothing across positions (per-token ops)
+PER_TOKEN = Causal(how="per token: mixes nothing across positions")
+
+
+@dataclass(frozen=True)
 class OpDef:
     """The definition of one registered operation.
 
@@ -237,6 +269,10 @@ class OpDef:
         call: how the module's constructor is called, ``(ctx, params) -> (args, kwargs)``;
             None (the default) is the convention of the op's kind (`KIND_CALLS`, else
             `mixer_call`).
+        causal: how the op can be causal (`Causal`), or None when it cannot: an op that
+            declares nothing is refused before a causal head.
+        needs_causal: a head that reads position t as a prediction of token t + 1 (the LM
+            head): every op before it must be causal (`search_space.ops.causal`).
     """
 
     name: str
@@ -255,6 +291,8 @@ class OpDef:
     examples: tuple[dict[str, Any], ...] = ()
     sharing: SharingRule | None = None
     call: CallFn | None = None
+    causal: Causal | None = None
+    needs_causal: bool = False
     _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -272,6 +310,10 @@ class OpDef:
                 "the class"
             )
         self._param_index.update({p.name: p for p in self.params})
+
+    def is_causal(self, params: Mapping[str, Any]) -> bool:
+        """Whether the op with ``params`` is causal (see `Causal`)."""
+        return self.causal is not None and self.causal.holds(params, self.defaults())
 
     def param(self, name: str) -> ParamDef | None:
         return self._param_index.get(name)
@@ -294,6 +336,9 @@ class OpDef:
             problem = p.check(full[p.name])
             if problem:
                 raise SpaceError(f"{path}.{p.name}", problem, value=full[p.name])
+        for p in self.params:
+            if p.implicit and full[p.name] == p.default:
+                del full[p.name]
         return full
 
     def check_rules(self, ctx: OpContext, params: Mapping[str, Any], path: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from search_space.ops.base import (
     LAYOUT_GRID_LAST,
     LAYOUT_TOKENS,
+    PER_TOKEN,
     Cost,
     OpContext,
     OpDef,
@@ -60,6 +61,7 @@ register(
         sharing=Sharing(elastic=("ratio",)),
         kind="channel_mixer",
         module=f"{_MODULE}:Mlp",
+        causal=PER_TOKEN,
         layout=LAYOUT_TOKENS,
         complexity="O(N d^2)",
         params=(
@@ -93,6 +95,7 @@ register(
         sharing=Sharing(elastic=("ratio",), chunks={"fc1.": (0, 2)}),
         kind="channel_mixer",
         module=f"{_MODULE}:GluMlp",
+        causal=PER_TOKEN,
         layout=LAYOUT_TOKENS,
         complexity="O(N d^2)",
         params=(
@@ -152,6 +155,7 @@ register(
         sharing=Sharing(),
         kind="channel_mixer",
         module=f"{_MODULE}:NoChannelMixer",
+        causal=PER_TOKEN,
         params=(),
         cost=lambda ctx, params: Cost(),
         doc="no channel mixer: the block has one residual branch",

@@ -10,7 +10,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, conv_cost, conv_out, linear_cost
+from search_space.ops.base import (
+    PER_TOKEN,
+    Cost,
+    OpContext,
+    OpDef,
+    ParamDef,
+    conv_cost,
+    conv_out,
+    linear_cost,
+)
 from search_space.ops.base import norm_cost as _norm
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import register
@@ -45,6 +54,7 @@ register(
         sharing=Sharing(),
         kind="downsample",
         module=f"{_MODULE}:NoDownsample",
+        causal=PER_TOKEN,
         params=(),
         cost=lambda ctx, params: Cost(),
         rules=(_same_width,),

@@ -1,10 +1,11 @@
-"""Heads: from the last stage's tokens to class logits."""
+"""Heads: from the last stage's tokens to class logits, or to next-token logits per position."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from search_space.errors import SpaceError
 from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, linear_cost, norm_cost
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
@@ -83,5 +84,71 @@ register(
         cost=_cost,
         rules=(_cls_needs_prefix,),
         doc="pool, norm, optional pre-logits layer, linear classifier",
+    )
+)
+
+
+# -- causal language-model head --------------------------------------------------------------------
+
+
+def _lm_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
+    # the prefix (class) tokens are dropped first: norm and logits for the n grid positions only
+    n, d, vocab = ctx.n, ctx.dim, ctx.num_classes
+    logits = linear_cost(n, d, vocab, bias=params["bias"])
+    if params["tie"]:  # the weight is the token embedding's, counted there
+        logits = Cost(
+            params=logits.params - d * vocab, macs=logits.macs, activations=logits.activations
+        )
+    return norm_cost(params["norm"], n * d, d) + logits
+
+
+def check_tied_head(ops: Sequence[Any]) -> None:
+    """A head with ``tie: true`` reuses the token embedding's table as its weight: the stem must
+    be ``token_embed`` with the head's width and a vocabulary of the head's outputs.
+
+    ``ops`` are the `search_space.plan.PlannedOp` items of a spec, the stem first, the head last.
+    """
+    stem, head = ops[0], ops[-1]
+    if head.op is None or not head.params.get("tie"):
+        return
+    if stem.op is None or stem.op.name != "token_embed":
+        name = stem.op.name if stem.op is not None else None
+        raise SpaceError(
+            "head.params.tie",
+            "ties the logits to the token embedding; allowed: the 'token_embed' stem "
+            f"(got {name!r})",
+            value=True,
+        )
+    if (stem.ctx.out_dim, stem.ctx.dim) != (head.ctx.dim, head.ctx.num_classes):
+        raise SpaceError(
+            "head.params.tie",
+            f"the embedding is {stem.ctx.dim} ids x {stem.ctx.out_dim} channels but the head "
+            f"maps {head.ctx.dim} channels to {head.ctx.num_classes} outputs; allowed: the last "
+            "stage's width equal to the first's and input.num_classes equal to the vocab_size",
+            value=True,
+        )
+
+
+register(
+    OpDef(
+        name="lm_head",
+        sharing=Sharing(),
+        kind="head",
+        module="search_space.nn.heads:LMHead",
+        params=(
+            ParamDef("norm", str, "layernorm", choices=NORM_NAMES, doc="final norm per token"),
+            ParamDef(
+                "tie",
+                bool,
+                False,
+                doc="reuse the token embedding's table as the output weight (GPT-2)",
+            ),
+            ParamDef("bias", bool, False, doc="a bias on the logits"),
+        ),
+        cost=_lm_cost,
+        spatial_dims=(1,),
+        examples=({"tie": True}, {"bias": True, "norm": "rmsnorm"}, {"tie": True, "bias": True}),
+        needs_causal=True,
+        doc="causal LM head: norm, then next-token logits (B, L, vocab) at every position",
     )
 )

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from search_space.ops.base import LAYOUT_TOKENS, Cost, OpContext, OpDef, ParamDef, linear_cost
+from search_space.ops.base import (
+    LAYOUT_TOKENS,
+    PER_TOKEN,
+    Cost,
+    OpContext,
+    OpDef,
+    ParamDef,
+    linear_cost,
+)
 from search_space.ops.channel_mixers import hidden_width
 from search_space.ops.registries import register
 from search_space.ops.sharing import WIDTH, Sharing
@@ -55,6 +63,7 @@ register(
         ),
         kind="channel_mixer",
         module="search_space.nn.kan:GroupRationalKan",
+        causal=PER_TOKEN,
         layout=LAYOUT_TOKENS,
         complexity="O(N d^2 + N d (m + n))",
         family="M22",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from search_space.ops.base import Cost, OpContext, OpDef, norm_cost
+from search_space.ops.base import PER_TOKEN, Cost, OpContext, OpDef, norm_cost
 from search_space.ops.registries import register
 from search_space.ops.sharing import Sharing
 
@@ -36,6 +36,9 @@ for _name, _cls, _doc in (
             params=(),
             module=f"{_MODULE}:{_cls}",
             cost=_cost_of(_name),
+            # batch norm (batch statistics while training) and one-group norm (statistics over
+            # all tokens) let later positions into earlier ones
+            causal=PER_TOKEN if _name in ("layernorm", "rmsnorm", "none") else None,
             doc=_doc,
         )
     )

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from search_space.ops.base import Cost, OpContext, OpDef, ParamDef, conv_cost, conv_out, norm_cost
+from search_space.ops.base import (
+    PER_TOKEN,
+    Cost,
+    OpContext,
+    OpDef,
+    ParamDef,
+    conv_cost,
+    conv_out,
+    norm_cost,
+)
 from search_space.ops.norms import NORM_NAMES
 from search_space.ops.registries import ACTIVATIONS, register
 from search_space.ops.sharing import Sharing
@@ -157,6 +166,7 @@ register(
         sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:TokenEmbed",
+        causal=PER_TOKEN,
         params=COMMON,
         cost=_token_embed_cost,
         spatial_dims=(1,),
@@ -180,6 +190,7 @@ register(
         sharing=Sharing(),
         kind="stem",
         module=f"{_MODULE}:FeatureEmbed",
+        causal=PER_TOKEN,
         params=COMMON,
         cost=_feature_embed_cost,
         spatial_dims=(1,),

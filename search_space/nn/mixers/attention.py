@@ -27,21 +27,37 @@ class Attention(nn.Module):
 
     Layout: tokens ``(B, T, C)``, class tokens included. Complexity O(T^2 d + T d^2).
     Cost: params 4d^2 + d (+3d with qkv bias); MACs 4 T d^2 (projections) + 2 T^2 d (QK^T, AV).
+    With ``causal`` (GPT), token t attends to tokens <= t through a boolean mask; the dense
+    kernel still computes every score, so the cost is unchanged.
     """
 
     QUANT_SCORES = True  # attend(): the policy may quantize the score path
 
-    def __init__(self, dim: int, *, grid: tuple[int, ...], head_dim: int, qkv_bias: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        grid: tuple[int, ...],
+        head_dim: int,
+        qkv_bias: bool,
+        causal: bool = False,
+    ) -> None:
         super().__init__()
-        self.heads, self.head_dim = dim // head_dim, head_dim
+        self.heads, self.head_dim, self.causal = dim // head_dim, head_dim, causal
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = attend(self, qkv[0], qkv[1], qkv[2])
+        mask = causal_mask(t, x.device) if self.causal else None
+        y = attend(self, qkv[0], qkv[1], qkv[2], mask)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+def causal_mask(tokens: int, device: torch.device) -> torch.Tensor:
+    """``(T, T)`` boolean mask, true where query t may attend to key s (s <= t)."""
+    return torch.ones(tokens, tokens, dtype=torch.bool, device=device).tril()
 
 
 class WindowAttention(nn.Module):
@@ -193,6 +209,12 @@ class LinearAttention(nn.Module):
     Layout: tokens ``(B, T, C)``, class tokens included. Complexity O(T d^2).
     Cost: params 4d^2 + d (+3d with qkv bias); MACs 4 T d^2 (projections) + 2 T d head_dim
     (K^T V and Q (K^T V)) + T d (normaliser).
+
+    With ``causal`` the prefix (recurrent) form: ``S_t = sum_{s<=t} phi(k_s)^T v_s`` and
+    ``z_t = sum_{s<=t} phi(k_s)`` as running sums, ``y_t = phi(q_t) S_t / (phi(q_t) . z_t)``.
+    The per-position outer products and contractions are matmuls of the same MACs (T head_dim^2
+    each per head), the running sums are additions (free), so the cost is unchanged; memory holds
+    T head_dim^2 states per head.
     """
 
     def __init__(
@@ -203,11 +225,12 @@ class LinearAttention(nn.Module):
         head_dim: int,
         qkv_bias: bool,
         feature_map: str,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if feature_map not in _FEATURE_MAPS:
             raise ValueError(f"unknown feature_map {feature_map!r}")
-        self.heads, self.head_dim = dim // head_dim, head_dim
+        self.heads, self.head_dim, self.causal = dim // head_dim, head_dim, causal
         self.feature_map = feature_map
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -217,8 +240,21 @@ class LinearAttention(nn.Module):
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         phi = _FEATURE_MAPS[self.feature_map]
         q, k, v = phi(qkv[0]), phi(qkv[1]), qkv[2]
+        if self.causal:
+            y = _prefix_linear_attention(q, k, v)
+            return self.proj(y.transpose(1, 2).reshape(b, t, c))
         kv = k.transpose(-2, -1) @ v  # (B, heads, head_dim, head_dim)
         # relu can zero a query's whole feature vector; eps keeps 0 / 0 finite (output 0)
         norm = q @ k.sum(dim=-2).unsqueeze(-1) + _LINEAR_EPS
         y = (q @ kv) / norm
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+def _prefix_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal linear attention on ``(B, heads, T, head_dim)`` features: position t reads the
+    running sums of ``phi(k_s)^T v_s`` and ``phi(k_s)`` over s <= t (matmuls for the products, so
+    that the counter sees T head_dim^2 MACs each, as in the global form)."""
+    states = (k.unsqueeze(-1) @ v.unsqueeze(-2)).cumsum(dim=2)  # (B, h, T, hd, hd)
+    y = (q.unsqueeze(-2) @ states).squeeze(-2)
+    norm = (q.unsqueeze(-2) @ k.cumsum(dim=2).unsqueeze(-1)).squeeze(-1) + _LINEAR_EPS
+    return y / norm

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from search_space.nn.activations import make_activation
-from search_space.nn.convs import conv_nd
+from search_space.nn.convs import conv_nd, left_pad
 from search_space.nn.large_kernel import ReparamDwConv
 from search_space.ops.channel_mixers import hidden_width
 from search_space.ops.large_kernel import reparam_branches
@@ -18,7 +18,9 @@ class DwConv(nn.Module):
 
     Layout: grid ``(B, C, *grid)``. Complexity O(N d k^r).
     Cost: params d k^r (+ d bias); MACs N d k^r. With ``reparam`` the training form of RepLKNet
-    or UniRepLKNet (`ReparamDwConv`, mergeable into the plain conv after training).
+    or UniRepLKNet (`ReparamDwConv`, mergeable into the plain conv after training). With
+    ``causal`` (1-D, no reparam) the sequence is padded by k - 1 on the left instead of k // 2 on
+    both sides: same weights, output length and MACs.
     """
 
     def __init__(
@@ -30,21 +32,22 @@ class DwConv(nn.Module):
         bias: bool,
         reparam: str = "none",
         small_kernel: int = 5,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         self.conv: nn.Module
+        self.past = kernel - 1 if causal else 0
         if reparam != "none":  # training form with parallel branches (RepLKNet, UniRepLKNet)
             branches = reparam_branches(
                 {"reparam": reparam, "kernel": kernel, "small_kernel": small_kernel}
             )
             self.conv = ReparamDwConv(len(grid), dim, kernel, branches)
         else:
-            self.conv = conv_nd(
-                len(grid), dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias
-            )
+            padding = 0 if causal else kernel // 2
+            self.conv = conv_nd(len(grid), dim, dim, kernel, padding=padding, groups=dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return self.conv(left_pad(x, self.past))
 
 
 class SepConv(nn.Module):
@@ -53,6 +56,7 @@ class SepConv(nn.Module):
     Layout: grid_last ``(B, *grid, C)`` so the pointwise layers are plain linears. h =
     int(expansion * d). Complexity O(N d h + N h k^r).
     Cost: params 2 d h + h k^r (+ 2h + d with bias, + 2 for star_relu); MACs N (2 d h + h k^r).
+    With ``causal`` (1-D) the depthwise conv pads k - 1 cells on the left only.
     """
 
     def __init__(
@@ -64,19 +68,22 @@ class SepConv(nn.Module):
         act: str,
         kernel: int,
         bias: bool,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         hidden = hidden_width(dim, expansion)
+        self.past = kernel - 1 if causal else 0
         self.pwconv1 = nn.Linear(dim, hidden, bias=bias)
         self.act = make_activation(act)
+        padding = 0 if causal else kernel // 2
         self.dwconv = conv_nd(
-            len(grid), hidden, hidden, kernel, padding=kernel // 2, groups=hidden, bias=bias
+            len(grid), hidden, hidden, kernel, padding=padding, groups=hidden, bias=bias
         )
         self.pwconv2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.pwconv1(x)).movedim(-1, 1)  # channels-first for the convolution
-        return self.pwconv2(self.dwconv(y).movedim(1, -1))
+        return self.pwconv2(self.dwconv(left_pad(y, self.past)).movedim(1, -1))
 
 
 class LargeKernelAttention(nn.Module):

@@ -22,15 +22,27 @@ class Shift(nn.Module):
     along the last axis (left, right), then groups 2 and 3 along the axis before it (up, down) on
     2-D grids; channels from 2 r g on are unchanged.
     Layout: grid ``(B, C, *grid)``. Complexity O(N d). Cost: 0 params, 0 MACs.
+
+    With ``causal`` (1-D sequences, RWKV-style token shift) no group reads the future: group 0
+    takes position t - 2 and group 1 position t - 1 (zero filled), so the mixer still moves two
+    groups, both from the past.
     """
 
-    def __init__(self, dim: int, *, grid: tuple[int, ...], n_div: int) -> None:
+    def __init__(
+        self, dim: int, *, grid: tuple[int, ...], n_div: int, causal: bool = False
+    ) -> None:
         super().__init__()
         self.group = dim // n_div
         self.rank = len(grid)
+        self.causal = causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.group
+        if self.causal:
+            axis = x.dim() - 1
+            past2 = _shift(_shift(x[:, :g], axis, 1), axis, 1)
+            past1 = _shift(x[:, g : 2 * g], axis, 1)
+            return torch.cat([past2, past1, x[:, 2 * g :]], dim=1)
         parts: list[torch.Tensor] = []
         for axis in range(x.dim() - 1, x.dim() - 1 - self.rank, -1):
             for step in (-1, 1):

@@ -19,6 +19,7 @@ from search_space.ops.base import (
     linear_cost,
     norm_cost,
 )
+from search_space.ops.causal import CAUSAL, causal_flag, causal_needs_sequence
 from search_space.ops.registries import register
 from search_space.ops.sharing import GRID, Sharing
 
@@ -52,13 +53,14 @@ register(
         family="M01",
         layout=LAYOUT_TOKENS,
         complexity="O(N^2 d + N d^2)",
-        params=(
-            HEAD_DIM,
-            QKV_BIAS,
-        ),
-        rules=(divides("head_dim"),),
+        params=(HEAD_DIM, QKV_BIAS, CAUSAL),
+        rules=(divides("head_dim"), causal_needs_sequence),
         cost=_attention_cost,
-        doc="global multi-head softmax self-attention (ViT, DeiT, CAFormer)",
+        # the masked scores are still computed (scaled_dot_product_attention's dense kernels),
+        # so the cost is that of the full attention
+        causal=causal_flag("causal mask on the scores: token t attends to tokens <= t"),
+        examples=({"causal": True},),
+        doc="global multi-head softmax self-attention (ViT, DeiT, CAFormer; GPT when causal)",
     )
 )
 
@@ -257,10 +259,19 @@ register(
                 choices=("elu", "relu"),
                 doc="positive feature map of queries and keys: elu(x) + 1 or relu(x)",
             ),
+            CAUSAL,
         ),
-        rules=(divides("head_dim"),),
+        rules=(divides("head_dim"), causal_needs_sequence),
         cost=_linear_attention_cost,
+        causal=causal_flag(
+            "prefix (recurrent) form: running sums of phi(k) v^T and phi(k), same MACs"
+        ),
         doc="kernelized linear attention (Katharopoulos et al.): phi(Q) (phi(K)^T V), normalised",
-        examples=({"feature_map": "relu"}, {"head_dim": 16, "qkv_bias": False}),
+        examples=(
+            {"feature_map": "relu"},
+            {"head_dim": 16, "qkv_bias": False},
+            {"causal": True},
+            {"causal": True, "feature_map": "relu"},
+        ),
     )
 )

@@ -17,12 +17,23 @@ from search_space.ops.base import (
     conv_cost,
     linear_cost,
 )
+from search_space.ops.causal import CAUSAL, causal_flag, causal_needs_sequence
 from search_space.ops.channel_mixers import activation_params, hidden_width, odd
 from search_space.ops.large_kernel import REPARAM_CHOICES, reparam_cost, reparam_rule
 from search_space.ops.registries import ACTIVATIONS, register
 from search_space.ops.sharing import Sharing
 
 _MODULE = "search_space.nn.mixers.conv"
+
+# a causal conv pads k - 1 cells on the left instead of k // 2 on both sides: the same output
+# length, weights and MACs
+_CAUSAL_CONV = causal_flag("left padding by k - 1: position t sees t - k + 1 .. t")
+
+
+def _causal_plain_conv(ctx: OpContext, params: Mapping[str, Any]) -> str | None:
+    if params.get("causal") and params["reparam"] != "none":
+        return "causal=true needs reparam 'none' (the parallel branches are centred)"
+    return None
 
 
 # -- dwconv ----------------------------------------------------------------------------------------
@@ -56,10 +67,13 @@ register(
                 doc="training-time branches + BNs: RepLKNet small kernel, UniRepLKNet dilated",
             ),
             ParamDef("small_kernel", int, 5, minimum=1, doc="RepLKNet's parallel kernel (small)"),
+            CAUSAL,
         ),
-        rules=(odd("kernel"), reparam_rule),
+        rules=(odd("kernel"), reparam_rule, causal_needs_sequence, _causal_plain_conv),
         cost=_dwconv_cost,
+        causal=_CAUSAL_CONV,
         examples=(
+            {"kernel": 3, "causal": True},
             {"kernel": 3},
             {"kernel": 5, "bias": False},
             {"kernel": 13, "bias": False, "reparam": "dilated"},
@@ -98,10 +112,16 @@ register(
             ParamDef("act", str, "star_relu", choices=ACTIVATIONS, doc="after the first pointwise"),
             ParamDef("kernel", int, 7, minimum=1, doc="depthwise kernel size (odd)"),
             ParamDef("bias", bool, False, doc="biases of all three layers (MetaFormer: none)"),
+            CAUSAL,
         ),
-        rules=(odd("kernel"),),
+        rules=(odd("kernel"), causal_needs_sequence),
         cost=_sepconv_cost,
-        examples=({"kernel": 3, "act": "gelu"}, {"expansion": 1.0, "bias": True}),
+        causal=_CAUSAL_CONV,
+        examples=(
+            {"kernel": 3, "act": "gelu"},
+            {"expansion": 1.0, "bias": True},
+            {"kernel": 5, "causal": True},
+        ),
         doc="pointwise expand, act, depthwise k x k, pointwise (MetaFormer ConvFormer SepConv)",
     )
 )

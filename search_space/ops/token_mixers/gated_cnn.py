@@ -20,6 +20,7 @@ from search_space.ops.base import (
     conv_cost,
     linear_cost,
 )
+from search_space.ops.causal import CAUSAL, causal_flag, causal_needs_sequence
 from search_space.ops.channel_mixers import activation_params, hidden_width, odd
 from search_space.ops.registries import ACTIVATIONS, register
 from search_space.ops.sharing import WIDTH, Sharing
@@ -69,10 +70,15 @@ register(
             ParamDef("kernel", int, 7, minimum=1, doc="depthwise kernel (odd)"),
             ParamDef("conv_ratio", float, 1.0, minimum=0.0, doc="conv channels / width"),
             ParamDef("act", str, "gelu", choices=ACTIVATIONS, doc="on the gate"),
+            CAUSAL,
         ),
-        rules=(odd("kernel"), _fits),
+        rules=(odd("kernel"), _fits, causal_needs_sequence),
         cost=_gated_cnn_cost,
-        examples=({"ratio": 2.0, "kernel": 3, "conv_ratio": 0.5, "act": "silu"},),
+        causal=causal_flag("the depthwise conv pads k - 1 cells on the left"),
+        examples=(
+            {"ratio": 2.0, "kernel": 3, "conv_ratio": 0.5, "act": "silu"},
+            {"kernel": 5, "causal": True},
+        ),
         doc="MambaOut Gated CNN: fc1 to [gate, identity, conv] parts, dwconv in the gate, fc2",
     )
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search_space.ops.base import LAYOUT_TOKENS, Cost, OpDef
+from search_space.ops.base import LAYOUT_TOKENS, PER_TOKEN, Cost, OpDef
 from search_space.ops.registries import register
 from search_space.ops.sharing import Sharing
 
@@ -17,6 +17,7 @@ register(
         complexity="O(1)",
         params=(),
         cost=lambda ctx, params: Cost(),
+        causal=PER_TOKEN,
         doc="no token branch: the block is x + channel_mixer(norm(x)) only (LITv2 early stages)",
     )
 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from search_space.ops.base import LAYOUT_GRID, Cost, OpContext, OpDef, ParamDef
+from search_space.ops.causal import CAUSAL, causal_flag, causal_needs_sequence
 from search_space.ops.registries import register
 from search_space.ops.sharing import Sharing
 
@@ -37,10 +38,14 @@ register(
                 minimum=2,
                 doc="each direction shifts width // n_div channels by one cell",
             ),
+            CAUSAL,
         ),
-        rules=(_shift_groups,),
+        rules=(_shift_groups, causal_needs_sequence),
         cost=lambda ctx, params: Cost(activations=ctx.n * ctx.dim),
-        examples=({"n_div": 4},),
+        causal=causal_flag(
+            "token shift from the past only: the two groups read positions t - 1 and t - 2"
+        ),
+        examples=({"n_div": 4}, {"n_div": 4, "causal": True}),
         doc="shift 1/n_div of the channels one cell in each direction, zero fill (ShiftViT)",
     )
 )

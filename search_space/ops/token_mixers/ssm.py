@@ -8,6 +8,7 @@ from typing import Any
 
 from search_space.ops.base import (
     LAYOUT_SEQUENCE,
+    Causal,
     Cost,
     OpContext,
     OpDef,
@@ -68,6 +69,10 @@ register(
             ),
         ),
         cost=_ssm_cost,
+        causal=Causal(
+            when=(("bidirectional", False),),
+            how="forward scan with a left-padded conv1d: causal unless bidirectional",
+        ),
         examples=(
             {"state": 8, "expand": 1},
             {"bidirectional": True, "dt_rank": 4, "conv_kernel": 3},
