@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,25 +166,70 @@ def exported_record(run: RunData, record: TrialRecord) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Written:
+    """One model file written and checked: its path, format (``torchscript`` or ``onnx``), the
+    largest absolute difference from PyTorch's output over the checked batches, those batch
+    sizes, and whether its batch axis is dynamic."""
+
+    path: Path
+    fmt: str
+    max_abs_diff: float
+    batches: tuple[int, ...]
+    dynamic_batch: bool
+
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        path = self.path.relative_to(relative_to) if relative_to is not None else self.path
+        return {
+            "path": str(path),
+            "bytes": self.path.stat().st_size,
+            "max_abs_diff": self.max_abs_diff,
+            "checked_batches": list(self.batches),
+            "dynamic_batch": self.dynamic_batch,
+        }
+
+
 def write_models(
     record: TrialRecord, stem: Path, *, torchscript: bool, onnx: bool, seed: int = 0
 ) -> list[Path]:
-    """Builds the record's model and writes the requested formats, each checked against
-    PyTorch on a seeded input (raises `ExportError` when an output differs)."""
-    import torch
-
-    from search_space import ArchSpec, build_model, example_input
+    """Builds the record's model (freshly initialised with ``seed``) and writes the requested
+    formats, each checked against PyTorch on a seeded input (raises `ExportError` when an
+    output differs). A trained model goes through `write_model_files` instead."""
+    from search_space import ArchSpec, build_model
 
     spec = ArchSpec.from_dict(dict(record.spec))
-    model = build_model(spec, seed=seed).eval()
-    x = example_input(spec, batch_size=2, seed=seed)
+    model = build_model(spec, seed=seed)
+    written = write_model_files(model, spec, stem, torchscript=torchscript, onnx=onnx, seed=seed)
+    return [w.path for w in written]
+
+
+def write_model_files(
+    model: Any,
+    spec: Any,
+    stem: Path,
+    *,
+    torchscript: bool,
+    onnx: bool,
+    seed: int = 0,
+    batch_size: int = 2,
+) -> list[Written]:
+    """Writes ``model`` as it is (its own weights: trained ones when it was trained) to
+    ``stem.pt`` and/or ``stem.onnx``, each loaded back and checked against the model's PyTorch
+    output on a seeded input of ``spec`` (`ExportError` when an output differs). The model is
+    put in eval mode, not copied: the caller's weights are what is written."""
+    import torch
+
+    from search_space import example_input
+
+    model = model.eval()
+    x = example_input(spec, batch_size=batch_size, seed=seed)
     with torch.no_grad():
         expected = model(x)
-    paths = []
+    written = []
     if torchscript:
-        paths.append(_torchscript(model, x, expected, stem.with_suffix(".pt")))
+        written.append(_torchscript(model, x, expected, stem.with_suffix(".pt")))
     if onnx:
-        paths.append(
+        written.append(
             _onnx(
                 model,
                 x,
@@ -192,10 +238,12 @@ def write_models(
                 lambda size: example_input(spec, batch_size=size, seed=seed + size),
             )
         )
-    return paths
+    return written
 
 
-def _check(name: str, expected: Any, got: Any, path: Path) -> None:
+def _check(name: str, expected: Any, got: Any, path: Path) -> float:
+    """The largest absolute difference of ``got`` from ``expected``; raises `ExportError` when
+    the shapes differ or a value is outside ``ATOL + RTOL * |expected|``."""
     import numpy as np
 
     expected = np.asarray(expected)
@@ -203,9 +251,10 @@ def _check(name: str, expected: Any, got: Any, path: Path) -> None:
     if expected.shape != got.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL):
         diff = float(np.max(np.abs(got - expected))) if expected.shape == got.shape else "shape"
         raise ExportError(f"{path}: {name} output differs from PyTorch (max abs diff {diff})")
+    return float(np.max(np.abs(got - expected))) if got.size else 0.0
 
 
-def _torchscript(model: Any, x: Any, expected: Any, path: Path) -> Path:
+def _torchscript(model: Any, x: Any, expected: Any, path: Path) -> Written:
     import torch
 
     with torch.no_grad():
@@ -213,11 +262,13 @@ def _torchscript(model: Any, x: Any, expected: Any, path: Path) -> Path:
     traced.save(str(path))
     loaded = torch.jit.load(str(path))
     with torch.no_grad():
-        _check("TorchScript", expected.numpy(), loaded(x).numpy(), path)
-    return path
+        diff = _check("TorchScript", expected.numpy(), loaded(x).numpy(), path)
+    # a trace records the shapes it saw, but its ops are shape-generic for most models: the
+    # batch is called dynamic only for ONNX, whose checks run at several sizes
+    return Written(path, "torchscript", diff, (int(x.shape[0]),), False)
 
 
-def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int], Any]) -> Path:
+def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int], Any]) -> Written:
     """Exports with a dynamic batch axis (the dynamo exporter, then TorchScript's), checked
     against PyTorch at every size of `ONNX_BATCHES`; a model that neither exports with a dynamic
     batch is written with the batch fixed at ``x``'s, checked at that size, with a warning.
@@ -249,7 +300,7 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
             continue
         batches = (int(x.shape[0]),) if how == "fixed" else ONNX_BATCHES
         try:
-            _check_onnx(model, x, expected, path, batches, batch_of)
+            diff = _check_onnx(model, x, expected, path, batches, batch_of)
         except ExportError as err:  # an output that differs from PyTorch's
             reasons.append(str(err))
             continue
@@ -263,7 +314,7 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
                 int(x.shape[0]),
                 reasons[0] if reasons else "",
             )
-        return path
+        return Written(path, "onnx", diff, tuple(batches), how != "fixed")
     raise ExportError(f"{path}: ONNX cannot express this model: {reasons[0]}")
 
 
@@ -279,13 +330,14 @@ def _check_onnx(
     path: Path,
     batches: Sequence[int],
     batch_of: Callable[[int], Any],
-) -> None:
+) -> float:
     """Runs the ONNX file at each batch size on seeded inputs (``x`` itself at its own size)
-    and checks its output against PyTorch's."""
+    and checks its output against PyTorch's; returns the largest absolute difference."""
     import onnxruntime
     import torch
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
     for size in batches:
         if size == int(x.shape[0]):
             inputs, want = x, expected
@@ -294,7 +346,8 @@ def _check_onnx(
             with torch.no_grad():
                 want = model(inputs)
         (got,) = session.run(None, {"input": inputs.numpy()})
-        _check(f"ONNX (batch {size})", want.numpy(), got, path)
+        worst = max(worst, _check(f"ONNX (batch {size})", want.numpy(), got, path))
+    return worst
 
 
 def rebuild_check(paths: Sequence[Path]) -> list[str]:

@@ -17,4 +17,5 @@ COMMANDS = (
     "mixnas.commands.plugins",
     "mixnas.commands.recipe",
     "mixnas.commands.train",
+    "mixnas.commands.ship",
 )
