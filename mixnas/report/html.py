@@ -34,6 +34,7 @@ from mixnas.report.figures import (
     parallel_section,
     pareto_section,
 )
+from mixnas.report.shipped import has_shipped, shipped_section
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1em 2vw; max-width: 2400px;
@@ -88,6 +89,11 @@ def render_report(
         importance_section(run),
         "<h2>Front members</h2>",
         _front_table(run),
+        *(
+            ["<h2>Shipped models</h2>", shipped_section(run.run_dir)]
+            if has_shipped(run.run_dir)
+            else []
+        ),
         "<h2>Failed trials</h2>",
         _failures(run),
         "<h2>Manifest</h2>",
