@@ -23,6 +23,7 @@ from evaluators.fulltrain import (
     train_spec,
 )
 from evaluators.fulltrain.augment import BatchMixer, check_mixing, one_hot
+from evaluators.fulltrain.checkpoint import folder_lock
 from evaluators.supernet.train import load_supernet
 from mixnas.cli import main as cli
 from search_space import SearchSpace, build_model
@@ -191,3 +192,10 @@ def test_from_supernet_starts_from_the_inherited_weights(
     missing = ["train", str(path), "--from-supernet", str(tmp_path / "none.pt"), "--quiet"]
     assert cli(missing) == 2
     assert "--from-supernet" in capsys.readouterr().err
+
+
+def test_a_folder_in_use_by_another_run_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with folder_lock(out), pytest.raises(TrainError, match=r"in use by another training run \(pid"):
+        train_spec(tiny_spec(), out, FAST, SMALL, progress=False)
+    assert train_spec(tiny_spec(), out, FAST, SMALL, progress=False).epochs_run == 2

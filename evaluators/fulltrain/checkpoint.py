@@ -17,11 +17,13 @@ so they load with ``torch.load(..., weights_only=True)`` (no pickled objects run
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,30 @@ class Layout:
     @property
     def record(self) -> Path:
         return self.root / "train_record.json"
+
+
+@contextlib.contextmanager
+def folder_lock(root: Path) -> Iterator[None]:
+    """Holds ``root/.lock`` exclusively: two runs writing one folder would interleave their
+    checkpoints. An OS file lock (``flock``), dropped by the kernel when its process ends however
+    it ends, so a killed run leaves no stale lock; the file names the holder's pid."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise TrainError(
+                f"{root}: in use by another training run (pid {holder}); wait for it to finish "
+                "or stop it, or use another output folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -163,6 +189,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "Layout",
     "MetricsLog",
+    "folder_lock",
     "load_tensors",
     "read_metrics",
     "rng_state",

@@ -33,6 +33,7 @@ shared among the ranks and summed. Rank 0 alone writes the folder; any number of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,7 @@ from evaluators.fulltrain.checkpoint import (
     FORMAT,
     Layout,
     MetricsLog,
+    folder_lock,
     load_tensors,
     rng_state,
     save_tensors,
@@ -143,6 +145,27 @@ def train_spec(
     if resume and layout.record.is_file():
         return _finished(layout, spec, recipe)
     splits = load_splits(spec.input, recipe.data)
+    with contextlib.ExitStack() as stack:
+        if ranks.rank == 0:  # the one writer of the folder
+            stack.enter_context(folder_lock(out_dir))
+        return _train(
+            spec, layout, recipe, splits, dev, ranks, resume, from_supernet, progress, provenance
+        )
+
+
+def _train(
+    spec: ArchSpec,
+    layout: Layout,
+    recipe: TrainRecipe,
+    splits: Splits,
+    dev: torch.device,
+    ranks: distributed.Ranks,
+    resume: bool,
+    from_supernet: Path | None,
+    progress: bool,
+    provenance: Mapping[str, Any] | None,
+) -> TrainResult:
+    """`train_spec` once the data is loaded and the folder is this process's to write."""
     state = _read_last(layout, spec, recipe) if resume and layout.last.is_file() else None
     if state is None and ranks.rank == 0:
         _clear(layout)  # a fresh start: nothing of an earlier run may mix into this one
@@ -190,7 +213,7 @@ def train_spec(
     }
     if ranks.rank == 0:
         write_json(layout.record, record)
-    return _result(out_dir, record, already_done=False)
+    return _result(layout.root, record, already_done=False)
 
 
 def load_trained(out_dir: Path) -> tuple[ArchSpec, nn.Module]:
