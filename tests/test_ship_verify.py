@@ -1,0 +1,176 @@
+"""Latency verification of a shipped model, the int8 refusal, and bad trained folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_ship_helpers import latency_run, make_trained, plant_metric, tiny_spec
+
+
+def _search(value_ms: float, threshold: float = 0.25) -> Any:
+    from mixnas.shipping.verify import SearchLatency
+
+    return SearchLatency(
+        metric="latency_ms@host", value_ms=value_ms, kind="predicted", device="host",
+        evaluator="predicted_latency", threads=1, batch_size=1, dtype="auto",
+        statistic="median", threshold=threshold, basis="test", stated_std_ms=None, run="r",
+        trial=0,
+    )  # fmt: skip
+
+
+def test_compare_flags_a_gap_beyond_the_threshold_only() -> None:
+    from mixnas.shipping.verify import compare
+
+    close = compare(_search(10.0), torch_ms=11.0, onnx_ms=9.0)
+    assert not close["flagged"] and close["gap_torch"] == pytest.approx(0.1)
+    assert compare(_search(10.0), torch_ms=13.0, onnx_ms=None)["flagged"]  # +30% > 25%
+    assert compare(_search(10.0), torch_ms=7.0, onnx_ms=None)["flagged"]  # -30%: both ways
+    assert compare(_search(10.0, threshold=0.5), torch_ms=13.0, onnx_ms=None)["flagged"] is False
+    # ONNX Runtime faster than the search said meets the budget; slower does not
+    assert not compare(_search(10.0), torch_ms=10.0, onnx_ms=2.0)["flagged"]
+    slow = compare(_search(10.0), torch_ms=10.0, onnx_ms=14.0)
+    assert slow["flagged"] and "ONNX Runtime" in slow["why"][0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return latency_run(tmp_path_factory.mktemp("verify"), weight_bits=32).run_dir
+
+
+def _trained_trial(run_dir: Path, trial: int, name: str) -> Path:
+    from mixnas.report.data import RunData
+    from search_space import ArchSpec
+
+    record = RunData.load(run_dir).by_id(trial)
+    assert record is not None
+    spec = ArchSpec.from_dict(dict(record.spec))
+    return make_trained(
+        run_dir / "trained" / name, spec, source={"run": str(run_dir), "trial": trial}
+    )
+
+
+def test_a_planted_far_off_search_latency_is_flagged(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixnas.cli import main
+
+    plant_metric(run_dir, 1, "latency_ms@host", 1000.0)  # ~1 ms models: 1000x off
+    folder = _trained_trial(run_dir, 1, "trial-1")
+    assert main(["ship", str(folder), "--torchscript"]) == 0
+    out = capsys.readouterr().out
+    assert "FLAGGED" in out and "1e+03 ms" in out
+    data = json.loads((folder / "export" / "ship.json").read_text())
+    assert data["flagged"] and data["comparison"]["gap_torch"] < -0.9
+    assert data["comparison"]["searched_ms"] == 1000.0
+    assert "onnx" not in data["files"]  # --torchscript alone
+
+
+def test_a_close_search_latency_is_not_flagged(run_dir: Path) -> None:
+    from mixnas.shipping import ship
+
+    folder = _trained_trial(run_dir, 0, "trial-0")
+    first = ship(folder, onnx=False)
+    measured = first["latency"]["torch"]["ms"]
+    plant_metric(run_dir, 0, "latency_ms@host", measured * 1.05)
+    # a shared 2-core machine: two medians of one sub-millisecond model can differ by tens of
+    # percent, so the tolerance here is wide; the planted value is 5% from a measurement
+    again = ship(folder, onnx=False, tolerance=1.0)
+    assert again["comparison"]["searched_ms"] == pytest.approx(measured * 1.05)
+    assert not again["flagged"] and again["comparison"]["why"] == []
+
+
+def test_no_search_trial_means_no_comparison(tmp_path: Path) -> None:
+    from mixnas.shipping import ship
+
+    folder = make_trained(tmp_path / "alone", tiny_spec())
+    data = ship(folder, onnx=False)
+    assert data["search"]["reason"].startswith("the trained folder names no search trial")
+    assert data["comparison"]["flagged"] is False and data["flagged"] is False
+    assert data["int8"]["status"] == "not written"  # a float policy asks for no int8
+    assert data["latency"]["torch"]["ms"] > 0
+
+
+def test_int8_refused_in_one_line_where_no_backend_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mixnas.shipping.int8 as int8
+    from mixnas.cli import main
+
+    reason = "torch has no quantized engine on this machine (fbgemm, x86, onednn, qnnpack)"
+    monkeypatch.setattr(int8, "torch_int8_unsupported", lambda: reason)
+    folder = make_trained(tmp_path / "w8", tiny_spec(weight_bits=8))
+    assert main(["ship", str(folder), "--torchscript"]) == 0
+    out, err = capsys.readouterr()
+    assert f"int8 unsupported: torch: {reason}" in out
+    assert "Traceback" not in out + err and len(out.strip().splitlines()) == 1
+    data = json.loads((folder / "export" / "ship.json").read_text())
+    assert data["int8"]["status"] == "unsupported"
+    assert not (folder / "export" / "model.int8.pt").exists()
+
+
+def test_int8_for_a_4_bit_policy_runs_on_int8_and_says_so(tmp_path: Path) -> None:
+    from mixnas.shipping import ship
+
+    folder = make_trained(tmp_path / "w4", tiny_spec(weight_bits=4))
+    data = ship(folder, onnx=False)
+    assert data["int8"]["status"] == "written" and data["int8"]["policy"]["min"] == 4
+    assert "4-bit" in data["int8"]["notes"][0]
+    assert data["accuracy"]["int8_torch"] >= 0.0
+
+
+def _bad(tmp_path: Path) -> Path:
+    return make_trained(tmp_path / "bad", tiny_spec())
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda f: (f / "checkpoints" / "best.pt").unlink(), "checkpoints/best.pt: missing"),
+        (lambda f: (f / "spec.json").write_text("{not json"), "spec.json: not a valid spec"),
+        (
+            lambda f: (f / "spec.json").write_text(json.dumps({"stages": 3})),
+            "spec.json: not a valid spec",
+        ),
+        (lambda f: (f / "checkpoints" / "best.pt").write_bytes(b"junk"), "best.pt: cannot be read"),
+        (lambda f: (f / "train_record.json").unlink(), "train_record.json: missing"),
+        (lambda f: (f / "train_record.json").write_text("[1]"), "must be a JSON object"),
+    ],
+)
+def test_a_bad_trained_folder_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, expected: str
+) -> None:
+    from mixnas.cli import main
+
+    folder = _bad(tmp_path)
+    damage(folder)
+    assert main(["ship", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err and str(folder) in err
+
+
+def test_weights_of_another_model_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from mixnas.cli import main
+
+    folder = _bad(tmp_path)
+    torch.save({"w": torch.zeros(2)}, folder / "checkpoints" / "best.pt")
+    assert main(["ship", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt: does not fit spec.json's model" in err
+
+
+def test_a_folder_with_nothing_trained_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixnas.cli import main
+
+    assert main(["ship", str(tmp_path)]) == 2
+    assert "neither a trained folder" in capsys.readouterr().err
+    assert main(["ship", str(tmp_path / "nowhere")]) == 2
