@@ -199,3 +199,11 @@ def test_a_folder_in_use_by_another_run_is_refused(tmp_path: Path) -> None:
     with folder_lock(out), pytest.raises(TrainError, match=r"in use by another training run \(pid"):
         train_spec(tiny_spec(), out, FAST, SMALL, progress=False)
     assert train_spec(tiny_spec(), out, FAST, SMALL, progress=False).epochs_run == 2
+
+
+def test_the_recipe_in_docs_training_md_is_the_defaults() -> None:
+    """docs/training.md lists every recipe field with its default: it must stay true."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert recipe_from_dict(yaml.safe_load(block), "docs/training.md") == TrainRecipe()
+    assert set(yaml.safe_load(block)) == set(recipe_to_dict(TrainRecipe()))
