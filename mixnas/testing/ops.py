@@ -7,6 +7,14 @@ NaN, has exactly the analytic parameter count, and the MACs fvcore counts (with 
 `evaluators.counting`) agree with the analytic formula within 2%. `check_documented` asks for a
 doc line, a module docstring and, for token mixers, a complexity class and a family.
 
+Causality (`search_space.ops.causal`): for every mixer that declares it can be causal
+(``OpDef.causal``), `check_causal` makes it causal (its examples with the declared parameter
+values) on a 1-D sequence, with and without a class token, and checks in eval mode that changing
+the inputs after position t never changes the outputs at positions <= t, for several t and random
+inputs (float64, tolerance 1e-5). `check_causal_refused` puts a mixer that is not causal (one that
+declares nothing, or a causal-capable one with its flag off) before the LM head and expects a
+one-line `SpaceError` naming it.
+
 Use from a plug-in's tests::
 
     import pytest
@@ -15,6 +23,14 @@ Use from a plug-in's tests::
     @pytest.mark.parametrize(("op", "example", "ctx"), mixer_cases(["my_mixer"]))
     def test_my_mixer(op, example, ctx):
         check_mixer(op, example, ctx)
+
+    @pytest.mark.parametrize(("op", "example", "ctx"), causal_cases(["my_mixer"]))
+    def test_my_mixer_is_causal(op, example, ctx):
+        check_causal(op, example, ctx)
+
+    @pytest.mark.parametrize(("op", "params"), refusal_cases(["my_mixer"]))
+    def test_my_mixer_is_refused_where_not_causal(op, params):
+        check_causal_refused(op, params)
 """
 
 from __future__ import annotations
@@ -29,6 +45,7 @@ import torch
 from search_space.errors import SpaceError
 from search_space.ops import CHANNEL_MIXERS, TOKEN_MIXERS, OpContext, OpDef
 from search_space.ops.base import LAYOUT_GRID, LAYOUT_SEQUENCE, LAYOUT_TOKENS
+from search_space.spec import ArchSpec, Block, InputSpec, Op, Stage
 
 CONTEXTS = (
     OpContext(dim=64, grid=(8, 8), prefix=0, out_dim=64),
@@ -36,6 +53,12 @@ CONTEXTS = (
     OpContext(dim=64, grid=(16,), prefix=0, out_dim=64),
 )
 REL_TOL = 0.02
+# 1-D contexts of the causality check: a plain sequence, and one behind a class token
+CAUSAL_CONTEXTS = (
+    OpContext(dim=64, grid=(16,), prefix=0, out_dim=64),
+    OpContext(dim=64, grid=(16,), prefix=1, out_dim=64),
+)
+CAUSAL_TOL = 1e-5
 
 
 def mixer_ops(names: Iterable[str] | None = None) -> list[OpDef]:
@@ -133,3 +156,101 @@ def check_documented(op: OpDef) -> None:
     assert cls.__doc__, f"{cls.__name__} has no docstring"
     if op.kind == "token_mixer":
         assert op.complexity and op.family, f"{op.name} lacks complexity class or family"
+
+
+# -- causality ---------------------------------------------------------------------------------
+
+
+def causal_cases(
+    names: Iterable[str] | None = None, contexts: Iterable[OpContext] = CAUSAL_CONTEXTS
+) -> list[Any]:
+    """One ``pytest.param(op, params, ctx)`` per mixer that declares it can be causal, per example
+    parameter set made causal (the declared values win) and 1-D context; duplicates dropped."""
+    cases, seen = [], set()
+    contexts = tuple(contexts)
+    for op in mixer_ops(names):
+        if op.causal is None or 1 not in op.spatial_dims:
+            continue
+        for example in ({}, *op.examples):
+            params = {**example, **dict(op.causal.when)}
+            key = (op.kind, op.name, tuple(sorted(params.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            for ctx in contexts:
+                label = f"{op.name}-ex{len(seen)}-p{ctx.prefix}"
+                cases.append(pytest.param(op, params, ctx, id=label))
+    return cases
+
+
+def sequence_axis(op: OpDef) -> int:
+    """The axis of the op's layout along which the positions run (1-D grids)."""
+    return 2 if op.layout == LAYOUT_GRID else 1
+
+
+def check_causal(op: OpDef, params: dict[str, Any], ctx: OpContext) -> None:
+    """Changing the inputs after position t never changes the outputs at positions <= t.
+
+    The module runs in eval mode and float64 on seeded random inputs; for several t (the first
+    position, a third, two thirds, the last but one) the positions after t are redrawn and the
+    outputs up to t must agree within `CAUSAL_TOL`. In the ``tokens`` layout the class tokens
+    are the first positions, so a causal mixer's class token output must not read the grid.
+    """
+    module, full = build_mixer(op, params, ctx)
+    assert op.is_causal(full), f"{op.name}: {params} do not make it causal by its own declaration"
+    module = module.double().eval()
+    axis = sequence_axis(op)
+    gen = torch.Generator().manual_seed(1)
+    x = mixer_input(op, ctx, batch=2).double()
+    length = x.shape[axis]
+    with torch.no_grad():
+        y = module(x)
+        assert y.shape == x.shape, f"{op.name} changed the token shape"
+        for t in sorted({0, length // 3, 2 * length // 3, length - 2}):
+            x2 = x.clone()
+            later = x2.narrow(axis, t + 1, length - t - 1)
+            later.copy_(torch.randn(later.shape, generator=gen, dtype=later.dtype) * 3)
+            y2 = module(x2)
+            gap = (y.narrow(axis, 0, t + 1) - y2.narrow(axis, 0, t + 1)).abs().max().item()
+            assert gap <= CAUSAL_TOL, (
+                f"{op.name} {params}: changing positions > {t} moved the output at positions "
+                f"<= {t} by {gap:.3g}"
+            )
+
+
+def refusal_cases(names: Iterable[str] | None = None) -> list[Any]:
+    """One ``pytest.param(op, params)`` per token mixer that is not causal with ``params``: every
+    mixer that declares no causality (its defaults), and every causal-capable one with its
+    declared parameters flipped (``causal: false``, ``bidirectional: true``)."""
+    cases = []
+    for op in mixer_ops(names):
+        if op.kind != "token_mixer":
+            continue
+        if op.causal is None:
+            cases.append(pytest.param(op, {}, id=op.name))
+        elif op.causal.when:
+            flipped = {k: not v for k, v in op.causal.when if isinstance(v, bool)}
+            if flipped:
+                cases.append(pytest.param(op, flipped, id=f"{op.name}-flipped"))
+    return cases
+
+
+def causal_spec(mixer: Op, *, width: int = 64, seq_len: int = 16, vocab: int = 32) -> ArchSpec:
+    """A minimal causal LM: token embedding, one block (``mixer``, an MLP), the LM head."""
+    inp = InputSpec("tokens", vocab, seq_len=seq_len, vocab_size=vocab)
+    block = Block(mixer, Op.of("mlp"), "layernorm")
+    return ArchSpec(
+        inp, Op.of("token_embed"), (Stage(width, Op.of("none"), (block,)),), Op.of("lm_head")
+    )
+
+
+def check_causal_refused(op: OpDef, params: dict[str, Any]) -> None:
+    """Before the LM head, ``op`` with ``params`` is refused by a one-line `SpaceError` that
+    names it."""
+    from search_space import validate_spec
+
+    with pytest.raises(SpaceError) as info:
+        validate_spec(causal_spec(Op.of(op.name, op.complete(params, "params"))))
+    message = str(info.value)
+    assert "\n" not in message, f"{op.name}: the refusal is not one line: {message!r}"
+    assert op.name in message, f"{op.name}: the refusal does not name the mixer: {message}"

@@ -32,6 +32,8 @@ from search_space.plan import plan
 IMAGE = {"kind": "image", "channels": 3, "resolution": 16, "num_classes": 4}
 FEATURES = {"kind": "tokens", "seq_len": 16, "feature_dim": 6, "num_classes": 4}
 TOKENS = {"kind": "tokens", "seq_len": 16, "vocab_size": 32, "num_classes": 4}
+# a causal language model's input: one output per vocabulary entry
+LM_TOKENS = {"kind": "tokens", "seq_len": 16, "vocab_size": 32, "num_classes": 32}
 WIDTHS = ([32, 64], [16, 32], [64, 128], [32], [64], [128])
 
 
@@ -120,7 +122,18 @@ def _declarations(kind: str, name: str, variants: list[dict[str, Any]]) -> Itera
     head = {"name": "classifier"}
     entries = [_entry(name, p, flat=False) for p in variants]
     flat = [_entry(name, p, flat=True) for p in variants]
-    if kind in ("token_mixer", "channel_mixer", "norm", "head"):
+    if kind == "head" and REGISTRIES[kind].get(name).needs_causal:
+        # a causal (LM) head: token ids, causal mixers only (a tied head needs one width)
+        for cls_token, widths in itertools.product((True, False), WIDTHS):
+            yield {
+                "input": LM_TOKENS,
+                "stem": [{"name": "token_embed", "cls_token": cls_token}],
+                "token_mixers": {"identity": {}, "dwconv": {"kernel": 3, "causal": True}},
+                "channel_mixers": mlp,
+                "stages": [{"depth": [1], "width": widths}],
+                "head": flat,
+            }
+    elif kind in ("token_mixer", "channel_mixer", "norm", "head"):
         for cls_token, widths in itertools.product((True, False), WIDTHS):
             inp, stem = IMAGE, [_stem(cls_token)]
             stage: dict[str, Any] = {"depth": [1, 2], "width": widths}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from search_space.nn.activations import make_activation
@@ -61,7 +62,10 @@ class LMHead(nn.Module):
     logits, ``(B, P + N, C) -> (B, N, vocab)``.
 
     With ``tie`` the output weight is the token embedding's table (GPT-2): the builder calls
-    `tie_to` with the stem once both exist, and the table's parameters count once (in the stem).
+    `tie_to` with the stem once both exist. The head reads the table from the embedding at every
+    call instead of holding it as a parameter of its own, so the table is one parameter of one
+    module (counted once, one state-dict entry) and a supernet's `functional_call`, which
+    replaces ``stem.embed.weight`` by its slice, reaches the head too.
     Cost: norm over N C elements, N C vocab MACs; params of the norm, C vocab unless tied, vocab
     with ``bias``.
     """
@@ -72,21 +76,26 @@ class LMHead(nn.Module):
         super().__init__()
         self.num_prefix, self.tie = prefix, tie
         self.norm = make_norm(norm, dim)
-        self.fc = nn.Linear(dim, num_classes, bias=bias)
-        if tie:  # replaced by the embedding's table in tie_to; no weight of its own meanwhile
-            del self.fc.weight
+        self.fc: nn.Linear | None = None if tie else nn.Linear(dim, num_classes, bias=bias)
+        self.bias = nn.Parameter(torch.zeros(num_classes)) if tie and bias else None
+        self.shape = (num_classes, dim)
+        # the embedding in a list: a reference, not a submodule (its table belongs to the stem)
+        self._embedding: list[nn.Embedding] = []
 
     def tie_to(self, stem: nn.Module) -> None:
-        """Uses ``stem.embed.weight`` (a ``TokenEmbed``'s ``(vocab, C)`` table) as the weight."""
+        """Reads the output weight from ``stem.embed`` (a ``TokenEmbed``'s ``(vocab, C)``
+        table) from now on."""
         if not self.tie:
             return
         embed = getattr(stem, "embed", None)
-        if not isinstance(embed, nn.Embedding) or embed.weight.shape != (
-            self.fc.out_features,
-            self.fc.in_features,
-        ):
-            raise ValueError("tie: the stem has no token embedding of the head's shape")
-        self.fc.weight = embed.weight
+        if not isinstance(embed, nn.Embedding) or tuple(embed.weight.shape) != self.shape:
+            raise ValueError(f"tie: the stem has no token embedding of shape {self.shape}")
+        self._embedding[:] = [embed]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(x[:, self.num_prefix :]))
+        h = self.norm(x[:, self.num_prefix :])
+        if self.fc is not None:
+            return self.fc(h)  # type: ignore[no-any-return]
+        if not self._embedding:
+            raise RuntimeError("a tied LM head runs only after tie_to(stem) (build_model does it)")
+        return F.linear(h, self._embedding[0].weight, self.bias)
