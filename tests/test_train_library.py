@@ -207,3 +207,30 @@ def test_the_recipe_in_docs_training_md_is_the_defaults() -> None:
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert recipe_from_dict(yaml.safe_load(block), "docs/training.md") == TrainRecipe()
     assert set(yaml.safe_load(block)) == set(recipe_to_dict(TrainRecipe()))
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_the_cpu(tmp_path: Path, amp: str) -> None:
+    result = train_spec(
+        tiny_spec(), tmp_path / "out", replace(FAST, amp=amp), SMALL, progress=False
+    )
+    assert result.best_val_top1 is not None and result.epochs_run == 2
+    last = torch.load(tmp_path / "out" / "checkpoints" / "last.pt", weights_only=True)
+    assert ("scaler" in last) == (amp == "fp16")  # fp16 keeps its loss scaler for a resume
+    assert all(v.dtype != torch.bfloat16 for v in last["model"].values())  # float32 weights
+
+
+def test_loader_workers_change_nothing_but_the_speed(tmp_path: Path) -> None:
+    recipe = replace(FAST, drop_path_rate=0.1, mixup_alpha=0.2)
+    train_spec(tiny_spec(), tmp_path / "w0", recipe, SMALL, progress=False)
+    train_spec(tiny_spec(), tmp_path / "w2", replace(recipe, num_workers=2), SMALL, progress=False)
+    a, b = (
+        torch.load(tmp_path / w / "checkpoints/last.pt", weights_only=True) for w in ("w0", "w2")
+    )
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_recipe_built_in_python_is_checked_too(tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match=r"recipe: epochs: must be an integer >= 1 \(got 0\)"):
+        train_spec(tiny_spec(), tmp_path / "out", replace(FAST, epochs=0), SMALL)
+    assert not (tmp_path / "out").exists()

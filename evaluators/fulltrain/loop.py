@@ -68,6 +68,7 @@ from evaluators.fulltrain.recipe import (
     TrainRecipe,
     data_from_dict,
     outcome,
+    recipe_from_dict,
     recipe_to_dict,
 )
 from evaluators.fulltrain.splits import Splits, load_splits
@@ -137,6 +138,8 @@ def train_spec(
     """
     out_dir = Path(out_dir)
     layout = Layout(out_dir)
+    # a recipe built in Python skipped the file's checks: the same rules hold for it
+    recipe = recipe_from_dict(recipe_to_dict(recipe), "recipe")
     if data:
         recipe = replace(recipe, data=data_from_dict(dict(data), "data", base=recipe.data))
     check_mixing(recipe, spec.input)
