@@ -151,8 +151,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_weights_of_an_uninterrupted_run
         assert time.monotonic() < deadline, "no checkpoint after 120 s"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close() if proc.stderr else None
+    proc.communicate()
     assert _state(last)["epoch"] < KILL_RECIPE["epochs"]  # killed before the run's end
     assert not (killed / "train_record.json").exists()
 
@@ -180,7 +179,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_weights_of_an_uninterrupted_run
 
 
 def test_a_trial_of_a_run_trains_into_the_run_folder(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = small_config(
         "tiny",
@@ -208,6 +207,18 @@ def test_a_trial_of_a_run_trains_into_the_run_folder(
     assert trial is not None
     assert record["spec_id"] == ArchSpec.from_dict(dict(trial.spec)).id
     assert str(out) in capsys.readouterr().out
+
+    # a record `mixnas export` wrote trains as a spec file, into runs/train-<spec id>
+    assert cli(["export", str(run), "--pick", "2", "--out", str(tmp_path / "export")]) == 0
+    (exported,) = (tmp_path / "export").glob("trial-2-*.json")
+    monkeypatch.chdir(tmp_path)
+    assert cli(["train", str(exported), "--recipe", str(recipe), "--quiet"]) == 0
+    default_out = tmp_path / "runs" / f"train-{record['spec_id']}"
+    assert (
+        json.loads((default_out / "train_record.json").read_text())["spec_id"]
+        == (record["spec_id"])
+    )
+    capsys.readouterr()
 
     # a pick of several trials, or no pick at all, is one line
     assert cli(["train", str(run), "--pick", "0,1", "--quiet"]) == 2
