@@ -410,18 +410,20 @@ def choose(
     return best[1], broken
 
 
-def measure(spec: ArchSpec, predictor: Any = None) -> dict[str, float]:
+def measure(spec: ArchSpec, predictor: Any = None, options: Any = None) -> dict[str, float]:
     """Times ``spec``'s model on this host the way the ``latency`` evaluator does (one thread,
-    warm-up, median of repeats), with the table's batch size, dtype and statistic."""
+    warm-up, median of repeats), with the table's batch size, dtype and statistic; ``options``
+    (`predictors.timing.TimingOptions`) replaces those settings."""
     from predictors.timing import TimingOptions, measure_spec
 
     table = getattr(predictor, "options", None)
-    options = TimingOptions(
-        threads=1,
-        batch_size=table.batch_size if table else 1,
-        dtype=table.dtype if table else "auto",
-        statistic=table.statistic if table else "median",
-    )
+    if options is None:
+        options = TimingOptions(
+            threads=1,
+            batch_size=table.batch_size if table else 1,
+            dtype=table.dtype if table else "auto",
+            statistic=table.statistic if table else "median",
+        )
     timing = measure_spec(spec, options)
     return {
         "latency_ms": timing.value(options.statistic),
