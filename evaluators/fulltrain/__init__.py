@@ -8,7 +8,6 @@ reads the best weights back. The output folder's layout is described in
 """
 
 from evaluators.fulltrain.checkpoint import Layout, read_metrics
-from evaluators.fulltrain.loop import TrainResult, load_trained, train_spec
 from evaluators.fulltrain.recipe import (
     DataRecipe,
     TrainError,
@@ -17,6 +16,7 @@ from evaluators.fulltrain.recipe import (
     recipe_from_dict,
     recipe_to_dict,
 )
+from evaluators.fulltrain.run import TrainResult, load_trained, train_spec
 
 __all__ = [
     "DataRecipe",
