@@ -3,8 +3,15 @@
 `ShortTraining` builds the spec's model, trains it with AdamW, a cosine learning-rate schedule and
 label smoothing for a budget of ``steps``, ``seconds`` or ``epochs`` (whichever ends first when
 several are given; 100 steps when none is), and reports ``top1`` (validation accuracy, percent),
-``loss`` (validation cross-entropy, no smoothing), ``train_loss`` (smoothed loss over the last
-steps), ``train_seconds`` and ``steps``.
+``loss`` (validation cross-entropy, no smoothing), ``perplexity`` (exp of ``loss``),
+``train_loss`` (smoothed loss over the last steps), ``train_seconds`` and ``steps``.
+
+The ``task`` option says what is learnt. ``classification`` (the default): one label per input,
+cross-entropy on the pooled classifier's logits. ``causal_lm``: next-token prediction with a
+causal LM head (``lm_head``, logits ``B x L x vocab``): cross-entropy over every position that
+has a next token, ``top1`` the next-token accuracy and ``perplexity`` exp of the mean loss per
+token; the data are token sequences (`evaluators.tasks.language`: the ``dyck`` corpus by
+default, any token task, or a user's ``.npz`` of sequences).
 
 Multi-fidelity schedules (successive halving, Hyperband) pass ``rungs`` (step counts): the
 validation metrics at each rung go into `EvalResult.rungs`, and ``stop_at_rung`` may stop the run
@@ -43,6 +50,7 @@ from evaluators.base import (
 from evaluators.data import Dataset, dataset_source, load_dataset
 from search_space import build_model
 from search_space.errors import MixnasError
+from search_space.ops import HEADS
 from search_space.option_types import Opt
 from search_space.spec import ArchSpec, InputSpec
 
@@ -50,6 +58,9 @@ from search_space.spec import ArchSpec, InputSpec
 StopRule = Callable[[int, Mapping[str, float]], bool]
 
 DEFAULT_STEPS = 100
+CLASSIFICATION, CAUSAL_LM = "classification", "causal_lm"
+TASK_KINDS = (CLASSIFICATION, CAUSAL_LM)
+IGNORE = -100  # a position without a target (evaluators.tasks.language.IGNORE)
 # settings that `EvalContext.options` may override per call, with the constructor's defaults
 _SETTINGS: dict[str, Any] = {
     "lr": 2e-3,
@@ -65,6 +76,7 @@ _SETTINGS: dict[str, Any] = {
     "rungs": (),
     "stop_at_rung": None,
     "loss_window": 20,
+    "task": CLASSIFICATION,
 }
 
 # the settings' types and ranges, checked when a run config is read
@@ -82,6 +94,7 @@ SETTING_TYPES: dict[str, Opt] = {
     "rungs": Opt("number_list", min=1, max=1e12),
     "stop_at_rung": Opt("any", nullable=True),  # a number, a list of numbers (or a callable)
     "loss_window": Opt("int", min=1, max=1_000_000),
+    "task": Opt("str", choices=TASK_KINDS),
 }
 
 
@@ -118,10 +131,19 @@ class ShortTraining(Evaluator):
             every rung) or a sequence of numbers (minimum ``top1`` per rung); a run that fails it
             ends with status ``pruned``.
         loss_window: how many final steps ``train_loss`` averages (20).
+        task: ``classification`` (one label per input) or ``causal_lm`` (next token at every
+            position; needs a causal LM head).
     """
 
     name = "train"
-    metrics: tuple[str, ...] = ("top1", "loss", "train_loss", "train_seconds", "steps")
+    metrics: tuple[str, ...] = (
+        "top1",
+        "loss",
+        "perplexity",
+        "train_loss",
+        "train_seconds",
+        "steps",
+    )
     # the options a subclass accepts (e.g. the ``ptq`` evaluator adds calibration options)
     defaults: ClassVar[dict[str, Any]] = _SETTINGS
     option_types: ClassVar[Mapping[str, Opt] | None] = SETTING_TYPES
@@ -155,6 +177,7 @@ class ShortTraining(Evaluator):
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         _check_settings(context.options, "EvalContext.options", self.defaults)
         cfg = {**self.settings, **context.options}
+        task = _check_task(cfg.get("task", CLASSIFICATION), spec)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         data = self._dataset(context.data, spec.input, cfg)
@@ -202,8 +225,8 @@ class ShortTraining(Evaluator):
                     group["lr"] = float(cfg["lr"]) * _lr_factor(step, progress, warmup)
                 model.train()
                 logits = model(x_train[index])
-                loss = F.cross_entropy(
-                    logits, y_train[index], label_smoothing=float(cfg["label_smoothing"])
+                loss = task_loss(
+                    logits, y_train[index], task, label_smoothing=float(cfg["label_smoothing"])
                 )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
@@ -250,7 +273,57 @@ class ShortTraining(Evaluator):
         if data is not None and not isinstance(data, str):
             data = str(data)  # a pathlib.Path
         frozen = tuple(sorted((k, _frozen(v)) for k, v in options.items()))
+        if cfg.get("task", CLASSIFICATION) == CAUSAL_LM:
+            return _cached_lm_dataset(data, input_spec, int(cfg["data_seed"]), frozen)
         return _cached_dataset(data, input_spec, int(cfg["data_seed"]), frozen)
+
+
+@lru_cache(maxsize=8)
+def _cached_lm_dataset(
+    name: str | None, input_spec: InputSpec, seed: int, options: tuple[tuple[str, Any], ...]
+) -> Dataset:
+    from evaluators.tasks.language import lm_dataset
+
+    return lm_dataset(name, input_spec, seed=seed, options=dict(options))
+
+
+def _check_task(task: Any, spec: ArchSpec) -> str:
+    """The task, after checking that the spec's head produces what it learns from (one line)."""
+    if task not in TASK_KINDS:
+        raise TrainingError(f"task: unknown task {task!r}; allowed: {', '.join(TASK_KINDS)}")
+    per_position = spec.head.name in HEADS and HEADS.get(spec.head.name).needs_causal
+    if task == CAUSAL_LM and not per_position:
+        raise TrainingError(
+            f"task causal_lm: the spec's head {spec.head.name!r} gives one prediction per "
+            "input; allowed: a causal LM head ('lm_head', as in the causal_lm space)"
+        )
+    if task == CLASSIFICATION and per_position:
+        raise TrainingError(
+            f"task classification: the spec's head {spec.head.name!r} predicts the next token "
+            "at every position; allowed: task causal_lm for it, or a classifier head"
+        )
+    return str(task)
+
+
+def task_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    *,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of ``task``: per input (``classification``), or per position with a
+    target (``causal_lm``: logits ``B x L x vocab``, targets ``B x L``, `IGNORE` skipped)."""
+    if task == CAUSAL_LM:
+        return F.cross_entropy(
+            logits.flatten(0, 1),
+            target.flatten(),
+            ignore_index=IGNORE,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
+    return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 
 def _frozen(value: Any) -> Any:
@@ -314,14 +387,20 @@ def _stop_rule(rule: Any) -> StopRule | None:
 def _validate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Mapping[str, Any]
 ) -> dict[str, float]:
-    """Validation ``top1`` (percent) and plain cross-entropy ``loss``."""
+    """Validation ``top1`` (percent), plain cross-entropy ``loss`` and ``perplexity`` (exp of the
+    loss), per input or, for ``causal_lm``, per position with a next token."""
     model.eval()
+    task = cfg.get("task", CLASSIFICATION)
     size = max(1, int(cfg["eval_batch_size"]))
-    total_loss, correct = 0.0, 0
+    total_loss, correct, count = 0.0, 0, 0
     for begin in range(0, len(y), size):
         logits = model(x[begin : begin + size])
         target = y[begin : begin + size]
-        total_loss += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == target).sum())
-    n = max(1, len(y))
-    return {"top1": 100.0 * correct / n, "loss": total_loss / n}
+        total_loss += task_loss(logits, target, task, reduction="sum").item()
+        counted = target != IGNORE
+        correct += int(((logits.argmax(dim=-1) == target) & counted).sum())
+        count += int(counted.sum())
+    n = max(1, count)
+    loss = total_loss / n
+    # exp overflows a float past ~709; such a model predicts nothing anyway
+    return {"top1": 100.0 * correct / n, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}

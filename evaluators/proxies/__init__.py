@@ -35,7 +35,7 @@ from evaluators.proxies import (  # noqa: F401 (registers)
     theory,
     transformer,
 )
-from evaluators.proxies.registry import PROXIES, ProxyError, ProxyFn, proxy
+from evaluators.proxies.registry import PROXIES, ProxyError, ProxyFn, proxy, unsupported
 from search_space.spec import ArchSpec
 
 __all__ = [
@@ -106,6 +106,10 @@ def compute_detailed(
     results: dict[str, ProxyScore] = {}
     for name, fn in fns.items():
         start = time.perf_counter()
+        refusal = unsupported(name, spec)
+        if refusal:  # a proxy that needs class labels, for a causal LM: said, not attempted
+            results[name] = ProxyScore(math.nan, refusal, 0.0)
+            continue
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)

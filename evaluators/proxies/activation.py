@@ -39,7 +39,7 @@ def jacov(
     return float(-(torch.log(v + _K) + 1.0 / (v + _K)).sum())
 
 
-@proxy("epe_nas")
+@proxy("epe_nas", tasks=("classification",))  # groups the samples by class label
 def epe_nas(
     model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, spec: ArchSpec
 ) -> float:

@@ -35,15 +35,44 @@ def _builtins() -> None:
 # built-ins first, then the plug-ins of the group, on the first lookup
 PROXIES: Registry[ProxyFn] = Registry("proxy", group="mixnas.proxies", builtins=_builtins)
 
+# what a spec's model learns: one label per input, or the next token at every position (a
+# causal LM head; the ``task`` option of the ``train`` evaluator)
+CLASSIFICATION, CAUSAL_LM = "classification", "causal_lm"
+ALL_TASKS = (CLASSIFICATION, CAUSAL_LM)
+# the tasks each proxy can score; a proxy registered without saying supports both
+PROXY_TASKS: dict[str, tuple[str, ...]] = {}
 
-def proxy(name: str) -> Callable[[ProxyFn], ProxyFn]:
-    """Decorator: registers a proxy function under ``name``."""
+
+def proxy(name: str, *, tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[ProxyFn], ProxyFn]:
+    """Decorator: registers a proxy function under ``name``, scoring specs of ``tasks``
+    (a proxy that groups samples by class label supports ``classification`` only)."""
 
     def wrap(fn: ProxyFn) -> ProxyFn:
         PROXIES.register(name, fn)
+        PROXY_TASKS[name] = tuple(tasks)
         return fn
 
     return wrap
+
+
+def spec_task(spec: ArchSpec) -> str:
+    """``causal_lm`` for a spec whose head predicts every next token, else ``classification``."""
+    from search_space.ops import HEADS
+
+    head = spec.head.name
+    return CAUSAL_LM if head in HEADS and HEADS.get(head).needs_causal else CLASSIFICATION
+
+
+def unsupported(name: str, spec: ArchSpec) -> str:
+    """Why proxy ``name`` cannot score ``spec``'s task, in one line, or "" when it can."""
+    task = spec_task(spec)
+    if task in PROXY_TASKS.get(name, ALL_TASKS):
+        return ""
+    able = [n for n in PROXIES.names() if task in PROXY_TASKS.get(n, ALL_TASKS)]
+    return (
+        f"proxy {name!r} supports tasks {', '.join(PROXY_TASKS[name])}, not {task} (head "
+        f"{spec.head.name!r}); proxies for {task}: {', '.join(able)}"
+    )
 
 
 # Activation modules whose *input* sign gives a NASWOT binary code (see `activation.nwot`).
@@ -84,7 +113,13 @@ def weights(model: nn.Module) -> Iterator[nn.Parameter]:
 
 
 def loss_of(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(inputs), targets)
+    """The training loss the gradient proxies differentiate: cross-entropy on ``targets``, or,
+    for a causal LM head (logits ``B x L x vocab``), next-token cross-entropy whose targets are
+    the token ids themselves shifted by one (``targets`` is not used then)."""
+    logits = model(inputs)
+    if logits.dim() == 3 and not inputs.is_floating_point():
+        return nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), inputs[:, 1:].flatten())
+    return nn.functional.cross_entropy(logits, targets)
 
 
 def input_jacobian(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,9 @@ generated tasks, one or two per kind of reach (docs/tasks.md):
 * ``listops`` (long-range sequence): the value of a nested MIN/MAX/MED/SM expression. 10 classes.
 * ``textured_shapes`` (local image): shape x texture of one object on clutter. 10 classes.
 * ``same_different`` (long-range image): are two distant marks the same colour? 2 classes.
+* ``dyck`` (sequence; a causal language-modelling corpus): well-nested brackets of several
+  kinds; as classification, the nesting depth. 8 classes. `evaluators.tasks.language` turns it
+  (or any token task, or a user's ``.npz`` of sequences) into next-token targets.
 
 Options, besides each task's own knobs (`TASKS[name].knobs`):
 
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 from evaluators.data import Dataset, DatasetError
-from evaluators.tasks import listops, pathfinder, same_different, shapes
+from evaluators.tasks import dyck, listops, pathfinder, same_different, shapes
 from evaluators.tasks.base import DIFFICULTIES, TASKS, Task, check_knob
 from evaluators.tasks.cache import CACHE_ENV, cache_dir, cached_arrays
 from search_space.spec import InputSpec
@@ -191,6 +194,7 @@ __all__ = [
     "TASKS",
     "balanced_labels",
     "cache_dir",
+    "dyck",
     "listops",
     "load_plugins",
     "load_task",
