@@ -4,7 +4,11 @@ Each pick becomes ``<out>/trial-<id>-<spec id>.json`` holding the spec, its id, 
 metrics, the analytic costs, and where it came from (run, trial, space hash, seed, versions). On
 request, the built model is also written as TorchScript (``.pt``) and/or ONNX (``.onnx``), and each
 file is loaded back and run on a seeded input: its output must equal PyTorch's within tolerance, or
-the export fails. An ONNX file has a dynamic batch axis: it is checked at batch sizes 1, 2 and
+the export fails. `write_models` writes a spec's freshly initialised model; `write_model_files`
+writes a model the caller built (``mixnas ship``: one with trained weights, `mixnas.shipping`) and
+returns each file's check (`Written`: path, max abs diff, checked batch sizes).
+
+An ONNX file has a dynamic batch axis: it is checked at batch sizes 1, 2 and
 5 (`ONNX_BATCHES`); a model neither ONNX exporter can make batch-dynamic is written with the batch
 fixed at 2, and a warning says so. `mixnas build FILE.json` rebuilds an exported spec into the same
 model.
@@ -16,6 +20,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,7 +299,9 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
     reasons: list[str] = []  # why each attempt failed, the first one named in the error
     for how, options in attempts:
         try:
-            torch.onnx.export(model, (x,), str(path), verbose=False, **names, **options)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch's exporter internals
+                torch.onnx.export(model, (x,), str(path), verbose=False, **names, **options)
         except Exception as err:  # e.g. complex FFTs (global filter): ONNX has no such op
             reasons.append(_first_line(err))
             continue

@@ -69,18 +69,27 @@ def test_a_planted_far_off_search_latency_is_flagged(
     assert "onnx" not in data["files"]  # --torchscript alone
 
 
-def test_a_close_search_latency_is_not_flagged(run_dir: Path) -> None:
-    from mixnas.shipping import ship
+def test_a_close_search_latency_is_not_flagged(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison at the default tolerance, with torch's timing fixed at 2 ms: on a shared
+    2-core machine two medians of one sub-millisecond model can differ by 2x, so a measured
+    'close' would make this test flaky; the measurement itself is tested above."""
+    import mixnas.shipping as shipping
 
+    def fixed(model: Any, spec: Any, options: Any, device: str) -> dict[str, Any]:
+        return {"ms": 2.0, "device": "cpu", "dtype": options.dtype}
+
+    monkeypatch.setattr(shipping, "time_torch", fixed)
     folder = _trained_trial(run_dir, 0, "trial-0")
-    first = ship(folder, onnx=False)
-    measured = first["latency"]["torch"]["ms"]
-    plant_metric(run_dir, 0, "latency_ms@host", measured * 1.05)
-    # a shared 2-core machine: two medians of one sub-millisecond model can differ by tens of
-    # percent, so the tolerance here is wide; the planted value is 5% from a measurement
-    again = ship(folder, onnx=False, tolerance=1.0)
-    assert again["comparison"]["searched_ms"] == pytest.approx(measured * 1.05)
-    assert not again["flagged"] and again["comparison"]["why"] == []
+    plant_metric(run_dir, 0, "latency_ms@host", 2.1)  # torch 2.0 ms: -5%
+    close = shipping.ship(folder, onnx=False)
+    assert close["comparison"]["searched_ms"] == 2.1
+    assert close["comparison"]["gap_torch"] == pytest.approx(2.0 / 2.1 - 1)
+    assert not close["flagged"] and close["comparison"]["why"] == []
+    plant_metric(run_dir, 0, "latency_ms@host", 3.0)  # -33%: beyond 25%
+    assert shipping.ship(folder, onnx=False)["flagged"]
+    assert not shipping.ship(folder, onnx=False, tolerance=0.5)["flagged"]
 
 
 def test_no_search_trial_means_no_comparison(tmp_path: Path) -> None:
@@ -174,3 +183,32 @@ def test_a_folder_with_nothing_trained_is_one_line_exit_2(
     assert main(["ship", str(tmp_path)]) == 2
     assert "neither a trained folder" in capsys.readouterr().err
     assert main(["ship", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_folder_mixnas_train_wrote_ships_against_its_trial(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real contract: ``mixnas train RUN --pick ID`` writes the folder (its record's
+    ``source`` names the run and ``trial_id``), ``mixnas ship`` reads it and compares with that
+    trial's latency."""
+    import torch
+
+    from mixnas.cli import main
+    from mixnas.shipping import read_trained
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "epochs: 1\nbatch_size: 32\nwarmup_epochs: 0\n"
+        "data: {name: synthetic, options: {size: 200}}\n"
+    )
+    out = tmp_path / "trained-by-train"
+    assert main(["train", str(run_dir), "--pick", "0", "--recipe", str(recipe),
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["ship", str(out), "--onnx"]) == 0
+    data = json.loads((out / "export" / "ship.json").read_text())
+    assert data["source"]["trial"] == 0 and data["search"]["trial"] == 0
+    assert data["comparison"]["searched_ms"] > 0
+    assert data["test_top1"] is not None and data["accuracy"]["samples"] > 0
+    weights = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
+    assert all(torch.equal(weights[k], v) for k, v in read_trained(out).weights.items())

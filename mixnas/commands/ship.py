@@ -32,6 +32,10 @@ def _ms(value: Any) -> str:
     return f"{value:.3g} ms" if isinstance(value, int | float) else "-"
 
 
+def _top1(value: Any) -> str:
+    return f"{value:.4g}%" if isinstance(value, int | float) else "-"
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """One line per shipped model: where, what, how accurate, how fast, and the verdict."""
     files = result["files"]
@@ -49,7 +53,9 @@ def summary_line(result: dict[str, Any]) -> str:
     )
     top1 = result.get("test_top1")
     latency = result["latency"]
-    ort = latency["onnxruntime"].get("cpu", {}).get("ms")
+    ort = _ms(latency["onnxruntime"].get("cpu", {}).get("ms"))
+    if "ms" in latency["onnxruntime"].get("cpu_int8", {}):
+        ort += f" (int8 {_ms(latency['onnxruntime']['cpu_int8']['ms'])})"
     comparison = result["comparison"]
     if "searched_ms" in comparison:
         verdict = (
@@ -61,8 +67,8 @@ def summary_line(result: dict[str, Any]) -> str:
         verdict = f"not compared: {comparison.get('reason', '')}"
     return (
         f"{result['trained_dir']}: {', '.join(written) or 'no float file'}; {int8_text}; "
-        f"test top1 {top1 if top1 is not None else '-'}; params {result['params']:,}; "
-        f"torch {_ms(latency['torch'].get('ms'))}, ONNX Runtime {_ms(ort)}; {verdict}"
+        f"test top1 {_top1(top1)}; params {result['params']:,}; "
+        f"torch {_ms(latency['torch'].get('ms'))}, ONNX Runtime {ort}; {verdict}"
     )
 
 

@@ -59,15 +59,30 @@ class TrainedFolder:
 
     def source(self) -> tuple[Path | None, int | None]:
         """The run folder and trial id the spec came from: ``train_record.json``'s
-        ``source: {run, trial}``, else the layout ``<run>/trained/trial-<id>/``; (None, None)
+        ``source: {run, trial | trial_id}`` (or the provenance of the exported spec file it
+        names), else the layout ``<run>/trained/trial-<id>/``; (None, None)
         when neither says."""
         source = self.record.get("source")
+        if isinstance(source, Mapping) and source.get("spec_file") and not source.get("run"):
+            source = _exported_provenance(Path(str(source["spec_file"])))
         if isinstance(source, Mapping) and source.get("run") is not None:
-            return _run_path(str(source["run"]), self.root), _trial_id(source.get("trial"))
+            trial = source.get("trial", source.get("trial_id"))
+            return _run_path(str(source["run"]), self.root), _trial_id(trial)
         match = _TRIAL_DIR.fullmatch(self.root.name)
         if match and self.root.parent.name == TRAINED:
             return self.root.parent.parent, int(match.group(1))
         return None, None
+
+
+def _exported_provenance(path: Path) -> Mapping[str, Any] | None:
+    """The ``provenance`` of a spec file `mixnas export` wrote (``{run, trial_id, ...}``), so a
+    model trained from an exported spec still knows its trial; None for a plain spec file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    provenance = data.get("provenance") if isinstance(data, dict) else None
+    return provenance if isinstance(provenance, Mapping) else None
 
 
 def _run_path(text: str, root: Path) -> Path:
