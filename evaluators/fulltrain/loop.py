@@ -33,6 +33,7 @@ shared among the ranks and summed. Rank 0 alone writes the folder; any number of
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -67,6 +68,8 @@ from evaluators.fulltrain.splits import Splits
 from evaluators.supernet import distributed
 from search_space import build_model
 from search_space.spec import ArchSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,6 +146,13 @@ class Trainer:
         self.steps_per_epoch = n // self.batch  # whole batches: batch norm needs > 1 row
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.warmup_steps = round(recipe.warmup_epochs * self.steps_per_epoch)
+        if self.warmup_steps >= self.total_steps:
+            log.warning(
+                "warmup_epochs (%g) >= epochs (%d): the whole run is warm-up, lr never reaches "
+                "its peak or decays",
+                recipe.warmup_epochs,
+                recipe.epochs,
+            )
         self.state = RunState()
         self.history: list[dict[str, Any]] = []
 
