@@ -212,3 +212,59 @@ def test_a_folder_mixnas_train_wrote_ships_against_its_trial(
     assert data["test_top1"] is not None and data["accuracy"]["samples"] > 0
     weights = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
     assert all(torch.equal(weights[k], v) for k, v in read_trained(out).weights.items())
+
+
+def test_a_predicted_latency_is_held_to_the_predictors_stated_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose latency came from the lookup-table predictor: the threshold is two of the
+    predictor's standard deviations for the spec, read from the tables the run kept."""
+    import mixnas.shipping as shipping
+    from mixnas.config import parse_config
+    from mixnas.driver import run_search
+    from mixnas.report.data import RunData
+    from search_space import ArchSpec
+    from tests.test_ship_helpers import TINY_SPACE
+
+    monkeypatch.setenv("MIXNAS_CACHE", str(tmp_path / "cache"))
+    config = {
+        "name": "pred", "seed": 0, "space": dict(TINY_SPACE),
+        "objectives": [{"metric": "latency_ms@host", "direction": "minimize"},
+                       {"metric": "params", "direction": "minimize"}],
+        "evaluators": [{"name": "predicted_latency", "options": {"device": "host"}}],
+        "strategy": {"name": "random"}, "budget": {"trials": 2},
+        "backend": {"name": "local", "workers": 0}, "runs_dir": str(tmp_path), "export": None,
+    }  # fmt: skip
+    run_dir = run_search(parse_config(config), quiet=True).run_dir
+    record = RunData.load(run_dir).by_id(0)
+    assert record is not None
+    predicted = record.metrics["latency_ms@host"]
+    folder = make_trained(
+        run_dir / "trained" / "trial-0",
+        ArchSpec.from_dict(dict(record.spec)),
+        source={"run": str(run_dir), "trial": 0},
+    )
+
+    def at(ms: float) -> Any:
+        def fixed(model: Any, spec: Any, options: Any, device: str) -> dict[str, Any]:
+            return {"ms": ms, "device": "cpu", "dtype": options.dtype}
+
+        return fixed
+
+    monkeypatch.setattr(shipping, "time_torch", at(predicted))
+    data = shipping.ship(folder, onnx=False)
+    search = data["search"]
+    assert search["kind"] == "predicted" and search["stated_std_ms"] > 0
+    assert search["threshold"] == pytest.approx(2 * search["stated_std_ms"] / predicted)
+    assert "stated error" in search["basis"] and not data["flagged"]
+    beyond = predicted * (1 + 3 * search["threshold"])
+    monkeypatch.setattr(shipping, "time_torch", at(beyond))
+    assert shipping.ship(folder, onnx=False)["flagged"]
+    # the tables gone: the default tolerance stands in, and says why
+    import shutil
+
+    shutil.rmtree(run_dir / "lookup_tables")
+    monkeypatch.setattr(shipping, "time_torch", at(predicted * 1.1))
+    fallback = shipping.ship(folder, onnx=False)
+    assert fallback["search"]["threshold"] == 0.25 and not fallback["flagged"]
+    assert "default tolerance" in fallback["search"]["basis"]

@@ -176,9 +176,16 @@ def _stated_error(
             batch_size=batch_size,
             torch_device=TORCH_DEVICES[device],
         )
-        _, std = predictor.predict_with_std([spec])
+        mean, std = predictor.predict_with_std([spec])
     except MixnasError as err:
         return tolerance, f"default tolerance {tolerance:.0%}: {err}", None
+    if not math.isclose(float(mean[0]), value, rel_tol=0.01):
+        return (
+            tolerance,
+            f"default tolerance {tolerance:.0%}: the run's lookup tables now predict "
+            f"{float(mean[0]):.3g} ms, not the recorded {value:.3g} ms",
+            None,
+        )
     std_ms = float(std[0])
     stated = STATED_SIGMAS * std_ms / value if value > 0 else math.inf
     return (
