@@ -91,7 +91,8 @@ def _row(path: Path, data: dict[str, Any]) -> str:
         f"{data.get('params', 0):,}" if isinstance(data.get("params"), int) else "-",
         searched,
         _ms(comparison.get("torch_ms", (data.get("latency") or {}).get("torch", {}).get("ms"))),
-        _ms(comparison.get("onnxruntime_ms")),
+        _ms(comparison.get("onnxruntime_ms"))
+        + (" (int8)" if comparison.get("onnxruntime_run") == "cpu_int8" else ""),
         _pct(comparison.get("gap_torch")),
         _pct(comparison.get("gap_onnxruntime")),
         _pct(comparison.get("threshold")).lstrip("+"),
