@@ -268,3 +268,24 @@ def test_a_predicted_latency_is_held_to_the_predictors_stated_error(
     fallback = shipping.ship(folder, onnx=False)
     assert fallback["search"]["threshold"] == 0.25 and not fallback["flagged"]
     assert "default tolerance" in fallback["search"]["basis"]
+
+
+def test_int8_flag_forces_or_turns_off_int8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixnas.cli import main
+
+    folder = make_trained(tmp_path / "fp", tiny_spec())
+    assert main(["ship", str(folder), "--torchscript", "--int8", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["int8"]["status"] == "written" and data["int8"]["dtype"] == "int8"
+    assert "--int8" in data["int8"]["asked"] and data["int8"]["policy"]["min"] == 32
+    w8 = make_trained(tmp_path / "w8", tiny_spec(weight_bits=8))
+    assert main(["ship", str(w8), "--torchscript", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["int8"]["status"] == "written"
+    assert (w8 / "export" / "model.int8.pt").is_file()
+    # shipped again without int8: the earlier int8 file goes, ship.json describes what is there
+    assert main(["ship", str(w8), "--torchscript", "--no-int8", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["int8"] == {"status": "not written", "reason": "off (--no-int8)"}
+    assert not (w8 / "export" / "model.int8.pt").exists()

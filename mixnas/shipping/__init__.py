@@ -34,7 +34,7 @@ from typing import Any
 
 from mixnas.export import ExportError, write_model_files
 from mixnas.manifest import versions, write_json_atomic
-from mixnas.shipping.int8 import INT8_ONNX, int8_request, write_int8
+from mixnas.shipping.int8 import INT8_ONNX, INT8_TS, int8_request, write_int8
 from mixnas.shipping.trained import (
     RECORD,
     SPEC,
@@ -89,6 +89,10 @@ def ship(
     folder = read_trained(trained_dir)
     out = folder.root / EXPORT
     out.mkdir(exist_ok=True)
+    for name in (SHIP_JSON, "model.pt", "model.onnx", INT8_TS, INT8_ONNX):
+        # files of an earlier ship that this one may not write (--no-int8, --onnx only) would
+        # sit beside a ship.json that does not describe them
+        (out / name).unlink(missing_ok=True)
     model = folder.float_model()
     problems: list[str] = []
     files: dict[str, Any] = {}
