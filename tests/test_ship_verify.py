@@ -90,6 +90,8 @@ def test_a_close_search_latency_is_not_flagged(
     plant_metric(run_dir, 0, "latency_ms@host", 3.0)  # -33%: beyond 25%
     assert shipping.ship(folder, onnx=False)["flagged"]
     assert not shipping.ship(folder, onnx=False, tolerance=0.5)["flagged"]
+    other = shipping.ship(folder, onnx=False, batch=4)  # not what the search timed
+    assert other["comparison"]["reason"].startswith("timed at batch 4") and not other["flagged"]
 
 
 def test_no_search_trial_means_no_comparison(tmp_path: Path) -> None:

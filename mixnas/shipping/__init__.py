@@ -237,6 +237,11 @@ def _verify(
             latency["onnxruntime"][key] = {"error": str(err).strip().splitlines()[0]}
     if search is None:
         return latency, {"reason": reason, "flagged": False}
+    if (options.batch_size, options.threads) != (search.batch_size, search.threads):
+        note = note or (
+            f"timed at batch {options.batch_size} with {options.threads} thread(s), the search's "
+            f"{search.metric} at batch {search.batch_size} with {search.threads}"
+        )
     if note:
         return latency, {"reason": note, "flagged": False}
     # the ORT run comparable with the search's number: same device, same precision
