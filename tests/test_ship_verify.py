@@ -291,3 +291,18 @@ def test_int8_flag_forces_or_turns_off_int8(
     data = json.loads(capsys.readouterr().out)
     assert data["int8"] == {"status": "not written", "reason": "off (--no-int8)"}
     assert not (w8 / "export" / "model.int8.pt").exists()
+
+
+def test_a_missing_gpu_is_one_line_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from mixnas.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    folder = make_trained(tmp_path / "t", tiny_spec())
+    assert main(["ship", str(folder), "--device", "cuda"]) == 2
+    assert capsys.readouterr().err.startswith("mixnas: error: --device: ")
+    assert not (folder / "export").exists()

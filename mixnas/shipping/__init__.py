@@ -86,6 +86,7 @@ def ship(
         raise ShipError("nothing to ship: ask for --torchscript and/or --onnx")
     if not tolerance > 0:
         raise ShipError(f"--tolerance: must be a fraction > 0, e.g. 0.25 (got {tolerance})")
+    _torch_device(device, None)  # a GPU that is not there: one line before anything is written
     folder = read_trained(trained_dir)
     out = folder.root / EXPORT
     out.mkdir(exist_ok=True)
