@@ -13,6 +13,10 @@ does and a user can rerun any stage by hand from the file it left. Kinds and the
   metrics.
 - ``scale``: ``mixnas scale BASE --budget ... --out``; ``args``: ``base``, ``budget``, ``rule``
   and ``proxy``; outputs ``dir``, ``members``, ``family`` (the report's path).
+- ``train``: ``mixnas train TARGET --recipe <config> --out``; ``args``: ``target`` (a spec file
+  or a run folder), ``pick`` and ``data``; ``config`` is the training recipe (docs/training.md);
+  outputs ``dir``, ``spec``, ``best`` (the best weights), ``test_top1``, ``best_val_top1``,
+  ``epochs_run``.
 - ``python``: ``args.function`` (``module:function``) called as ``function(stage_dir, config,
   quiet=...)`` returning its outputs (a mapping of JSON values): the least code a method needs
   that no command has.
@@ -232,6 +236,44 @@ class ScaleStage:
         return {"dir": str(out), "members": members, "family": str(out / "report.html")}
 
 
+class TrainStage:
+    ARGS = ("target", "pick", "data")
+
+    def check(self, stage: Stage, source: str) -> None:
+        unknown = sorted(set(stage.args) - set(self.ARGS))
+        if unknown:
+            raise RecipeError(
+                source,
+                f"stages.{stage.name}.args.{unknown[0]}",
+                f"unknown; allowed: {', '.join(self.ARGS)}",
+            )
+        if not isinstance(stage.args.get("target"), str):
+            raise RecipeError(
+                source, f"stages.{stage.name}.args.target", "is required: a spec file or run folder"
+            )
+
+    def run(self, stage: Stage, ctx: StageContext) -> dict[str, Any]:
+        out = ctx.stage_dir(stage)
+        recipe = ctx.recipe_dir / f"{stage.name}.json"
+        recipe.write_text(json.dumps(dict(stage.config), indent=2, sort_keys=True) + "\n")
+        argv = ["train", str(stage.args["target"]), "--recipe", str(recipe), "--out", str(out)]
+        if "pick" in stage.args:
+            argv += ["--pick", str(stage.args["pick"])]
+        if "data" in stage.args:
+            argv += ["--data", str(stage.args["data"])]
+        _cli([*argv, *(["--quiet"] if ctx.quiet else [])], stage)
+        record = json.loads((out / "train_record.json").read_text())
+        outputs = {
+            "dir": str(out),
+            "spec": str(out / "spec.json"),
+            "best": str(out / "checkpoints" / "best.pt"),
+        }
+        for key in ("test_top1", "best_val_top1", "epochs_run"):
+            if key in record:
+                outputs[key] = record[key]
+        return outputs
+
+
 class PythonStage:
     def check(self, stage: Stage, source: str) -> None:
         target = stage.args.get("function")
@@ -271,5 +313,6 @@ KINDS: dict[str, StageKind] = {
     "supernet": SupernetStage(),
     "search": SearchStage(),
     "scale": ScaleStage(),
+    "train": TrainStage(),
     "python": PythonStage(),
 }
