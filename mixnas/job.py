@@ -260,6 +260,11 @@ def _check_data(config: SearchConfig, input_spec: Any) -> None:
             continue  # the evaluator's default source (synthetic, a supernet's stored data)
         field = f"evaluators[{i}].data"
         try:
+            if cfg.options.get("task") == "causal_lm":  # token sequences, next-token targets
+                from evaluators.tasks.language import check_lm_source
+
+                check_lm_source(cfg.data, dict(options or {}), input_spec)
+                continue
             _check_source(cfg.data, dict(options or {}), input_spec, field, config.source)
         except ConfigError:
             raise

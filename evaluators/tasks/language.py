@@ -91,7 +91,32 @@ def lm_dataset(
     )
 
 
-def _npz(path: Path, spec: InputSpec, seed: int, options: Mapping[str, Any]) -> Dataset:
+def check_lm_source(source: Any, options: Mapping[str, Any], input_spec: InputSpec | None) -> None:
+    """Checks an LM data source and its options without generating or reading anything (a
+    search config's check before its first trial); raises a one-line `DatasetError`."""
+    from evaluators.data import dataset_source
+    from evaluators.tasks import TASKS, names, resolve
+
+    if isinstance(source, Mapping):
+        source, given = dataset_source(source)
+        options = {**given, **options}
+    name = DEFAULT_SOURCE if source is None else str(source)
+    if name in names():
+        if input_spec is not None:
+            spec = dataclasses.replace(input_spec, num_classes=TASKS[name].num_classes)
+            resolve(name, spec, options)
+        return
+    path = Path(name)
+    if path.suffix != ".npz" or not path.is_file():
+        raise DatasetError(
+            f"causal_lm: unknown data {name!r}; allowed: {', '.join(names())} (token tasks) or a "
+            "path to an .npz file with an array x of token sequences"
+        )
+    _npz_options(path, options)
+
+
+def _npz_options(path: Path, options: Mapping[str, Any]) -> tuple[int | None, float]:
+    """The ``pad_id`` and ``val_fraction`` of an LM ``.npz`` source, checked."""
     unknown = sorted(set(options) - set(_NPZ_OPTIONS))
     if unknown:
         raise DatasetError(
@@ -105,6 +130,11 @@ def _npz(path: Path, spec: InputSpec, seed: int, options: Mapping[str, Any]) -> 
         raise DatasetError(
             f"{path}: val_fraction: must lie strictly between 0 and 1 (got {fraction!r})"
         )
+    return pad, float(fraction)
+
+
+def _npz(path: Path, spec: InputSpec, seed: int, options: Mapping[str, Any]) -> Dataset:
+    pad, fraction = _npz_options(path, options)
     try:
         with np.load(path, allow_pickle=False) as arrays:
             if "x" not in arrays.files:
@@ -136,7 +166,7 @@ def _npz(path: Path, spec: InputSpec, seed: int, options: Mapping[str, Any]) -> 
     if pad is not None:
         y[y == pad] = IGNORE
     n = len(raw)
-    n_val = min(n - 1, max(1, round(n * float(fraction))))
+    n_val = min(n - 1, max(1, round(n * fraction)))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
     val, train = order[:n_val], order[n_val:]
     return Dataset(str(path), x[train], y[train], x[val], y[val], spec.vocab_size)

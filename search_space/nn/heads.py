@@ -66,6 +66,10 @@ class LMHead(nn.Module):
     call instead of holding it as a parameter of its own, so the table is one parameter of one
     module (counted once, one state-dict entry) and a supernet's `functional_call`, which
     replaces ``stem.embed.weight`` by its slice, reaches the head too.
+    The tied logits are scaled by C^-1/2, as T5 does with tied embeddings: the table's entries
+    are unit-variance embeddings, so unscaled logits of normed features would start with a
+    standard deviation of about sqrt(C) (a loss near 40 at C = 64); the product is elementwise,
+    no MAC.
     Cost: norm over N C elements, N C vocab MACs; params of the norm, C vocab unless tied, vocab
     with ``bias``.
     """
@@ -79,6 +83,7 @@ class LMHead(nn.Module):
         self.fc: nn.Linear | None = None if tie else nn.Linear(dim, num_classes, bias=bias)
         self.bias = nn.Parameter(torch.zeros(num_classes)) if tie and bias else None
         self.shape = (num_classes, dim)
+        self.scale = dim**-0.5
         # the embedding in a list: a reference, not a submodule (its table belongs to the stem)
         self._embedding: list[nn.Embedding] = []
 
@@ -98,4 +103,4 @@ class LMHead(nn.Module):
             return self.fc(h)  # type: ignore[no-any-return]
         if not self._embedding:
             raise RuntimeError("a tied LM head runs only after tie_to(stem) (build_model does it)")
-        return F.linear(h, self._embedding[0].weight, self.bias)
+        return F.linear(h * self.scale, self._embedding[0].weight, self.bias)
