@@ -147,10 +147,12 @@ def test_tied_head_reads_the_embedding_table() -> None:
     assert spec_cost(untied).params - spec_cost(tied).params == vocab * width
     assert sum(p.numel() for p in model.parameters()) == spec_cost(tied).params
     x = example_input(tied)
+    table = model.get_submodule("stem.embed").weight
+    norm = model.get_submodule("head.norm")
+    assert isinstance(table, torch.Tensor)
     with torch.no_grad():
-        model.stem.embed.weight.mul_(2.0)  # the head follows the table
-        hidden = model.head.norm(model.forward_features(x))
-        expected = hidden @ model.stem.embed.weight.T / width**0.5  # T5's tied scaling
+        table.mul_(2.0)  # the head follows the table
+        expected = norm(model.forward_features(x)) @ table.T / width**0.5  # T5's tied scaling
         assert torch.allclose(model(x), expected, atol=1e-5)
 
 
