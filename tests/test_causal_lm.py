@@ -29,6 +29,7 @@ from search_space import (
     validate_spec,
 )
 from search_space.errors import SpaceError
+from search_space.nn.builder import MixNet
 from search_space.ops import TOKEN_MIXERS
 from search_space.spec import Block, InputSpec, Op, Stage
 
@@ -148,11 +149,12 @@ def test_tied_head_reads_the_embedding_table() -> None:
     assert sum(p.numel() for p in model.parameters()) == spec_cost(tied).params
     x = example_input(tied)
     table = model.get_submodule("stem.embed").weight
-    norm = model.get_submodule("head.norm")
+    norm: torch.nn.Module = model.get_submodule("head.norm")
     assert isinstance(table, torch.Tensor)
     with torch.no_grad():
         table.mul_(2.0)  # the head follows the table
-        expected = norm(model.forward_features(x)) @ table.T / width**0.5  # T5's tied scaling
+        features = MixNet.forward_features(model, x)
+        expected = norm(features) @ table.T / width**0.5  # T5's tied scaling
         assert torch.allclose(model(x), expected, atol=1e-5)
 
 
