@@ -148,12 +148,13 @@ def test_tied_head_reads_the_embedding_table() -> None:
     assert spec_cost(untied).params - spec_cost(tied).params == vocab * width
     assert sum(p.numel() for p in model.parameters()) == spec_cost(tied).params
     x = example_input(tied)
+    assert isinstance(model, MixNet)
     table = model.get_submodule("stem.embed").weight
     norm: torch.nn.Module = model.get_submodule("head.norm")
     assert isinstance(table, torch.Tensor)
     with torch.no_grad():
         table.mul_(2.0)  # the head follows the table
-        features = MixNet.forward_features(model, x)
+        features = model.forward_features(x)
         expected = norm(features) @ table.T / width**0.5  # T5's tied scaling
         assert torch.allclose(model(x), expected, atol=1e-5)
 
