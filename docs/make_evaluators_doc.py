@@ -68,6 +68,7 @@ def _cell(text: str) -> str:
 
 def _proxies() -> list[str]:
     from evaluators.proxies import PROXIES
+    from evaluators.proxies.registry import ALL_TASKS, PROXY_TASKS
     from evaluators.proxy_evaluator import DEFAULT_PROXIES
 
     lines = [
@@ -76,16 +77,21 @@ def _proxies() -> list[str]:
         "Training-free scores, registered in `evaluators.proxies.PROXIES`. The `proxy` "
         "evaluator reports each as the metric `proxy:<name>` (`options: {names: [...], "
         "batch_size: 64}`); higher is better for every one. Default: the ones marked, "
-        f"`{', '.join(DEFAULT_PROXIES)}`.",
+        f"`{', '.join(DEFAULT_PROXIES)}`. Tasks: the spec heads a proxy can score "
+        "(`classification`: a pooled classifier; `causal_lm`: an LM head, whose gradient "
+        "proxies use the next-token loss); a proxy asked for another task fails the result "
+        "with one line naming the proxies that can.",
         "",
-        "| name | default | what |",
-        "|---|---|---|",
+        "| name | default | tasks | what |",
+        "|---|---|---|---|",
     ]
     for name in PROXIES.names():
         if PROXIES.origin(name):
             continue  # an installed plug-in's: the page documents mixnas itself
         mark = "yes" if name in DEFAULT_PROXIES else ""
-        lines.append(f"| `{name}` | {mark} | {_cell(first_sentence(PROXIES.get(name).__doc__))} |")
+        tasks = ", ".join(PROXY_TASKS.get(name, ALL_TASKS))
+        what = _cell(first_sentence(PROXIES.get(name).__doc__))
+        lines.append(f"| `{name}` | {mark} | {tasks} | {what} |")
     return lines
 
 
@@ -130,6 +136,31 @@ def _train() -> list[str]:
         what = described.get(name, "(undocumented)")
         lines.append(f"| `{name}` | {shown} | {_cell(allowed)} | {_cell(what)} |")
     return lines
+
+
+def _lm() -> list[str]:
+    from evaluators.tasks import names
+    from evaluators.tasks.language import _NPZ_OPTIONS, DEFAULT_SOURCE, IGNORE
+
+    return [
+        "### Causal language modelling (`task: causal_lm`)",
+        "",
+        "With `options: {task: causal_lm}` the `train` evaluator trains next-token prediction: "
+        "the spec needs a causal LM head (`lm_head`, logits `B x L x vocab`; the built-in space "
+        "`causal_lm`, docs/spaces.md), the loss is the cross-entropy over every position that "
+        "has a next token, `top1` is the next-token accuracy (percent of those positions), "
+        "`loss` the mean loss per token and `perplexity` its exponential. A spec whose head "
+        "does not match the task fails with one line. The data (`evaluators.tasks.language`) "
+        f"are token sequences: `{DEFAULT_SOURCE}` by default, or any generated token task ("
+        + ", ".join(f"`{n}`" for n in names())
+        + "; the task's own options apply, its sequences are right-padded with id 0, never a "
+        f"target), or `path/to/file.npz` holding `x`, an `N x L'` integer array of token ids: "
+        "a row gives inputs `row[:L]` and targets `row[1:L+1]`, positions past the row's end "
+        f"are no target (internally `{IGNORE}`); options "
+        + ", ".join(f"`{o}`" for o in _NPZ_OPTIONS)
+        + " (an id that marks padding inside rows; the validation share, 0.2). Example: "
+        "docs/causal_lm_search.yaml (perplexity against parameters).",
+    ]
 
 
 def _knob(knob: Any) -> str:
@@ -209,6 +240,8 @@ def render() -> str:
         *_proxies(),
         "",
         *_train(),
+        "",
+        *_lm(),
         "",
         *_data(),
     ]

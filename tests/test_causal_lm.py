@@ -286,3 +286,14 @@ def test_search_on_causal_lm_with_perplexity_as_an_objective(tmp_path: Path) -> 
     frame = load_trials(runs / "causal_lm", architecture=False)
     assert len(frame) == 2 and set(frame["status"]) == {"ok"}
     assert all(math.isfinite(v) and v > 1.0 for v in frame["perplexity"])
+
+
+def test_docs_name_every_token_mixer_in_the_causal_section() -> None:
+    from search_space.ops.causal import causal_form
+
+    text = (ROOT / "docs" / "spaces.md").read_text()
+    section = text.split("## Causal spaces", 1)[1].split("\n## ", 1)[0]
+    for name in TOKEN_MIXERS.names():
+        op = TOKEN_MIXERS.get(name)
+        form = causal_form(op) if op.causal and op.causal.when else name
+        assert f"`{form}`" in section, f"docs/spaces.md's causal section does not name {form}"
