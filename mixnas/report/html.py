@@ -34,6 +34,7 @@ from mixnas.report.figures import (
     parallel_section,
     pareto_section,
 )
+from mixnas.report.recipe_section import recipe_header
 from mixnas.report.shipped import has_shipped, shipped_section
 
 _CSS = """
@@ -78,6 +79,7 @@ def render_report(
     title = f"mixnas run {run.config.name}"
     body = [
         f"<h1>{escape(title)}</h1>",
+        recipe_header(run.run_dir),
         _summary(run),
         "<h2>Pareto front</h2>",
         pareto_section(run, max_points, curve_points),
