@@ -252,3 +252,15 @@ def test_decisions_map_to_the_paths_they_select() -> None:
     assert target_of("stages[1].width") == ("stage", 1, -1)
     assert target_of("stem") == ("stem", -1, -1)
     assert target_of("num_stages") == ("output", -1, -1)
+
+
+def test_soft_weights_and_the_multiplicative_penalty_run(
+    space: SearchSpace, macs: ExpectedCost, tmp_path: Path
+) -> None:
+    cfg = _config(hard=False, penalty={"metric": "macs", "weight": 2.0, "form": "multiplicative"})
+    result = search(space, DATA, cfg, tmp_path / "soft", expected=macs)
+    assert result.finished and space.contains(result.spec)
+    final = result.history[-1]
+    # multiplicative: the architecture loss is the cross-entropy scaled by (E / reference)^2
+    ratio = final["expected_cost"] / result.reference
+    assert final["arch_loss"] == pytest.approx(final["arch_ce"] * ratio**2, rel=1e-5)
