@@ -102,8 +102,7 @@ def test_a_second_run_reuses_finished_stages_and_refuses_changed_ones(tmp_path: 
         (lambda d: d["recipe"]["headline"].update(stage="nowhere"), "recipe.headline.stage"),
         (lambda d: d["smoke"].update(train={"config": {}}), "smoke.train"),
         (lambda d: d["stages"]["search"]["args"].update(best_by=3), "stages.search.args.best_by"),
-        (lambda d: d["stages"].update(scale=d["stages"].pop("scale")) or d["stages"]["search"][
-            "config"].update(seed="${scale.dir}"), "stages.search"),  # fmt: skip
+        (lambda d: d["stages"]["search"]["config"].update(seed="${scale.dir}"), "stages.search"),
     ],
 )
 def test_a_bad_recipe_is_one_line_naming_the_field(edit, field: str, tmp_path: Path) -> None:
