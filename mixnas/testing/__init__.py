@@ -6,7 +6,8 @@ Optuna's sampler tests. Each module has ``*_cases(names)`` (pytest parameters fo
 every registered one when None) and ``check_*`` functions that assert the contract:
 
 - `mixnas.testing.ops`: token and channel mixers (shape, forward/backward, exact parameters,
-  analytic MACs vs counted, documentation);
+  analytic MACs vs counted, documentation; causality: a mixer that declares it never reads later
+  positions, any other is refused before an LM head in one line);
 - `mixnas.testing.quant`: token and channel mixers under fake quantization at 4, 6 and 8 bits;
 - `mixnas.testing.layers`: stems, downsamplers, heads and norms in a minimal network (exact
   parameters, analytic MACs vs counted, forward and backward; `mixnas.testing.analytic`);

@@ -19,7 +19,7 @@ from search_space.ops import (  # noqa: F401
     tokenizers,
     upsample,
 )
-from search_space.ops.base import LAYOUTS, Cost, OpContext, OpDef, ParamDef
+from search_space.ops.base import LAYOUTS, PER_TOKEN, Causal, Cost, OpContext, OpDef, ParamDef
 from search_space.ops.registries import (
     ACTIVATIONS,
     CHANNEL_MIXERS,
@@ -40,9 +40,11 @@ __all__ = [
     "HEADS",
     "LAYOUTS",
     "NORMS",
+    "PER_TOKEN",
     "REGISTRIES",
     "STEMS",
     "TOKEN_MIXERS",
+    "Causal",
     "Cost",
     "OpContext",
     "OpDef",
