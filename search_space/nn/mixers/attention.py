@@ -18,7 +18,7 @@ from search_space.nn.mixers.windows import (
     window_partition,
     window_reverse,
 )
-from search_space.nn.quant.layers import attend
+from search_space.nn.quant.layers import attend, score_operand
 from search_space.ops.token_mixers.attention import sr_geometry, window_geometry
 
 
@@ -41,9 +41,11 @@ class Attention(nn.Module):
         head_dim: int,
         qkv_bias: bool,
         causal: bool = False,
+        scores: str = "softmax",
     ) -> None:
         super().__init__()
         self.heads, self.head_dim, self.causal = dim // head_dim, head_dim, causal
+        self.scores = scores
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -51,8 +53,37 @@ class Attention(nn.Module):
         b, t, c = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         mask = causal_mask(t, x.device) if self.causal else None
-        y = attend(self, qkv[0], qkv[1], qkv[2], mask)
+        if self.scores == "softmax":
+            y = attend(self, qkv[0], qkv[1], qkv[2], mask)
+        else:
+            y = softmax_free(self, qkv[0], qkv[1], qkv[2], mask, self.scores)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+def softmax_free(
+    module: nn.Module,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scores: str,
+) -> torch.Tensor:
+    """MPCViT's attention without a softmax (Zeng et al., ICCV 2023): ``relu`` normalises
+    ReLU(s) by its row sum (one division per row instead of an exponential per score);
+    ``scale`` divides the scores by the number of keys (no non-linearity at all). ``s`` is the
+    scaled dot product; masked keys get weight 0 and are not counted."""
+    q, k, v = (score_operand(module, role, t) for role, t in (("q", q), ("k", k), ("v", v)))
+    s = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    keep = mask.to(s.dtype) if mask is not None else None
+    if scores == "relu":
+        weights = torch.relu(s) if keep is None else torch.relu(s) * keep
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-6)
+        # probabilities in [0, 1]: the policy's probability quantizer applies, as to softmax's
+        return score_operand(module, "probs", weights) @ v
+    keys = float(s.shape[-1]) if keep is None else keep.sum(dim=-1, keepdim=True)
+    # signed weights: not probabilities, so the probability quantizer (log2 by default) does not
+    # apply; q and k were quantized, which fixes the weights' precision
+    return ((s if keep is None else s * keep) / keys) @ v
 
 
 def causal_mask(tokens: int, device: torch.device) -> torch.Tensor:

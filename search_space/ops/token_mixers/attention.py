@@ -30,6 +30,16 @@ HEAD_DIM = ParamDef(
     "head_dim", int, 32, minimum=1, doc="channels per head; heads = width / head_dim"
 )
 QKV_BIAS = ParamDef("qkv_bias", bool, True)
+# how attention scores become weights: softmax (ViT), or MPCViT's cheaper forms for secure
+# multi-party computation, where the softmax's exponentials and division dominate the cost
+SCORES = ParamDef(
+    "scores",
+    str,
+    "softmax",
+    choices=("softmax", "relu", "scale"),
+    doc="softmax; relu: ReLU(s) / sum ReLU(s); scale: s / keys (MPCViT's ReLU and scaling "
+    "attention)",
+)
 
 
 def _attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
@@ -47,20 +57,21 @@ def _attention_cost(ctx: OpContext, params: Mapping[str, Any]) -> Cost:
 register(
     OpDef(
         name="attention",
-        sharing=Sharing(elastic=("head_dim",), chunks={"qkv.": (0, 3)}),
+        sharing=Sharing(elastic=("head_dim", "scores"), chunks={"qkv.": (0, 3)}),
         kind="token_mixer",
         module=f"{_MODULE}:Attention",
         family="M01",
         layout=LAYOUT_TOKENS,
         complexity="O(N^2 d + N d^2)",
-        params=(HEAD_DIM, QKV_BIAS, CAUSAL),
+        params=(HEAD_DIM, QKV_BIAS, CAUSAL, SCORES),
         rules=(divides("head_dim"), causal_needs_sequence),
         cost=_attention_cost,
         # the masked scores are still computed (scaled_dot_product_attention's dense kernels),
         # so the cost is that of the full attention
         causal=causal_flag("causal mask on the scores: token t attends to tokens <= t"),
-        examples=({"causal": True},),
-        doc="global multi-head softmax self-attention (ViT, DeiT, CAFormer; GPT when causal)",
+        examples=({"causal": True}, {"scores": "relu"}, {"scores": "scale", "causal": True}),
+        doc="global multi-head softmax self-attention (ViT, DeiT, CAFormer; GPT when causal; "
+        "MPCViT's ReLU or scaling attention with `scores`)",
     )
 )
 
