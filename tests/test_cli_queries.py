@@ -300,7 +300,8 @@ def test_space_describe_and_sample_nb201(capsys: pytest.CaptureFixture[str]) -> 
     status, _, err = _out(capsys, ["space", "describe", "nb201:mnist"])
     assert status == 2 and "cifar10, cifar100, ImageNet16-120" in err and "'mnist'" in err
     status, _, err = _out(capsys, ["space", "describe", "nosuch"])
-    assert status == 2 and "built-in: causal_lm, hybrid, hybrid_cpu, isotropic, nb201, sequence" in err
+    builtin = "built-in: causal_lm, hybrid, hybrid_cpu, isotropic, nb201, sequence"
+    assert status == 2 and builtin in err
 
 
 # -- docs and LICENSE -----------------------------------------------------------------------------
