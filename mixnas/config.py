@@ -27,6 +27,19 @@ Example (every top-level field; all but ``objectives`` have defaults)::
     runs_dir: runs
     export: {pick: front, dir: export}   # written inside the run folder at the end
     initial: [convnext_t, my_spec.json]  # zoo models or spec files that seed the population
+    ship:                        # after the search: train and ship the best front members
+      top: 2                     # how many (``mixnas search --then-train N`` overrides it)
+      by: top1                   # ranked by this metric (METRIC, METRIC:max or METRIC:min)
+      constraint: {latency_ms@host: {max: 1.0}}  # bounds a shipped member must meet
+      recipe: {epochs: 30}       # training recipe fields, or a recipe file (docs/training.md)
+      data: digits               # default: the data of the search's training evaluator
+      onnx: true
+      torchscript: true
+      int8: auto                 # auto | on | off
+      device: auto               # where the members train
+      tolerance: 0.25            # allowed gap of a measured search latency (mixnas ship)
+
+The ``ship`` block is documented in docs/shipping.md; `mixnas.shipping.pipeline` runs it.
 """
 
 from __future__ import annotations
@@ -55,8 +68,21 @@ MAX_WORKERS = 1024
 MAX_SEED = 2**63 - 1
 TOP_LEVEL_FIELDS = (
     "name", "seed", "space", "objectives", "constraints", "evaluators", "strategy", "budget",
-    "backend", "trial_timeout", "runs_dir", "export", "description", "initial",
+    "backend", "trial_timeout", "runs_dir", "export", "description", "initial", "ship",
 )  # fmt: skip
+SHIP_FIELDS = (
+    "top", "by", "constraint", "recipe", "data", "onnx", "torchscript", "int8", "device",
+    "tolerance",
+)  # fmt: skip
+INT8_CHOICES = ("auto", "on", "off")
+MAX_SHIP_TOP = 1000  # each shipped member is a full training: more is a typo
+# The ship block's recipe defaults, under every field the block (or its recipe file) gives;
+# `evaluators.fulltrain.TrainRecipe` supplies the rest. mixnas train's 100 epochs and 5 warm-up
+# epochs are for ImageNet-scale data; a search config's data is held in memory (digits, a
+# generated task, a folder of thousands of images), where a small model converges in a few tens
+# of epochs. docs/shipping.md says why these values.
+SHIP_RECIPE_DEFAULTS: dict[str, Any] = {"epochs": 30, "warmup_epochs": 1.0}
+_BY = re.compile(r"(?P<metric>.+?)(?::(?P<direction>max|min))?")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_CONFIG = Path(__file__).with_name("default_search.yaml")
 
@@ -114,6 +140,45 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class ShipConfig:
+    """The ``ship:`` block: after the search, the best ``top`` front members that meet
+    ``constraint`` (ranked by ``by``, default the first objective) are trained and shipped.
+
+    ``recipe`` holds the recipe fields the block gave (inline, or read from the file it named),
+    checked here; `SHIP_RECIPE_DEFAULTS` and then `TrainRecipe`'s defaults fill the rest.
+    ``data`` is a training data block (``name`` or ``{name, options, data_seed,
+    test_fraction}``), None for the search's own training data. ``int8``, ``tolerance``,
+    ``onnx`` and ``torchscript`` are `mixnas.shipping.ship`'s options; ``device`` is where the
+    members train (``auto | cpu | cuda | cuda:N``).
+    """
+
+    top: int = 1
+    by: str | None = None
+    constraint: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    data: Any = None
+    onnx: bool = True
+    torchscript: bool = True
+    int8: str = "auto"
+    device: str = "auto"
+    tolerance: float = 0.25
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "top": self.top,
+            "by": self.by,
+            "constraint": {k: dict(v) for k, v in self.constraint.items()},
+            "recipe": dict(self.recipe),
+            "data": self.data,
+            "onnx": self.onnx,
+            "torchscript": self.torchscript,
+            "int8": self.int8,
+            "device": self.device,
+            "tolerance": self.tolerance,
+        }
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     name: str
     objectives: tuple[ObjectiveConfig, ...]
@@ -131,6 +196,7 @@ class SearchConfig:
     export_pick: str | None = "front"
     export_dir: str = "export"
     initial: tuple[str, ...] = ()  # zoo names or spec files proposed first
+    ship: ShipConfig | None = None  # train and ship front members after the search
     source: str | None = None  # the file the config came from
 
     @property
@@ -169,6 +235,7 @@ class SearchConfig:
             "runs_dir": self.runs_dir,
             "export": {"pick": self.export_pick, "dir": self.export_dir},
             "initial": list(self.initial),
+            **({"ship": self.ship.to_dict()} if self.ship is not None else {}),
         }
 
 
@@ -223,7 +290,7 @@ def parse_config(
     metrics = [o.metric for o in objectives]
     if len(set(metrics)) != len(metrics):
         raise ConfigError("objectives", "names a metric twice", source=source, value=metrics)
-    constraints = _constraints(top.get("constraints", {}), r)
+    constraints = _constraints(top.get("constraints", {}), r, "constraints")
     evaluators = tuple(
         _evaluator(e, f"evaluators[{i}]", r)
         for i, e in enumerate(r.sequence(top.get("evaluators", []), "evaluators"))
@@ -243,6 +310,7 @@ def parse_config(
         if not isinstance(item, str):
             raise r.fail(f"initial[{i}]", "must be a zoo model name or a spec file", item)
         initial.append(_relative_file(item, base_dir))
+    ship = _ship(top.get("ship"), r, objectives, base_dir)
     return SearchConfig(
         name=name,
         objectives=objectives,
@@ -260,6 +328,7 @@ def parse_config(
         export_pick=export_pick,
         export_dir=export_dir,
         initial=tuple(initial),
+        ship=ship,
         source=source,
     )
 
@@ -376,10 +445,10 @@ def _objective(value: Any, field: str, r: _Reader) -> ObjectiveConfig:
     )
 
 
-def _constraints(value: Any, r: _Reader) -> dict[str, dict[str, float]]:
+def _constraints(value: Any, r: _Reader, where: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    for metric, bound in r.mapping(value, "constraints").items():
-        field = f"constraints.{metric}"
+    for metric, bound in r.mapping(value, where).items():
+        field = f"{where}.{metric}"
         b = r.mapping(bound, field)
         r.known(b, ["min", "max"], field)
         if not b:
@@ -517,3 +586,104 @@ def _export(value: Any, r: _Reader) -> tuple[str | None, str]:
             "export.dir", "must be a relative folder inside the run folder (no '..')", folder
         )
     return pick, folder
+
+
+def _ship(
+    value: Any, r: _Reader, objectives: tuple[ObjectiveConfig, ...], base_dir: Path | None
+) -> ShipConfig | None:
+    """The ``ship:`` block's shapes, ranges and recipe; metric names, the data source and the
+    device are checked against the job (`mixnas.shipping.pipeline.check_ship`)."""
+    if value is None:
+        return None
+    s = r.mapping(value, "ship")
+    r.known(s, list(SHIP_FIELDS), "ship")
+    top = r.integer(s.get("top", 1), "ship.top", minimum=1, maximum=MAX_SHIP_TOP)
+    by = s.get("by")
+    if by is not None:
+        match = _BY.fullmatch(by) if isinstance(by, str) else None
+        if match is None:
+            raise r.fail("ship.by", "must be METRIC, METRIC:max or METRIC:min", by)
+        directions = [o.metric for o in objectives]
+        if match["direction"] is None and match["metric"] not in directions:
+            raise r.fail(
+                "ship.by",
+                f"is not an objective, so its direction is unknown: say {by}:max or {by}:min "
+                f"(objectives: {', '.join(directions)})",
+                by,
+            )
+    constraint = _constraints(s.get("constraint", {}), r, "ship.constraint")
+    onnx, torchscript = (
+        _flag(s.get(key, True), f"ship.{key}", r) for key in ("onnx", "torchscript")
+    )
+    if not (onnx or torchscript):
+        raise r.fail("ship", "onnx and torchscript are both false: nothing would be shipped")
+    int8 = s.get("int8", "auto")
+    int8 = {True: "on", False: "off"}.get(int8, int8) if isinstance(int8, bool) else int8
+    tolerance = r.number(s.get("tolerance", 0.25), "ship.tolerance", minimum=0)
+    if not tolerance > 0:
+        raise r.fail("ship.tolerance", "must be a fraction > 0, e.g. 0.25", tolerance)
+    return ShipConfig(
+        top=top,
+        by=by,
+        constraint=constraint,
+        recipe=_ship_recipe(s.get("recipe", {}), r, base_dir),
+        data=_ship_data(s.get("data"), r),
+        onnx=onnx,
+        torchscript=torchscript,
+        int8=r.choice(int8, "ship.int8", INT8_CHOICES),
+        device=_device(s.get("device", "auto"), "ship.device", r),
+        tolerance=tolerance,
+    )
+
+
+def _flag(value: Any, field: str, r: _Reader) -> bool:
+    if not isinstance(value, bool):
+        raise r.fail(field, "must be true or false", value)
+    return value
+
+
+def _ship_recipe(value: Any, r: _Reader, base_dir: Path | None) -> dict[str, Any]:
+    """The recipe fields the block gives: a mapping, or a recipe file (relative to the config
+    file) read here, so that the run folder's config.json holds the recipe itself. Checked
+    together with the block's defaults as `mixnas train` checks a recipe file."""
+    from evaluators.fulltrain.recipe import TrainError, recipe_from_dict
+
+    source = "ship.recipe"
+    if isinstance(value, str):
+        file = Path(_relative_file(value, base_dir))
+        if not paths.is_file(file):
+            raise r.fail("ship.recipe", "no such recipe file", value)
+        from search_space.declare.loader import read_declaration
+        from search_space.errors import SpaceError
+
+        try:
+            value = read_declaration(file)
+        except SpaceError as err:
+            raise r.fail("ship.recipe", f"{file}: {err.field}: {err.message}") from None
+        value = {} if value is None else value
+        source = str(file)
+    given = dict(r.mapping(value, "ship.recipe"))
+    try:
+        recipe_from_dict({**SHIP_RECIPE_DEFAULTS, **given}, source)
+    except TrainError as err:
+        text = str(err).removeprefix(f"{source}: ")
+        if source != "ship.recipe":  # a file: its name and its field in the message
+            raise r.fail("ship.recipe", f"{source}: {text}") from None
+        key, _, message = text.partition(": ")
+        raise r.fail(f"ship.recipe.{key}", message) from None
+    return given
+
+
+def _ship_data(value: Any, r: _Reader) -> Any:
+    """A training data block (`evaluators.fulltrain.DataRecipe`'s fields, or a name alone);
+    whether the source exists is checked against the space's input by the job."""
+    if value is None:
+        return None
+    from evaluators.fulltrain.recipe import TrainError, data_from_dict
+
+    try:
+        data_from_dict(value, "ship")
+    except TrainError as err:
+        key, _, message = str(err).removeprefix("ship: ").partition(": ")
+        raise r.fail(f"ship.{key}", message) from None
+    return dict(value) if isinstance(value, Mapping) else value

@@ -4,13 +4,18 @@ With no config, runs the embedded default job (`mixnas/default_search.yaml`). ``
 RUN_DIR`` continues a run that was stopped or killed. ``--check`` runs every check a search
 makes before its first trial and exits (0, or 2 with one line naming the field). When the
 budget is spent, the run folder gets ``report.html``, ``pareto.csv``, ``trials.csv`` and the
-exported specs of the config's pick.
+exported specs of the config's pick. With a ``ship:`` block in the config (or ``--then-train N``,
+which sets its ``top``), the best N front members are then trained into ``RUN/trained/trial-ID/``
+and shipped (TorchScript, ONNX, int8, latency verified against the search's), and the report is
+rewritten with them (docs/shipping.md); a resume continues unfinished trainings and leaves
+shipped members as they are.
 
 Ctrl-C stops the run cleanly: the finished trials are kept, the report is written from them, and
 the command that continues the run is printed (exit status 130). A candidate that breaks an
 analytic constraint of the config (params, MACs, ...) is recorded as pruned without being
 evaluated. Exit status 1: every trial of this session failed (the distinct errors are counted on
-stderr), or an exported spec does not rebuild; 2: bad input, found before the run folder exists.
+stderr), an exported spec does not rebuild, or a member to ship failed (training or export) or
+none met the ship block's constraint; 2: bad input, found before the run folder exists.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             name=args.name, runs_dir=args.runs_dir, **overrides
         )
     config = _backend_overrides(config, args)
+    if args.then_train is not None:
+        config = _then_train(config, args.then_train)
     if args.check:
         return check_only(config, resume=bool(args.resume))
     return run_and_finish(config, resume=bool(args.resume), quiet=args.quiet)
@@ -64,14 +71,28 @@ def check_only(config: Any, *, resume: bool) -> int:
     else:
         check_runs_dir(config)
     job = prepare(config)
+    from mixnas.shipping.pipeline import check_ship
+
+    check_ship(config, job)
     evaluators = ", ".join(["cost", *(e.name for e in config.evaluators if e.name != "cost")])
     decl = getattr(job.space, "decl", None)
     space = f"space {decl.name}, " if decl is not None else ""
+    ship = f", then train and ship the best {config.ship.top}" if config.ship else ""
     print(
         f"{config.source or config.run_dir}: ok: {space}evaluators {evaluators}, "
-        f"strategy {config.strategy}, run folder {config.run_dir}"
+        f"strategy {config.strategy}, run folder {config.run_dir}{ship}"
     )
     return 0
+
+
+def _then_train(config: Any, top: int) -> Any:
+    """``--then-train N``: the config's ship block (its defaults when it has none) with
+    ``top: N``; a new run keeps it in its config.json, so a resume ships the same way."""
+    from dataclasses import replace
+
+    from mixnas.config import ShipConfig
+
+    return replace(config, ship=replace(config.ship or ShipConfig(), top=top))
 
 
 def _backend_overrides(config: Any, args: argparse.Namespace) -> Any:
@@ -96,6 +117,11 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
         from mixnas.ray_backend import run_search_ray as run
     else:
         from mixnas.driver import run_search as run
+    if config.ship is not None:  # a bad ship block is refused before the first trial
+        from mixnas.job import prepare
+        from mixnas.shipping.pipeline import check_ship
+
+        check_ship(config, prepare(config))
     try:
         summary = run(config, resume=resume, quiet=quiet)
     except KeyboardInterrupt:  # before the loop started (preparing, starting workers)
@@ -145,7 +171,54 @@ def run_and_finish(config: Any, *, resume: bool, quiet: bool) -> int:
     if summary.failed:
         top, count = summary.errors.most_common(1)[0]
         print(f"  {summary.failed} failed; most often ({count}x): {_short(top)}")
-    return 1 if problems else 0
+    status = 1 if problems else 0
+    if config.ship is not None:
+        status = max(status, then_ship(config, quiet=quiet))
+    return status
+
+
+def then_ship(config: Any, *, quiet: bool) -> int:
+    """The ship block after the search (`mixnas.shipping.pipeline.ship_front`), holding the run
+    folder's lock, and the report rewritten with what was shipped. Returns the exit status:
+    0 all shipped, 1 a member failed or none could be chosen, 130 interrupted."""
+    from mixnas.integrity import reading_records
+    from mixnas.lock import RunLock
+    from mixnas.report import write_report
+    from mixnas.shipping.pipeline import ship_front
+
+    run_dir = config.run_dir
+    try:
+        with RunLock(run_dir), reading_records(run_dir):
+            outcomes = ship_front(config, progress=not quiet, say=print)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted while training or shipping; finished models are kept, a training "
+            f"continues from its last epoch: {resume_command(run_dir)}"
+        )
+        with reading_records(run_dir):
+            write_report(run_dir)
+        return EXIT_INTERRUPTED
+    with reading_records(run_dir):
+        report = write_report(run_dir)
+    failed = [o for o in outcomes if not o.ok]
+    if not outcomes:
+        print(
+            "mixnas: error: no front member to train (none meets the ship block's constraint, "
+            "or the front is empty)",
+            file=sys.stderr,
+        )
+        return 1
+    done = len(outcomes) - len(failed)
+    print(f"  shipped {done} of {len(outcomes)} model(s); report: {report}")
+    if failed:
+        print(
+            f"mixnas: error: {len(failed)} of {len(outcomes)} model(s) failed (trial(s) "
+            f"{', '.join(str(o.trial_id) for o in failed)}, said above); the others are kept; "
+            f"after fixing the cause, run: {resume_command(run_dir)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def resume_command(run_dir: Path) -> str:
@@ -205,6 +278,13 @@ def add_to(sub: Any) -> None:
     search.add_argument("--workers", type=int, help="parallel trials (local: processes)")
     search.add_argument("--ray-address", help="join an existing Ray cluster (implies ray)")
     search.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    search.add_argument(
+        "--then-train",
+        type=positive_int,
+        metavar="N",
+        help="after the search, train and ship the best N front members (sets the config's "
+        "ship.top; its ship block, or the defaults, says how)",
+    )
     search.add_argument(
         "--check",
         action="store_true",

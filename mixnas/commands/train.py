@@ -104,7 +104,6 @@ def _target(args: argparse.Namespace) -> tuple[Any, Path, dict[str, Any] | None]
 def _picked(run_dir: Path, pick: str, out: str | None) -> tuple[Any, Path, dict[str, Any]]:
     from mixnas.export import picked
     from mixnas.report.data import RunData
-    from search_space import ArchSpec
 
     run = RunData.load(run_dir)
     records = picked(run, pick)
@@ -114,7 +113,25 @@ def _picked(run_dir: Path, pick: str, out: str | None) -> tuple[Any, Path, dict[
             f"{pick!r} picks {len(records)} trials of {run_dir}; train one at a time "
             "(a trial id, best or top1)",
         )
-    record = records[0]
+    return trial_target(run, records[0], out)
+
+
+def trial_target(
+    run: Any, record: Any, out: str | Path | None = None
+) -> tuple[Any, Path, dict[str, Any]]:
+    """What training a run's trial means: its spec, its folder (``out``, by default
+    ``RUN/trained/trial-<id>/``) and the provenance ``train_record.json`` keeps, which
+    ``mixnas ship`` reads to find the trial's searched latency. ``mixnas train RUN --pick ID``
+    and a search config's ``ship:`` block (`mixnas.shipping.pipeline`) both train through it,
+    so a model trained either way lands in the same place with the same record.
+
+    Args:
+        run: the run (`mixnas.report.data.RunData`).
+        record: one of its trials (`mixnas.records.TrialRecord`).
+    """
+    from search_space import ArchSpec
+
+    run_dir = run.run_dir
     spec = ArchSpec.from_dict(dict(record.spec), source=f"{run_dir} trial {record.trial_id}")
     folder = Path(out) if out else run_dir / "trained" / f"trial-{record.trial_id}"
     provenance = {
