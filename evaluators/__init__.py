@@ -29,6 +29,7 @@ _BUILTIN_MODULES = (
     "evaluators.ptq",
     "evaluators.latency",
     "evaluators.predicted_latency",
+    "evaluators.mpc_cost",
     "evaluators.supernet.evaluator",
 )
 
