@@ -243,9 +243,11 @@ def test_the_task_must_match_the_head_in_one_line() -> None:
     lm = load_space("causal_lm").sample(np.random.default_rng(0))
     result = ShortTraining(batch_size=8).evaluate(lm, EvalContext(budget={"steps": 1}))
     assert result.status == "failed" and "causal_lm" in result.error
+    assert "\n" not in result.error
     classifier = load_space("sequence").sample(np.random.default_rng(0))
     result = ShortTraining(task="causal_lm").evaluate(classifier, EvalContext(budget={"steps": 1}))
     assert result.status == "failed" and "lm_head" in result.error
+    assert "\n" not in result.error
 
 
 # -- proxies -------------------------------------------------------------------------------------
