@@ -23,6 +23,7 @@ CAUSAL_TOKEN_MIXERS = {
     "gated_cnn",
     "identity",
     "linear_attention",
+    "lka",
     "none",
     "pooling",
     "selective_ssm",

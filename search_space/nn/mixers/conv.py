@@ -95,16 +95,21 @@ class LargeKernelAttention(nn.Module):
     Layout: grid ``(B, C, *grid)``. Complexity O(N d^2).
     Cost: params 3 (d^2 + d) + d (l^r + 1) [if l] + d (7^r + 1), l = 2d-1;
     MACs N (3 d^2 + d l^r + d 7^r).
+    With ``causal`` (1-D) both depthwise convs pad on the left only (l - 1 and 6 d cells): same
+    weights, lengths and MACs.
     """
 
-    def __init__(self, dim: int, *, grid: tuple[int, ...], kernel: int) -> None:
+    def __init__(
+        self, dim: int, *, grid: tuple[int, ...], kernel: int, causal: bool = False
+    ) -> None:
         super().__init__()
         rank = len(grid)
         local, dilated, dilation = lka_decomposition(kernel)
+        self.past = (local - 1 if local else 0, dilation * (dilated - 1)) if causal else (0, 0)
         self.proj_1 = conv_nd(rank, dim, dim, 1)
         self.act = nn.GELU()
         self.conv0 = (
-            conv_nd(rank, dim, dim, local, padding=local // 2, groups=dim)
+            conv_nd(rank, dim, dim, local, padding=0 if causal else local // 2, groups=dim)
             if local
             else nn.Identity()
         )
@@ -113,7 +118,7 @@ class LargeKernelAttention(nn.Module):
             dim,
             dim,
             dilated,
-            padding=dilation * (dilated // 2),
+            padding=0 if causal else dilation * (dilated // 2),
             groups=dim,
             dilation=dilation,
         )
@@ -122,5 +127,6 @@ class LargeKernelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.act(self.proj_1(x))
-        attn = self.conv1(self.conv_spatial(self.conv0(u)))
+        local = self.conv0(left_pad(u, self.past[0]))
+        attn = self.conv1(self.conv_spatial(left_pad(local, self.past[1])))
         return self.proj_2(u * attn) + x

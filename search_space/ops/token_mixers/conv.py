@@ -173,9 +173,14 @@ register(
                 choices=LKA_KERNELS,
                 doc="effective kernel K: (2d-1) local dw conv + 7 dw conv dilated d = K/7",
             ),
+            CAUSAL,
         ),
+        rules=(causal_needs_sequence,),
         cost=_lka_cost,
-        examples=({"kernel": 7}, {"kernel": 14}),
+        causal=causal_flag(
+            "both depthwise convs pad on the left (k - 1, and dilation x (7 - 1) cells)"
+        ),
+        examples=({"kernel": 7}, {"kernel": 14}, {"kernel": 21, "causal": True}),
         doc="VAN large-kernel attention: 1x1, GELU, x * (dw, dilated dw, 1x1)(x), 1x1, + input",
     )
 )
