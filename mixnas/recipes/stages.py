@@ -81,6 +81,16 @@ def _no_recipe_fields(stage: Stage, source: str) -> None:
             )
 
 
+def _known_args(stage: Stage, allowed: tuple[str, ...], source: str) -> None:
+    unknown = sorted(set(stage.args) - set(allowed))
+    if unknown:
+        raise RecipeError(
+            source,
+            f"stages.{stage.name}.args.{unknown[0]}",
+            f"unknown; allowed: {', '.join(allowed) or 'none'}",
+        )
+
+
 def _write_config(stage: Stage, ctx: StageContext) -> Path:
     config = {**stage.config, "name": stage.name, "runs_dir": str(ctx.recipe_dir)}
     path = ctx.recipe_dir / f"{stage.name}.json"
@@ -113,11 +123,7 @@ class SearchStage:
                 f"stages.{stage.name}.args.best_by",
                 f"{best_by!r}; allowed: METRIC[:max|:min] or {{rank_vote: [METRIC:max|min, ...]}}",
             )
-        unknown = sorted(set(stage.args) - {"best_by"})
-        if unknown:
-            raise RecipeError(
-                source, f"stages.{stage.name}.args.{unknown[0]}", "unknown; allowed: best_by"
-            )
+        _known_args(stage, ("best_by",), source)
 
     def run(self, stage: Stage, ctx: StageContext) -> dict[str, Any]:
         run_dir = ctx.stage_dir(stage)
@@ -211,13 +217,7 @@ class ScaleStage:
     ARGS = ("base", "budget", "rule", "proxy")
 
     def check(self, stage: Stage, source: str) -> None:
-        unknown = sorted(set(stage.args) - set(self.ARGS))
-        if unknown:
-            raise RecipeError(
-                source,
-                f"stages.{stage.name}.args.{unknown[0]}",
-                f"unknown; allowed: {', '.join(self.ARGS)}",
-            )
+        _known_args(stage, self.ARGS, source)
         for key in ("base", "budget"):
             if not isinstance(stage.args.get(key), str):
                 raise RecipeError(source, f"stages.{stage.name}.args.{key}", "is required")
@@ -240,13 +240,7 @@ class TrainStage:
     ARGS = ("target", "pick", "data")
 
     def check(self, stage: Stage, source: str) -> None:
-        unknown = sorted(set(stage.args) - set(self.ARGS))
-        if unknown:
-            raise RecipeError(
-                source,
-                f"stages.{stage.name}.args.{unknown[0]}",
-                f"unknown; allowed: {', '.join(self.ARGS)}",
-            )
+        _known_args(stage, self.ARGS, source)
         if not isinstance(stage.args.get("target"), str):
             raise RecipeError(
                 source, f"stages.{stage.name}.args.target", "is required: a spec file or run folder"
@@ -281,11 +275,7 @@ class PythonStage:
             raise RecipeError(
                 source, f"stages.{stage.name}.args.function", "module:function is required"
             )
-        unknown = sorted(set(stage.args) - {"function"})
-        if unknown:
-            raise RecipeError(
-                source, f"stages.{stage.name}.args.{unknown[0]}", "unknown; allowed: function"
-            )
+        _known_args(stage, ("function",), source)
 
     def run(self, stage: Stage, ctx: StageContext) -> dict[str, Any]:
         function = load_function(stage.args["function"], stage.name)
