@@ -5,6 +5,10 @@ folder and handed to ``mixnas.cli.main``), so a stage checks its config exactly 
 does and a user can rerun any stage by hand from the file it left. Kinds and their outputs:
 
 - ``supernet``: ``mixnas supernet train``; outputs ``run_dir``, ``checkpoint``.
+- ``differentiable``: ``mixnas supernet differentiable`` (a supernet config plus its
+  ``differentiable`` block); outputs ``run_dir``, ``arch`` (arch.json), ``spec`` (the chosen
+  spec's file), ``spec_id``, ``expected_cost``, ``spec_cost``, ``top1`` (inherited) and
+  ``measured_<key>`` for the chosen spec's measurements.
 - ``search``: ``mixnas search``; outputs ``run_dir``, ``report``, ``pareto``, ``front_size``,
   ``trials``, and for the best finished trial by ``args.best_by`` (``METRIC:max|min``; default the
   first objective; or ``{rank_vote: [METRIC:max|min, ...]}``, the best mean rank, as As-ViT
@@ -109,6 +113,40 @@ class SupernetStage:
         _cli(["supernet", "train", str(path), *(["--quiet"] if ctx.quiet else [])], stage)
         run_dir = ctx.stage_dir(stage)
         return {"run_dir": str(run_dir), "checkpoint": str(run_dir / "supernet.pt")}
+
+
+class DifferentiableStage:
+    def check(self, stage: Stage, source: str) -> None:
+        _no_recipe_fields(stage, source)
+        _known_args(stage, (), source)
+        for key in ("space", "differentiable"):
+            if key not in stage.config:
+                raise RecipeError(source, f"stages.{stage.name}.config.{key}", "is required")
+
+    def run(self, stage: Stage, ctx: StageContext) -> dict[str, Any]:
+        from mixnas.manifest import write_json_atomic
+
+        path = _write_config(stage, ctx)
+        quiet = ["--quiet"] if ctx.quiet else []
+        _cli(["supernet", "differentiable", str(path), *quiet], stage)
+        run_dir = ctx.stage_dir(stage)
+        arch = json.loads((run_dir / "arch.json").read_text())
+        spec_path = run_dir / "spec.json"
+        write_json_atomic(spec_path, arch["spec"])
+        outputs = {
+            "run_dir": str(run_dir),
+            "arch": str(run_dir / "arch.json"),
+            "spec": str(spec_path),
+            "spec_id": arch["spec_id"],
+            "expected_cost": arch["expected_cost"],
+            "spec_cost": arch["spec_cost"],
+            "top1": arch["top1"],
+        }
+        measured = arch.get("measured") or {}
+        for key, value in measured.items():
+            if isinstance(value, int | float):
+                outputs[f"measured_{key}"] = value
+        return outputs
 
 
 class SearchStage:
@@ -301,6 +339,7 @@ def load_function(target: str, stage: str) -> Callable[..., Any]:
 
 KINDS: dict[str, StageKind] = {
     "supernet": SupernetStage(),
+    "differentiable": DifferentiableStage(),
     "search": SearchStage(),
     "scale": ScaleStage(),
     "train": TrainStage(),
