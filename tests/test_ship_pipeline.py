@@ -148,6 +148,71 @@ def test_choose_ranks_the_front_members_that_meet_the_constraint(
     assert [r.metrics["params"] for r in chosen] == [min(r.metrics["params"] for r in front)]
 
 
+def test_no_member_meeting_the_constraint_is_exit_1_and_nothing_trained(
+    shipped: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from mixnas.commands.search import then_ship
+    from mixnas.driver import resume_config
+
+    config = resume_config(shipped["run"])
+    assert config.ship is not None and config.ship.top == 2  # kept in config.json
+    impossible = replace(config.ship, constraint={"params": {"max": 1}})
+    before = _trained(shipped["run"])
+    assert then_ship(replace(config, ship=impossible), quiet=True) == 1
+    out, err = capsys.readouterr()
+    assert "params max 1 (0 do): trial(s) none" in out and "no front member" in err
+    assert _trained(shipped["run"]) == before
+
+
+def test_the_members_data_defaults_to_the_search_training_data(tmp_path: Path) -> None:
+    from mixnas.config import load_config
+    from mixnas.shipping.pipeline import training_data
+
+    train = {
+        "name": "train",
+        "data": {"name": "synthetic", "size": 300},
+        "options": {"data_seed": 4, "data_options": {"difficulty": 2.0}},
+        "budget": {"steps": 1},
+    }
+    path = _config(tmp_path, evaluators=[train])
+    assert training_data(load_config(path)) == {
+        "name": "synthetic",
+        "options": {"size": 300, "difficulty": 2.0},
+        "data_seed": 4,
+    }
+    # the block's own data wins, and a recipe that names its data is left to say it
+    named = _config(tmp_path, name="named", ship={**SHIP, "data": "digits"})
+    assert training_data(load_config(named)) == {"name": "digits"}
+    recipe = {**SHIP, "recipe": {"data": {"name": "digits", "test_fraction": 0.2}}}
+    assert training_data(load_config(_config(tmp_path, name="r", ship=recipe))) == {}
+
+
+def test_the_ship_block_round_trips_through_config_json(tmp_path: Path) -> None:
+    from mixnas.config import load_config, parse_config
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("epochs: 5\nlr: 0.003\n")
+    block = {
+        "top": 3,
+        "by": "params:min",
+        "constraint": {"latency_ms@host": {"max": 2.5}},
+        "recipe": "recipe.yaml",  # relative to the config file, read into the config
+        "data": {"name": "digits", "test_fraction": 0.2},
+        "onnx": True,
+        "torchscript": False,
+        "int8": False,  # YAML's bare off
+        "device": "cpu",
+        "tolerance": 0.5,
+    }
+    config = load_config(_config(tmp_path, ship=block))
+    assert config.ship is not None
+    assert config.ship.recipe == {"epochs": 5, "lr": 0.003} and config.ship.int8 == "off"
+    again = parse_config(json.loads(json.dumps(config.to_dict())))
+    assert again.ship == config.ship and again.to_dict() == config.to_dict()
+
+
 def test_then_train_overrides_the_blocks_top_and_is_kept_for_a_resume(tmp_path: Path) -> None:
     status, out, err = _run(["search", str(_config(tmp_path)), "-q", "--then-train", "1"])
     run = tmp_path / "runs" / "shiprun"

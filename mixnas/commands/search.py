@@ -185,15 +185,19 @@ def then_ship(config: Any, *, quiet: bool) -> int:
     from mixnas.lock import RunLock
     from mixnas.report import write_report
     from mixnas.shipping.pipeline import ship_front
+    from search_space.errors import MixnasError
 
     run_dir = config.run_dir
     try:
         with RunLock(run_dir), reading_records(run_dir):
             outcomes = ship_front(config, progress=not quiet, say=print)
+    except MixnasError as err:  # the run folder in use, damaged records: the search stands
+        print(f"mixnas: error: nothing shipped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
-            f"interrupted while training or shipping; finished models are kept, a training "
-            f"continues from its last epoch: {resume_command(run_dir)}"
+            "interrupted while training or shipping; shipped models are kept, and an unfinished "
+            f"training continues from its last epoch with: {resume_command(run_dir)}"
         )
         with reading_records(run_dir):
             write_report(run_dir)

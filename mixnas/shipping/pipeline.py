@@ -168,10 +168,14 @@ def choose(run: Any, ship: ShipConfig) -> tuple[list[Any], str]:
 
     Members that break ``ship.constraint`` (or do not report its metric) are left out; the rest
     are ranked by ``ship.by`` (`mixnas.export.ranking`'s grammar), ties to the earlier trial."""
-    from mixnas.export import ranking
+    from mixnas.export import ExportError, ranking
     from mixnas.front import ranked
+    from mixnas.shipping.trained import ShipError
 
-    metric, direction = ranking(run, ship.by)
+    try:
+        metric, direction = ranking(run, ship.by)
+    except ExportError as err:  # e.g. no trial reports the metric: every one was screened out
+        raise ShipError(str(err).replace("--by:", "ship.by:", 1)) from None
     t = run.trials
     on_front = run.on_front
     order = ranked(t.status, t.metrics, ship.constraint, metric, direction)
