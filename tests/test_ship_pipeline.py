@@ -342,3 +342,14 @@ def test_a_member_failing_training_does_not_stop_the_others(
     assert status == 0, err
     assert f"  trial {other} (already shipped):" in out
     assert (run / "trained" / f"trial-{best}" / "export" / "ship.json").is_file()
+
+
+def test_a_ship_block_in_a_causal_lm_search_is_refused_in_one_line(tmp_path: Path) -> None:
+    """mixnas train trains classifiers: the docs' causal LM search cannot ship its members."""
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "docs" / "causal_lm_search.yaml").read_text())
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump({**data, "runs_dir": str(tmp_path), "ship": {"top": 1}}))
+    status, _, err = _run(["search", str(path), "--check"])
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "learns causal_lm" in err and "classifiers only" in err

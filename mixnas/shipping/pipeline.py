@@ -95,7 +95,7 @@ def _training_evaluator(config: SearchConfig) -> Any:
     for evaluator in config.evaluators:
         try:
             cls = EVALUATORS.get(evaluator.name)
-        except (KeyError, ValueError, LookupError):
+        except LookupError:  # RegistryError
             continue  # a plug-in given as module:Class is no training evaluator of ours
         if isinstance(cls, type) and issubclass(cls, ShortTraining):
             return evaluator
