@@ -182,7 +182,7 @@ def _op_cost(item: PlannedOp) -> MPCCost:
         _norm(cost, name, ctx.tokens, ctx.dim)
     elif kind == "stem" and name == "patch_embed":
         k = p["patch_size"]
-        out = math.prod(item.op.out_grid(ctx, p)) if item.op and item.op.out_grid else ctx.n
+        out = math.prod(item.op.out_grid(ctx, p)) if item.op is not None else ctx.n
         bilinear(cost, out * k * k * ctx.dim, k * k * ctx.dim * ctx.out_dim)
         _norm(cost, p["norm"], out, ctx.out_dim)
     elif kind == "token_mixer" and name == "attention":
@@ -195,7 +195,7 @@ def _op_cost(item: PlannedOp) -> MPCCost:
         activation(cost, p["act"], ctx.tokens * hidden)
         bilinear(cost, ctx.tokens * hidden, hidden * ctx.dim)
     elif kind == "downsample" and name in ("conv", "patch_merging"):
-        out = math.prod(item.op.out_grid(ctx, p)) if item.op and item.op.out_grid else ctx.n
+        out = math.prod(item.op.out_grid(ctx, p)) if item.op is not None else ctx.n
         k = p.get("kernel", 2)
         if name == "conv":
             if p["norm"] != "none" and p["norm_position"] == "pre":

@@ -40,11 +40,24 @@ def test_the_built_in_recipes_are_listed_with_their_papers() -> None:
         assert recipe.title in line and recipe.paper in line
 
 
+_SMOKE_RUNS: dict[str, Path] = {}
+
+
+def _smoke(name: str, factory: pytest.TempPathFactory) -> Path:
+    """The recipe's run folder after `mixnas recipe NAME --smoke` (run once per session)."""
+    if name not in _SMOKE_RUNS:
+        runs = factory.mktemp(f"recipe-{name}")
+        result = _mixnas("recipe", name, "--smoke", "--runs-dir", str(runs), "-q")
+        assert result.returncode == 0, result.stdout + result.stderr
+        _SMOKE_RUNS[name] = runs / f"recipe-{name}-smoke"
+    return _SMOKE_RUNS[name]
+
+
 @pytest.mark.parametrize("name", BUILTIN)
-def test_every_recipe_runs_at_its_smoke_scale(name: str, tmp_path: Path) -> None:
-    result = _mixnas("recipe", name, "--smoke", "--runs-dir", str(tmp_path), "-q")
-    assert result.returncode == 0, result.stdout + result.stderr
-    run_dir = tmp_path / f"recipe-{name}-smoke"
+def test_every_recipe_runs_at_its_smoke_scale(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    run_dir = _smoke(name, tmp_path_factory)
     state = json.loads((run_dir / "recipe.json").read_text())
     recipe = find_recipe(name)
     assert state["recipe"]["paper"] == recipe.paper
@@ -58,10 +71,10 @@ def test_every_recipe_runs_at_its_smoke_scale(name: str, tmp_path: Path) -> None
             assert recipe.title in report and recipe.paper in report
 
 
-def test_as_vit_picks_the_best_mean_rank_and_scales_it(tmp_path: Path) -> None:
-    result = _mixnas("recipe", "as_vit", "--smoke", "--runs-dir", str(tmp_path), "-q")
-    assert result.returncode == 0, result.stdout + result.stderr
-    run_dir = tmp_path / "recipe-as_vit-smoke"
+def test_as_vit_picks_the_best_mean_rank_and_scales_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    run_dir = _smoke("as_vit", tmp_path_factory)
     outputs = json.loads((run_dir / "recipe.json").read_text())["stages"]
     with (run_dir / "search" / "trials.csv").open() as file:
         rows = [r for r in csv.DictReader(file) if r["status"] == "ok"]
@@ -72,6 +85,18 @@ def test_as_vit_picks_the_best_mean_rank_and_scales_it(tmp_path: Path) -> None:
     assert outputs["search"]["outputs"]["best_trial"].endswith(f":{expected}")
     members = outputs["scale"]["outputs"]["members"]
     assert members and all(Path(m).is_file() for m in members)
+
+
+def test_the_wide_vs_deep_sweep_holds_the_total_heads(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    run_dir = _smoke("wide_vs_deep", tmp_path_factory)
+    with (run_dir / "summary" / "wide_deep.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [int(r["depth"]) for r in rows] == [1, 2, 4, 8, 16]
+    assert all(int(r["depth"]) * int(r["heads_per_layer"]) == 16 for r in rows)
+    report = (run_dir / "search" / "report.html").read_text()
+    assert report.count("wide_deep_") >= 3  # the sweep's figures, in the search's report
 
 
 def test_a_second_run_reuses_finished_stages_and_refuses_changed_ones(tmp_path: Path) -> None:

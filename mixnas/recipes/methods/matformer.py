@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mixnas.recipes.recipe import RecipeError
+
+
+@dataclass(frozen=True)
+class _Point:
+    ratios: tuple[float, ...]
+    top1: float
+    macs: float
+
+    @property
+    def uniform(self) -> bool:
+        return len(set(self.ratios)) == 1
 
 
 def layer_ratios(spec: Any) -> tuple[float, ...]:
@@ -64,32 +76,24 @@ def summarise(out_dir: Path, config: Mapping[str, Any], *, quiet: bool = True) -
         if "top1" not in record.metrics or "macs" not in record.metrics:
             continue
         ratios = layer_ratios(ArchSpec.from_dict(dict(record.spec)))
-        points.append(
-            {
-                "trial": record.trial_id,
-                "ratios": ratios,
-                "uniform": len(set(ratios)) == 1,
-                "top1": float(record.metrics["top1"]),
-                "macs": float(record.metrics["macs"]),
-            }
-        )
-    uniform = sorted((p for p in points if p["uniform"]), key=lambda p: p["macs"])
-    mixed = [p for p in points if not p["uniform"]]
+        points.append(_Point(ratios, float(record.metrics["top1"]), float(record.metrics["macs"])))
+    uniform = sorted((p for p in points if p.uniform), key=lambda p: p.macs)
+    mixed = [p for p in points if not p.uniform]
     if not uniform:
         raise RecipeError(str(run.run_dir), "trials", "no uniform granularity finished")
     rows = []
     for point in uniform:
-        cheaper = [m for m in mixed if m["macs"] <= point["macs"]]
-        best = max(cheaper, key=lambda m: m["top1"]) if cheaper else None
+        cheaper = [m for m in mixed if m.macs <= point.macs]
+        best = max(cheaper, key=lambda m: m.top1) if cheaper else None
         rows.append(
             {
-                "granularity": point["ratios"][0],
-                "uniform_macs": point["macs"],
-                "uniform_top1": point["top1"],
-                "mixnmatch_top1": best["top1"] if best else "",
-                "mixnmatch_macs": best["macs"] if best else "",
-                "mixnmatch_ratios": " ".join(f"{r:g}" for r in best["ratios"]) if best else "",
-                "gain": round(best["top1"] - point["top1"], 3) if best else "",
+                "granularity": point.ratios[0],
+                "uniform_macs": point.macs,
+                "uniform_top1": point.top1,
+                "mixnmatch_top1": best.top1 if best else "",
+                "mixnmatch_macs": best.macs if best else "",
+                "mixnmatch_ratios": " ".join(f"{r:g}" for r in best.ratios) if best else "",
+                "gain": round(best.top1 - point.top1, 3) if best else "",
             }
         )
     table = out_dir / "matformer.csv"
@@ -101,15 +105,15 @@ def summarise(out_dir: Path, config: Mapping[str, Any], *, quiet: bool = True) -
         PointGroup(
             "Mix'n'Match",
             PALETTE[0],
-            [m["macs"] / 1e6 for m in mixed],
-            [m["top1"] for m in mixed],
+            [m.macs / 1e6 for m in mixed],
+            [m.top1 for m in mixed],
             kind="mixnmatch",
         ),
         PointGroup(
             "uniform granularity",
             PALETTE[1],
-            [u["macs"] / 1e6 for u in uniform],
-            [u["top1"] for u in uniform],
+            [u.macs / 1e6 for u in uniform],
+            [u.top1 for u in uniform],
             shape="square",
             kind="uniform",
         ),
@@ -123,12 +127,12 @@ def summarise(out_dir: Path, config: Mapping[str, Any], *, quiet: bool = True) -
             ylabel="inherited top-1 (%)",
         )
     )
-    gains = [r["gain"] for r in rows if r["gain"] != ""]
+    gains = [float(r["gain"]) for r in rows if r["gain"] != ""]
     return {
         "table": str(table),
         "figures": [str(figure)],
         "uniform": len(uniform),
         "mixnmatch": len(mixed),
-        "best_top1": max(p["top1"] for p in points),
+        "best_top1": max(p.top1 for p in points),
         "mean_gain": float(np.mean(gains)) if gains else None,
     }
