@@ -21,7 +21,7 @@
 #
 # Knobs: GPU_CHECK_TRIALS (20), GPU_CHECK_SECONDS (120 per search), GPU_CHECK_DEVICES
 # ("cuda cpu"; "cpu" alone is a dry run of the whole script on a machine without a GPU),
-# GPU_CHECK_SECTIONS ("search supernet": which tables), GPU_CHECK_SUPERNET_SECONDS (12 per
+# GPU_CHECK_SECTIONS ("search supernet train": which tables), GPU_CHECK_SUPERNET_SECONDS (12 per
 # supernet cell) and GPU_CHECK_SUPERNET_BATCH (256).
 set -euo pipefail
 caller=$PWD
@@ -33,7 +33,7 @@ out_file=${out_file:-runs/gpu_check.md}
 trials=${GPU_CHECK_TRIALS:-20}
 cap=${GPU_CHECK_SECONDS:-120}
 devices=${GPU_CHECK_DEVICES:-cuda cpu}
-sections=${GPU_CHECK_SECTIONS:-search supernet}
+sections=${GPU_CHECK_SECTIONS:-search supernet train}
 supernet_cap=${GPU_CHECK_SUPERNET_SECONDS:-12}
 supernet_batch=${GPU_CHECK_SUPERNET_BATCH:-256}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
@@ -181,6 +181,47 @@ print("on the CPU the first time, so a small space is bound by that and by kerne
 EOF
 }
 
+# `mixnas train` (full training, evaluators.fulltrain) and `mixnas supernet differentiable` on each
+# device: one spec of hybrid_cpu, 3 epochs of digits at batch 128, then 60 differentiable steps
+# (MACs penalty); seconds per epoch and per step, test top-1, the chosen spec
+train_section() {
+    echo
+    echo "### mixnas train and mixnas supernet differentiable (hybrid_cpu, digits)"
+    echo
+    "$py" -c 'from search_space import load_space; print(load_space("hybrid_cpu").sample(0).to_json())' \
+        >"$work/spec.json"
+    echo '{"epochs": 3, "batch_size": 128, "lr": 0.002, "warmup_epochs": 0, "data": {"name": "digits"}}' \
+        >"$work/recipe.json"
+    printf '%s\n' 'space: hybrid_cpu' 'data: digits' \
+        'supernet: {steps: 60, batch_size: 128, checkpoint_every: 1000, device: DEVICE}' \
+        'differentiable: {steps: 60, penalty: {metric: macs, weight: 0.1}, measure: false}' \
+        >"$work/diff.yaml"
+    echo "| device | train: s/epoch | train: test top-1 (%) | differentiable: s/step | chosen spec |"
+    echo "| --- | --- | --- | --- | --- |"
+    local device start mid end
+    for device in $devices; do
+        start=$(date +%s.%N)
+        "$py" -m mixnas train "$work/spec.json" --recipe "$work/recipe.json" --device "$device" \
+            --out "$work/train-$device" --quiet >&2
+        mid=$(date +%s.%N)
+        sed "s/DEVICE/$device/" "$work/diff.yaml" >"$work/diff-$device.yaml"
+        "$py" -m mixnas supernet differentiable "$work/diff-$device.yaml" --runs-dir "$work/runs" \
+            --quiet >&2
+        end=$(date +%s.%N)
+        "$py" - "$work" "$device" "$start" "$mid" "$end" <<'EOF'
+import json, sys
+work, device = sys.argv[1], sys.argv[2]
+start, mid, end = map(float, sys.argv[3:])
+record = json.load(open(f"{work}/train-{device}/train_record.json"))
+arch = json.load(open(f"{work}/runs/diff-{device}/arch.json"))
+print(f"| {device} | {(mid - start) / 3:.1f} | {record.get('test_top1', float('nan')):.1f} | "
+      f"{(end - mid) / 60:.3f} | {arch['spec_id'][:12]} |")
+EOF
+    done
+    echo
+    echo "Wall time per epoch and per step includes each command's start (imports, data, building)."
+}
+
 mkdir -p "$(dirname "$out_file")"
 figures=()
 if [[ " $sections " == *" search "* ]]; then
@@ -202,6 +243,9 @@ fi
     fi
     if [[ " $sections " == *" supernet "* ]]; then
         supernet_section
+    fi
+    if [[ " $sections " == *" train "* ]]; then
+        train_section
     fi
 } >"$out_file"
 cat "$out_file"
