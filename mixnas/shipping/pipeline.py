@@ -303,7 +303,7 @@ def outcome_line(outcome: Outcome) -> str:
         flag = "FLAGGED" if comparison.get("flagged") else "within"
         latency_text = (
             f"{measured or 'not measured'} vs searched {_ms(comparison['searched_ms'])} "
-            f"({search.get('kind', '?')}): {flag}"
+            f"({search.get('metric', '?')}, {search.get('kind', '?')}): {flag}"
         )
     else:
         latency_text = f"{measured or 'not measured'}; not compared: {comparison.get('reason')}"
