@@ -271,8 +271,13 @@ class ExpectedCost(nn.Module):
 
     def forward(self, probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
         """The expected cost under ``probabilities`` (one vector per dimension)."""
-        # float64: a sum of ~1e4 products must match the brute-force expectation exactly
-        parts = [torch.cat([p.double(), p.new_ones(1, dtype=torch.float64)]) for p in probabilities]
+        # float64: a sum of ~1e4 products must match the brute-force expectation exactly; on the
+        # index's device (a one-hot or uniform vector made on the CPU may price a CUDA table)
+        device = self.index.device
+        parts = [
+            torch.cat([p.to(device).double(), p.new_ones(1, dtype=torch.float64, device=device)])
+            for p in probabilities
+        ]
         flat = torch.cat([*parts, parts[0].new_ones(1)])
         weights = flat[self.index].prod(dim=1)
         return self.constant + (weights * self.prices).sum()
