@@ -111,9 +111,20 @@ class LatencyEvaluator(Evaluator):
                 "latency.device_name", "must be a non-empty name without '@'", value=device_name
             )
         self.device_name = device_name
-        # what a run config may name: the label is known here only when given (else it is
-        # chosen by the torch device at evaluation time: host on CPU, cuda on a GPU)
-        self.metrics = (*type(self).metrics, f"latency_ms@{device_name or 'host'}")
+        # what a run config may name: the given label, else the one of the entry's device
+        # (`bind_device`; host until told)
+        self.metrics = (*type(self).metrics, f"latency_ms@{device_name or HOST}")
+
+    # ``latency_ms@host`` means this host's CPU: with ``device: auto`` the evaluator measures on
+    # the CPU even where a GPU is present (GPU latency is asked for with ``device: cuda``)
+    auto_device: ClassVar[str] = "cpu"
+
+    def bind_device(self, device: str) -> None:
+        """Names the metric after the device a run config's entry asks for (``auto`` and
+        ``cpu``: host; ``cuda``/``cuda:N``: cuda), unless ``device_name`` was given."""
+        if self.device_name is None:
+            label = device_name(self.auto_device if device == "auto" else device)
+            self.metrics = (*type(self).metrics, f"latency_ms@{label}")
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         import torch

@@ -67,12 +67,29 @@ def create_evaluators(configs: Sequence[EvaluatorConfig]) -> list[Any]:
     """
     import evaluators
 
-    return [
+    made = [
         evaluator_class(c.name)(**dict(c.options))
         if ":" in c.name
         else evaluators.create(c.name, **dict(c.options))
         for c in configs
     ]
+    for evaluator, c in zip(made, configs, strict=True):
+        # an evaluator whose metric names depend on the device (latency_ms@host or @cuda)
+        # learns the entry's device here, so the names a config is checked against are the
+        # names its trials report
+        bind = getattr(evaluator, "bind_device", None)
+        if bind is not None:
+            bind(c.device)
+    return made
+
+
+def entry_device(evaluator: Any, device: str) -> str:
+    """The torch device an entry runs on: ``auto`` means the evaluator's own ``auto_device``
+    when it has one (the latency evaluator's ``host`` is the CPU), else a GPU when present."""
+    from evaluators.devices import resolve_device
+
+    auto = getattr(evaluator, "auto_device", None)
+    return resolve_device(auto if device == "auto" and auto else device)
 
 
 def evaluator_class(reference: str) -> type:
@@ -96,14 +113,14 @@ class TrialPipeline:
     """Evaluates specs with a fixed list of evaluators (see the module docstring)."""
 
     def __init__(self, configs: Sequence[EvaluatorConfig], *, seed: int) -> None:
-        from evaluators.devices import resolve_device
-
         self.configs = with_cost(configs)
         self.evaluators = create_evaluators(self.configs)
         self.seed = seed
         # resolved here, in the process that evaluates: what ``auto`` means depends on the GPUs
         # this process sees (a pinned local worker, a Ray trial's reservation)
-        self.devices = [resolve_device(c.device) for c in self.configs]
+        self.devices = [
+            entry_device(e, c.device) for e, c in zip(self.evaluators, self.configs, strict=True)
+        ]
 
     def run(
         self,

@@ -223,6 +223,23 @@ def test_each_evaluator_gets_its_own_resolved_device(gpus: Any) -> None:
     assert DeviceProbe.seen == ["cuda", "cpu", "cuda:1"]
 
 
+def test_the_latency_evaluator_measures_host_latency_on_the_cpu_where_a_gpu_is(
+    gpus: Any,
+) -> None:
+    """``latency_ms@host`` is this host's CPU: with ``device: auto`` on a GPU machine the latency
+    evaluator still measures on the CPU and names the metric it advertised (a run config
+    checked against ``latency_ms@host`` got ``latency_ms@cuda`` before, and an empty front);
+    ``device: cuda`` names ``latency_ms@cuda`` from the start."""
+    from mixnas.pipeline import create_evaluators
+
+    gpus(1)
+    auto, cuda = EvaluatorConfig("latency"), EvaluatorConfig("latency", device="cuda")
+    made = create_evaluators([auto, cuda])
+    assert "latency_ms@host" in made[0].metrics and "latency_ms@cuda" in made[1].metrics
+    pipeline = TrialPipeline([EvaluatorConfig(**_probe()), auto], seed=0)
+    assert pipeline.devices[1:] == ["cuda", "cpu"]  # the probe gets the GPU, latency the CPU
+
+
 def test_a_gpu_less_worker_cannot_build_a_cuda_pipeline(gpus: Any) -> None:
     gpus(0)
     with pytest.raises(DeviceError, match="no CUDA device here"):
