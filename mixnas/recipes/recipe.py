@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from search_space.errors import MixnasError
+from strategies.base import MAXIMIZE, Direction
 
 ABOUT_FIELDS = ("name", "title", "paper", "seeds", "method", "reproduces", "scaled_down",
                 "full_scale", "headline")  # fmt: skip
@@ -54,7 +55,7 @@ class Headline:
 
     stage: str
     metric: str
-    direction: str = "maximize"
+    direction: Direction = MAXIMIZE
 
 
 @dataclass(frozen=True)
@@ -256,10 +257,14 @@ def _headline(value: Any, stages: list[str], source: str) -> Headline:
         raise RecipeError(source, "recipe.headline.stage", f"{stage!r}; stages: {stages}")
     if not isinstance(metric, str) or not metric:
         raise RecipeError(source, "recipe.headline.metric", "must name a metric")
-    direction = body.get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise RecipeError(source, "recipe.headline.direction", f"{direction!r}; maximize|minimize")
-    return Headline(stage, metric, direction)
+    direction = body.get("direction", MAXIMIZE.value)
+    if direction not in Direction.values():
+        raise RecipeError(
+            source,
+            "recipe.headline.direction",
+            f"{direction!r}; allowed: {', '.join(Direction.values())}",
+        )
+    return Headline(stage, metric, Direction(direction))
 
 
 def _mapping(value: Any, where: str, source: str) -> dict[str, Any]:

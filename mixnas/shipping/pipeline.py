@@ -29,10 +29,21 @@ from typing import Any
 
 from mixnas.config import SHIP_RECIPE_DEFAULTS, ConfigError, SearchConfig, ShipConfig
 from mixnas.shipping.trained import RECORD
+from search_space.status import StringEnum
 
 log = logging.getLogger(__name__)
 EXPORT, SHIP_JSON = "export", "ship.json"  # as `mixnas.shipping` (imported late: torch, onnx)
-SHIPPED, ALREADY, FAILED = "shipped", "already shipped", "failed"
+
+
+class ShipStatus(StringEnum):
+    """What became of one chosen front member (not a trial status: the trial finished ok)."""
+
+    SHIPPED = "shipped"
+    ALREADY = "already shipped"
+    FAILED = "failed"
+
+
+SHIPPED, ALREADY, FAILED = ShipStatus.SHIPPED, ShipStatus.ALREADY, ShipStatus.FAILED
 
 
 @dataclass(frozen=True)
