@@ -93,8 +93,8 @@ def test_the_wide_vs_deep_sweep_holds_the_total_heads(
     run_dir = _smoke("wide_vs_deep", tmp_path_factory)
     with (run_dir / "summary" / "wide_deep.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert [int(r["depth"]) for r in rows] == [1, 2, 4, 8, 16]
-    assert all(int(r["depth"]) * int(r["heads_per_layer"]) == 16 for r in rows)
+    assert [int(r["depth"]) for r in rows] == [1, 2, 4, 8]
+    assert all(int(r["depth"]) * int(r["heads_per_layer"]) == 8 for r in rows)
     report = (run_dir / "search" / "report.html").read_text()
     assert report.count("wide_deep_") >= 3  # the sweep's figures, in the search's report
 
