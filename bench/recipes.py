@@ -65,10 +65,16 @@ def run_recipe(name: str, runs_dir: Path, smoke: bool = False) -> dict[str, Any]
     return {**state, "wall_s": state["bench_wall_s"], "cpu_s": state["bench_cpu_s"]}
 
 
-def search_stage(state: dict[str, Any]) -> str | None:
-    """The recipe's search stage, when its method is a search (the one to pit random against)."""
+def search_stage(state: dict[str, Any], recipe_dir: Path) -> str | None:
+    """The recipe's search stage, when its method is a search (the one to pit random against):
+    its only search, unless that search is itself random (a sweep of given points)."""
     searches = [name for name, s in state["stages"].items() if s["kind"] == "search"]
-    return searches[0] if len(searches) == 1 else None
+    if len(searches) != 1:
+        return None
+    config = json.loads((recipe_dir / f"{searches[0]}.json").read_text())
+    strategy = config.get("strategy", "nsga2")
+    name = strategy.get("name") if isinstance(strategy, dict) else strategy
+    return None if name == "random" else searches[0]
 
 
 def random_twin(recipe_dir: Path, stage: str) -> Path:
@@ -165,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         state = run_recipe(name, args.runs_dir, args.smoke)
-        stage = search_stage(state)
+        recipe_dir = args.runs_dir / f"recipe-{name}{'-smoke' if args.smoke else ''}"
+        stage = search_stage(state, recipe_dir)
         versus = "inside the recipe: " + inside(state)
         if stage is not None and not args.no_baseline:
-            recipe_dir = args.runs_dir / f"recipe-{name}{'-smoke' if args.smoke else ''}"
             twin = random_twin(recipe_dir, stage)
             (hv, hv_random), (best, best_random), labels = fronts([recipe_dir / stage, twin])
             versus = (
