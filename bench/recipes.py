@@ -65,6 +65,16 @@ def run_recipe(name: str, runs_dir: Path, smoke: bool = False) -> dict[str, Any]
     return {**state, "wall_s": state["bench_wall_s"], "cpu_s": state["bench_cpu_s"]}
 
 
+def finished(recipe_dir: Path) -> bool:
+    state = recipe_dir / "recipe.json"
+    return state.is_file() and "headline" in json.loads(state.read_text())
+
+
+def finished_twin(recipe_dir: Path, stage: str) -> bool:
+    """Whether the random twin's search ran to its budget (its export is written last)."""
+    return (recipe_dir / f"{stage}-random" / "pareto.csv").is_file()
+
+
 def search_stage(state: dict[str, Any], recipe_dir: Path) -> str | None:
     """The recipe's search stage, when its method is a search (the one to pit random against):
     its only search, unless that search is itself random (a sweep of given points)."""
@@ -162,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench-recipes"))
     parser.add_argument("--no-baseline", action="store_true", help="skip the random twins")
     parser.add_argument("--smoke", action="store_true", help="the recipes' tiny settings (tests)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the table from the finished recipes (and random twins) only; run nothing",
+    )
     parser.add_argument("--out", type=Path, help="markdown file whose section is replaced")
     args = parser.parse_args(argv)
 
@@ -170,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     names = args.recipes.split(",") if args.recipes else [p.stem for p in builtin()]
     rows = []
     for name in names:
-        state = run_recipe(name, args.runs_dir, args.smoke)
         recipe_dir = args.runs_dir / f"recipe-{name}{'-smoke' if args.smoke else ''}"
+        if args.report_only and not finished(recipe_dir):
+            print(f"{name}: not finished in {recipe_dir}; left out", flush=True)
+            continue
+        state = run_recipe(name, args.runs_dir, args.smoke)
         stage = search_stage(state, recipe_dir)
         versus = "inside the recipe: " + inside(state)
-        if stage is not None and not args.no_baseline:
+        if stage is not None and args.report_only and not finished_twin(recipe_dir, stage):
+            versus += " (its random twin did not finish)"
+        elif stage is not None and not args.no_baseline:
             twin = random_twin(recipe_dir, stage)
             (hv, hv_random), (best, best_random), labels = fronts([recipe_dir / stage, twin])
             versus = (
