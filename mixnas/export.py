@@ -16,12 +16,15 @@ model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
+import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,7 +265,9 @@ def _check(name: str, expected: Any, got: Any, path: Path) -> float:
 def _torchscript(model: Any, x: Any, expected: Any, path: Path) -> Written:
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the trace's caveat about Python loops over tensors: the file is checked below
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(model, x, check_trace=False)
     traced.save(str(path))
     loaded = torch.jit.load(str(path))
@@ -299,8 +304,9 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
     reasons: list[str] = []  # why each attempt failed, the first one named in the error
     for how, options in attempts:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _native_stdout_silenced():
                 warnings.simplefilter("ignore", FutureWarning)  # torch's exporter internals
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 torch.onnx.export(model, (x,), str(path), verbose=False, **names, **options)
         except Exception as err:  # e.g. complex FFTs (global filter): ONNX has no such op
             reasons.append(_first_line(err))
@@ -322,7 +328,46 @@ def _onnx(model: Any, x: Any, expected: Any, path: Path, batch_of: Callable[[int
                 reasons[0] if reasons else "",
             )
         return Written(path, "onnx", diff, tuple(batches), how != "fixed")
-    raise ExportError(f"{path}: ONNX cannot express this model: {reasons[0]}")
+    raise ExportError(f"{path}: ONNX cannot express this model: {_telling(reasons)}")
+
+
+def _telling(reasons: Sequence[str]) -> str:
+    """The most specific of the attempts' reasons: the one naming an unsupported operator (the
+    TorchScript exporter's) rather than the dynamo exporter's generic 'step 3/3' line."""
+    for reason in reasons:
+        if "not supported" in reason or "operator" in reason:
+            return reason
+    return reasons[0] if reasons else "no exporter succeeded"
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """Drops what native code writes to file descriptor 1 meanwhile: torch's TorchScript exporter
+    prints the whole graph there (hundreds of lines) when it fails, and the reason is in the
+    exception already."""
+    # and torch's ONNX registry logs a warning per torchvision op it skips (torchvision is not
+    # a dependency)
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 (an embedded interpreter): nothing to silence
+        saved = -1
+    try:
+        if saved < 0:
+            yield
+        else:
+            with open(os.devnull, "w") as sink:
+                os.dup2(sink.fileno(), 1)
+                yield
+    finally:
+        sys.stdout.flush()
+        registry.setLevel(level)
+        if saved >= 0:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _first_line(err: BaseException) -> str:
