@@ -22,7 +22,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         recipe = recipe.smoked()
     name = args.name or f"recipe-{recipe.name}{'-smoke' if args.smoke else ''}"
     run_dir = Path(args.runs_dir) / name
-    print(f"recipe {recipe.title}: {recipe.paper}")
+    print(f"recipe {_named(recipe)}")
     state = run_recipe(recipe, run_dir, quiet=args.quiet)
     h = state["headline"]
     value = h["value"]
@@ -31,13 +31,20 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named(recipe: Any) -> str:
+    """``title: paper``, the title left out when the paper's title begins with it."""
+    if recipe.paper.startswith(f"{recipe.title}:"):
+        return str(recipe.paper)
+    return f"{recipe.title}: {recipe.paper}"
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     from mixnas.recipes import builtin, read_recipe
 
     for path in builtin():
         recipe = read_recipe(path)
         stages = " -> ".join(f"{s.name} ({s.kind})" for s in recipe.stages)
-        print(f"{recipe.name:<16} {recipe.title}: {recipe.paper}")
+        print(f"{recipe.name:<16} {_named(recipe)}")
         if args.verbose_list:
             print(textwrap.indent(textwrap.fill(recipe.method, 96), " " * 17))
             print(f"{'':<17}stages: {stages}")
