@@ -20,9 +20,10 @@ all of them.
         --out docs/benchmarks.md
 
 600 steps because at 200 a hybrid_cpu model is still near chance on textured_shapes (10-14%
-for three random specs) while at 600 four random specs spread over 10-34%; one worker because
-the strategies of one seed share their random first population (trained once, read from the
-score file by the next strategy of that seed).
+for three random specs) while at 600 four random specs spread over 10-34%. The searches run side
+by side in the main process, a generation (``--population`` candidates) at a time, and their
+trainings go to one pool of ``--workers`` processes; a spec is trained once for all searches
+(the strategies of one seed share their random first population).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import json
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,84 +65,148 @@ def strategy_options(name: str, population: int) -> dict[str, Any]:
 
 ACC, PARAMS = "top1", "params"
 
-# (spec id, task, steps, data options) -> (top1, params, CPU s), per worker process
-_SCORES: dict[str, tuple[float | None, float, float]] = {}
-# bytes of the shared score file already read into _SCORES by this process
-_SCORES_READ = {"offset": 0}
+
+def _data_options(job: dict[str, Any]) -> dict[str, Any]:
+    # the test split is never read here: not drawing it changes nothing else (own stream)
+    return {"difficulty": job["difficulty"], "n_train": job["n_train"], "n_val": job["n_val"],
+            "n_test": 0}  # fmt: skip
 
 
-def _read_scores(path: Path | None) -> None:
-    """Adds the lines other workers (or earlier runs) appended to the shared score file."""
-    if path is None or not path.exists():
-        return
-    with path.open("rb") as file:
-        file.seek(_SCORES_READ["offset"])
-        for raw in file:
-            if not raw.endswith(b"\n"):
-                break  # a line still being written: read it next time
-            _SCORES_READ["offset"] += len(raw)
-            line = json.loads(raw)
-            _SCORES[line["key"]] = (line[ACC], line[PARAMS], line["cpu_s"])
+def _score_key(spec_id: str, job: dict[str, Any]) -> str:
+    return json.dumps([spec_id, job["task"], job["steps"], _data_options(job)], sort_keys=True)
 
 
-def _score(
-    spec: Any, task: str, steps: int, data: dict[str, Any], scores: Path | None = None
-) -> tuple[float | None, float, float]:
-    """Short training of ``spec`` (training and data seed 0), memoised per worker process and in
-    the shared ``scores`` file (JSON lines, appended once per training): strategies whose first
-    population is the same random sample (they share the seed) train it once between them, and a
-    killed benchmark loses at most the trainings in flight."""
-    key = json.dumps([spec.id, task, steps, data], sort_keys=True)
-    if key not in _SCORES:
-        _read_scores(scores)
-    if key in _SCORES:
-        return _SCORES[key]
-    from evaluators import EvalContext, create
-    from search_space import spec_cost
-
-    evaluator = create("train", lr=2e-3, warmup_steps=20, batch_size=64, data_seed=0)
-    cpu = time.process_time()
-    result = evaluator.evaluate(
-        spec, EvalContext(seed=0, budget={"steps": steps}, data={"name": task, **data})
-    )
-    top1 = result.metrics.get(ACC) if result.status == "ok" else None
-    _SCORES[key] = (top1, float(spec_cost(spec).params), time.process_time() - cpu)
-    if scores is not None:
-        line = dict(zip((ACC, PARAMS, "cpu_s"), _SCORES[key], strict=True), key=key)
-        # one short line in append mode: concurrent workers' lines do not interleave
-        with scores.open("a") as file:
-            file.write(json.dumps(line) + "\n")
-    return _SCORES[key]
-
-
-def run_search(job: dict[str, Any], scores: Path | None = None) -> dict[str, Any]:
-    """One search: ``trials`` ask/tell rounds; runs in a worker process."""
+def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
-    import strategies
-    from search_space import load_space
-    from strategies import Objective
 
-    space = load_space(job["space"])
-    objectives = [Objective(ACC, "maximize", "%"), Objective(PARAMS, "minimize", "")]
-    options = strategy_options(job["strategy"], job["population"])
-    strategy = strategies.create(job["strategy"], space, objectives, seed=job["seed"], **options)
-    trials: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    while len(trials) < job["trials"]:
-        asked = strategy.ask(1)
-        if not asked:
-            break
-        candidate = asked[0]
-        # the test split is never read here: not drawing it changes nothing else (own stream)
-        data = {"difficulty": job["difficulty"], "n_train": job["n_train"], "n_val": job["n_val"],
-                "n_test": 0}  # fmt: skip
-        top1, params, cpu_s = _score(candidate.spec, job["task"], job["steps"], data, scores)
-        metrics = None if top1 is None else {ACC: top1, PARAMS: params}
-        strategy.tell([(candidate, metrics)])
-        trials.append({"spec": candidate.spec.id, ACC: top1, PARAMS: params, "cpu_s": cpu_s})
-    return {**job, "trials": trials, "wall_s": time.perf_counter() - start}
+
+def train_once(spec_json: str, job: dict[str, Any]) -> tuple[float | None, float, float]:
+    """Short training of one spec (training and data seed 0); runs in a worker process and
+    returns (top1 or None when the training failed, params, CPU seconds)."""
+    from evaluators import EvalContext, create
+    from search_space import ArchSpec, spec_cost
+
+    spec = ArchSpec.from_json(spec_json)
+    evaluator = create("train", lr=2e-3, warmup_steps=20, batch_size=64, data_seed=0)
+    cpu = time.process_time()
+    data = {"name": job["task"], **_data_options(job)}
+    context = EvalContext(seed=0, budget={"steps": job["steps"]}, data=data)
+    result = evaluator.evaluate(spec, context)
+    top1 = result.metrics.get(ACC) if result.status == "ok" else None
+    return top1, float(spec_cost(spec).params), time.process_time() - cpu
+
+
+class ScoreFile:
+    """Every training's score, kept in memory and appended to a JSON-lines file once per
+    training: strategies whose first population is the same random sample (they share the
+    seed) train it once between them, and a killed benchmark loses only the trainings in
+    flight."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.scores: dict[str, tuple[float | None, float, float]] = {}
+        if path is not None and path.exists():
+            for raw in path.read_bytes().splitlines():
+                if raw.strip():
+                    line = json.loads(raw)
+                    self.scores[line["key"]] = (line[ACC], line[PARAMS], line["cpu_s"])
+
+    def add(self, key: str, score: tuple[float | None, float, float]) -> None:
+        self.scores[key] = score
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            line = dict(zip((ACC, PARAMS, "cpu_s"), score, strict=True), key=key)
+            with self.path.open("a") as file:
+                file.write(json.dumps(line) + "\n")
+
+
+class Search:
+    """One (strategy, seed) search, driven by the main process a generation at a time: it asks
+    ``population`` candidates, and tells them (in the order asked) once all are scored. For the
+    strategies here that proposes what one-at-a-time ask/tell proposes: random draws the same
+    stream, and evolution and NSGA-II change their parents only once per generation."""
+
+    def __init__(self, key: str, job: dict[str, Any]) -> None:
+        import strategies
+        from search_space import load_space
+        from strategies import Objective
+
+        self.key, self.job = key, job
+        objectives = [Objective(ACC, "maximize", "%"), Objective(PARAMS, "minimize", "")]
+        options = strategy_options(job["strategy"], job["population"])
+        space = load_space(job["space"])
+        self.strategy = strategies.create(
+            job["strategy"], space, objectives, seed=job["seed"], **options
+        )
+        self.trials: list[dict[str, Any]] = []
+        self.batch: list[Any] = []
+        self.start = time.perf_counter()
+
+    def ask(self) -> list[Any]:
+        """The next generation's candidates ([] when the budget is spent)."""
+        left = self.job["trials"] - len(self.trials)
+        self.batch = self.strategy.ask(min(self.job["population"], left)) if left > 0 else []
+        return self.batch
+
+    def ready(self, scores: dict[str, tuple[float | None, float, float]]) -> bool:
+        return all(_score_key(c.spec.id, self.job) in scores for c in self.batch)
+
+    def tell(self, scores: dict[str, tuple[float | None, float, float]]) -> None:
+        for candidate in self.batch:
+            top1, params, cpu_s = scores[_score_key(candidate.spec.id, self.job)]
+            metrics = None if top1 is None else {ACC: top1, PARAMS: params}
+            self.strategy.tell([(candidate, metrics)])
+            self.trials.append(
+                {"spec": candidate.spec.id, ACC: top1, PARAMS: params, "cpu_s": cpu_s}
+            )
+        self.batch = []
+
+    def result(self) -> dict[str, Any]:
+        return {**self.job, "trials": self.trials, "wall_s": time.perf_counter() - self.start}
+
+
+def run_searches(
+    jobs: list[tuple[str, dict[str, Any]]], score_file: ScoreFile, workers: int, on_done: Any
+) -> None:
+    """Runs every search side by side; each training is submitted to the process pool once
+    (a spec two searches ask for at the same time is trained once), so the pool stays busy
+    across searches and generations instead of waiting for one search's slowest training."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    scores = score_file.scores
+    searches = [Search(key, job) for key, job in jobs]
+    in_flight: dict[Any, str] = {}  # future -> score key
+    submitted: set[str] = set()
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+
+        def advance(search: Search) -> None:
+            """Tells ready generations and asks the next until one waits for training."""
+            while True:
+                if not search.batch and not search.ask():
+                    on_done(search.key, search.result())
+                    searches.remove(search)
+                    return
+                if not search.ready(scores):
+                    break
+                search.tell(scores)
+            for candidate in search.batch:
+                key = _score_key(candidate.spec.id, search.job)
+                if key not in scores and key not in submitted:
+                    submitted.add(key)
+                    future = pool.submit(train_once, candidate.spec.to_json(), search.job)
+                    in_flight[future] = key
+
+        for search in list(searches):
+            advance(search)
+        while in_flight:
+            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for future in finished:
+                score_file.add(in_flight.pop(future), future.result())
+            for search in list(searches):
+                if search.ready(scores):
+                    advance(search)
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -290,19 +355,21 @@ def main(argv: list[str] | None = None) -> int:
     scores = args.scores
     if scores is None and args.json is not None:
         scores = args.json.with_suffix(".scores.jsonl")
-    # seed s of every strategy before seed s + 1: with one seed's searches side by side, the
-    # random first population they share is trained once and read from the score file
-    jobs.sort(key=lambda item: item[1]["seed"])
     print(f"{len(done)} searches cached, {len(jobs)} to run", flush=True)
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_search, job, scores): key for key, job in jobs}
-        for future in as_completed(futures):
-            run = future.result()
-            done[futures[future]] = run
-            print(f"{run['strategy']} seed {run['seed']}: {run['wall_s']:.0f} s", flush=True)
-            if args.json is not None:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(done))
+    if jobs:  # generate (or read) the task once here rather than in every worker at once
+        from evaluators.data import load_dataset
+
+        example = space.sample(np.random.default_rng(0))
+        load_dataset(args.task, example.input, seed=0, **_data_options(jobs[0][1]))
+
+    def finished(key: str, run: dict[str, Any]) -> None:
+        done[key] = run
+        print(f"{run['strategy']} seed {run['seed']}: {run['wall_s']:.0f} s", flush=True)
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(done))
+
+    run_searches(jobs, ScoreFile(scores), args.workers, finished)
     wanted = {_key(_job(args, n, s)) for n in args.strategies for s in range(args.seeds)}
     section = report(args, [r for k, r in done.items() if k in wanted], bound)
     print(section)
