@@ -241,6 +241,10 @@ class Causal:
 PER_TOKEN = Causal(how="per token: mixes nothing across positions")
 
 
+# what a head produces (`OpDef.output`)
+HEAD_OUTPUTS = ("class", "token", "mask", "image")
+
+
 @dataclass(frozen=True)
 class OpDef:
     """The definition of one registered operation.
@@ -273,6 +277,10 @@ class OpDef:
             declares nothing is refused before a causal head.
         needs_causal: a head that reads position t as a prediction of token t + 1 (the LM
             head): every op before it must be causal (`search_space.ops.causal`).
+        output: what a head produces (heads only; see `HEAD_OUTPUTS`): ``class`` logits
+            ``(B, classes)``, next-``token`` logits ``(B, L, vocab)``, per-pixel ``mask``
+            logits ``(B, classes, H, W)`` at the input's resolution, or an ``image``
+            ``(B, C, sH, sW)`` (super-resolution); the training tasks check it.
     """
 
     name: str
@@ -293,11 +301,16 @@ class OpDef:
     call: CallFn | None = None
     causal: Causal | None = None
     needs_causal: bool = False
+    output: str = "class"
     _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"{self.name}: unknown layout {self.layout!r}")
+        if self.output not in HEAD_OUTPUTS:
+            raise ValueError(
+                f"{self.name}: unknown output {self.output!r}; allowed: {', '.join(HEAD_OUTPUTS)}"
+            )
         if isinstance(self.module, str):
             path, _, cls = self.module.partition(":")
             if not path or not cls:

@@ -149,6 +149,7 @@ register(
         spatial_dims=(1,),
         examples=({"tie": True}, {"bias": True, "norm": "rmsnorm"}, {"tie": True, "bias": True}),
         needs_causal=True,
+        output="token",
         doc="causal LM head: norm, then next-token logits (B, L, vocab) at every position",
     )
 )
