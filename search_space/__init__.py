@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from search_space.costs import SpecCost, spec_cost
 from search_space.declare import SearchSpace, load_space
 from search_space.errors import InfeasibleError, MixnasError, RegistryError, SpaceError
-from search_space.plan import plan, validate_spec
+from search_space.plan import output_shape, plan, validate_spec
 from search_space.spec import ArchSpec, Block, InputSpec, Op, Quant, Stage
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "build_model",
     "example_input",
     "load_space",
+    "output_shape",
     "plan",
     "spec_cost",
     "validate_spec",

@@ -162,6 +162,7 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
     ops = [stem]
     grid = stem.op.out_grid(ctx, stem.params)  # type: ignore[union-attr]
     _check_grid(grid, "stem")
+    stem_grid = grid
     prefix, dim = prefix_tokens(stem.params), spec.stages[0].width
     outputs: list[tuple[int, tuple[int, ...]]] = []  # (width, grid) after each stage
     for i, stage in enumerate(spec.stages):
@@ -179,11 +180,33 @@ def plan(spec: ArchSpec) -> list[PlannedOp]:
             ops.append(_plan_skip(stage.skip, f"{path}.skip", here, outputs, bq, i))
         ops.extend(_plan_stage_blocks(stage, path, here, i))
         outputs.append((dim, grid))
-    head_ctx = OpContext(dim=dim, grid=grid, prefix=prefix, num_classes=inp.num_classes)
+    head_op = _lookup(HEADS, spec.head.name, "head.name")
+    sources: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    if head_op.sources:  # the input, the stem's output, then every stage's
+        sources = ((inp.in_channels, inp.grid), (spec.stages[0].width, stem_grid), *outputs)
+    head_ctx = OpContext(
+        dim=dim, grid=grid, prefix=prefix, num_classes=inp.num_classes, sources=sources
+    )
     ops.append(_planned(HEADS, spec.head, "head", "head", head_ctx, bq))
     check_causal_plan(ops)  # a causal (LM) head: every op before it must be causal
     check_tied_head(ops)
     return ops
+
+
+def output_shape(spec: ArchSpec, batch: int = 1) -> tuple[int, ...]:
+    """The shape of the model's output for ``batch`` inputs, from its head's `OpDef.output`:
+    ``(B, classes)``, ``(B, L, vocab)``, ``(B, classes, H, W)`` or ``(B, C, sH, sW)`` (an image
+    head's ``scale`` parameter)."""
+    head = _lookup(HEADS, spec.head.name, "head.name")
+    inp = spec.input
+    if head.output == "token":
+        return (batch, *inp.grid, inp.num_classes)
+    if head.output == "mask":
+        return (batch, inp.num_classes, *inp.grid)
+    if head.output == "image":
+        scale = int(head.complete(spec.head.kwargs, "head.params").get("scale", 1))
+        return (batch, inp.in_channels, *(g * scale for g in inp.grid))
+    return (batch, inp.num_classes)
 
 
 def _plan_skip(

@@ -137,13 +137,18 @@ def head_cases(names: Iterable[str] | None = None) -> list[Any]:
 
 
 def check_head(name: str, params: dict[str, Any]) -> None:
-    """A classifier on an odd image with a class token; a causal (LM) head on token ids with a
-    class token, which it drops (the minimal network is causal: identity mixer, layer norm)."""
-    if HEADS.get(name).needs_causal:
+    """A classifier or a segmentation head on an odd image with a class token; a causal (LM)
+    head on token ids with a class token, which it drops (the minimal network is causal:
+    identity mixer, layer norm); an image (super-resolution) head behind a stride-1 stem, since
+    its body keeps the input's resolution."""
+    head = HEADS.get(name)
+    if head.needs_causal:
         stem = Op.of("token_embed", {"cls_token": True, "pos_embed": "learned"})
         check_spec(minimal_spec(LM_IDS, stem, head=Op.of(name, params)))
         return
     stem = Op.of("patch_embed", {"patch_size": 4, "cls_token": True})
+    if head.output == "image":
+        stem = Op.of("patch_embed", {"patch_size": 3, "stride": 1, "padding": 1, "cls_token": True})
     check_spec(minimal_spec(IMAGE, stem, head=Op.of(name, params)))
 
 

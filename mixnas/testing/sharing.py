@@ -111,7 +111,10 @@ def _entry(name: str, params: dict[str, Any], *, flat: bool) -> dict[str, Any]:
     return {"name": name, **values} if flat else {name: values}
 
 
-def _stem(cls_token: bool) -> dict[str, Any]:
+def _stem(cls_token: bool, stride: int = 2) -> dict[str, Any]:
+    if stride == 1:  # 3x3, stride 1: a super-resolution body keeps the input's grid
+        return {"name": "patch_embed", "patch_size": 3, "stride": 1, "padding": 1,
+                "cls_token": cls_token}  # fmt: skip
     return {"name": "patch_embed", "patch_size": 2, "cls_token": cls_token}
 
 
@@ -135,7 +138,8 @@ def _declarations(kind: str, name: str, variants: list[dict[str, Any]]) -> Itera
             }
     elif kind in ("token_mixer", "channel_mixer", "norm", "head"):
         for cls_token, widths in itertools.product((True, False), WIDTHS):
-            inp, stem = IMAGE, [_stem(cls_token)]
+            image_head = kind == "head" and REGISTRIES[kind].get(name).output == "image"
+            inp, stem = IMAGE, [_stem(cls_token, 1 if image_head else 2)]
             stage: dict[str, Any] = {"depth": [1, 2], "width": widths}
             decl = {"input": inp, "token_mixers": {"dwconv": {"kernel": 3}}, "channel_mixers": mlp}
             if kind == "token_mixer":

@@ -18,6 +18,13 @@ class StarReLU(nn.Module):
         return self.scale * torch.relu(x) ** 2 + self.bias
 
 
+class LeakyReLU(nn.LeakyReLU):
+    """LeakyReLU with slope 0.2, the super-resolution networks' choice (ESRGAN, PAN, SwinIR)."""
+
+    def __init__(self) -> None:
+        super().__init__(negative_slope=0.2)
+
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "relu": nn.ReLU,
@@ -26,6 +33,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "star_relu": StarReLU,
     "identity": nn.Identity,
+    "lrelu": LeakyReLU,
 }
 
 

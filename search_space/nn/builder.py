@@ -74,19 +74,32 @@ class MixNet(nn.Module):
             else:
                 self.stages.append(StructuredStage(stage, extras, blocks))
         self.head = instantiate(items[-1])
+        # a dense head (segmentation, super-resolution) also reads the input and earlier outputs
+        self.head_reads_sources = bool(items[-1].op is not None and items[-1].op.sources)
         tie = getattr(self.head, "tie_to", None)
         if callable(tie):  # a head that shares the stem's embedding table (LMHead with tie)
             tie(self.stem)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(
+        self, x: torch.Tensor, sources: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The last stage's tokens; ``sources``, when given, receives the stem's output and
+        every stage's (what a dense head reads besides the input)."""
         x = self.stem(x)
+        if sources is not None:
+            sources.append(x)
         outputs: list[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x, outputs) if isinstance(stage, StructuredStage) else stage(x)
             outputs.append(x)
+        if sources is not None:
+            sources.extend(outputs)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head_reads_sources:
+            sources = [x]
+            return self.head(self.forward_features(x, sources), sources)
         return self.head(self.forward_features(x))
 
 

@@ -7,6 +7,7 @@ Importing this package registers every built-in operation. User code extends mix
 from search_space.ops import (  # noqa: F401
     attention_downsample,
     channel_mixers,
+    dense_heads,
     downsample,
     grow,
     heads,

@@ -89,6 +89,9 @@ class OpContext:
         prefix: number of prefix (class) tokens carried beside the grid.
         out_dim: channels of the output (equals ``dim`` for mixers).
         num_classes: classifier outputs (heads only).
+        sources: ``(channels, grid)`` of what a head that reads more than the last stage sees
+            (`OpDef.sources`): the input first, then the stem's output, then every stage's;
+            empty for every other op.
     """
 
     dim: int
@@ -96,6 +99,7 @@ class OpContext:
     prefix: int = 0
     out_dim: int = 0
     num_classes: int = 0
+    sources: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
     @property
     def n(self) -> int:
@@ -281,6 +285,9 @@ class OpDef:
             ``(B, classes)``, next-``token`` logits ``(B, L, vocab)``, per-pixel ``mask``
             logits ``(B, classes, H, W)`` at the input's resolution, or an ``image``
             ``(B, C, sH, sW)`` (super-resolution); the training tasks check it.
+        sources: a head that also reads the input and the stem's and every stage's outputs
+            (skip fusion, a global residual): its context carries their shapes
+            (`OpContext.sources`) and its module is called as ``head(x, sources)``.
     """
 
     name: str
@@ -302,6 +309,7 @@ class OpDef:
     causal: Causal | None = None
     needs_causal: bool = False
     output: str = "class"
+    sources: bool = False
     _param_index: dict[str, ParamDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -383,9 +391,11 @@ class OpDef:
         lookup tables and caches key on it."""
         values = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
         grid = "x".join(map(str, ctx.grid))
+        # a head that reads earlier outputs costs what their shapes say
+        sources = "".join(f",s{c}g{'x'.join(map(str, g))}" for c, g in ctx.sources)
         return (
             f"{role or self.kind}:{self.name}[{values}]"
-            f"@d{ctx.dim}->{ctx.out_dim or ctx.dim},g{grid},p{ctx.prefix}"
+            f"@d{ctx.dim}->{ctx.out_dim or ctx.dim},g{grid},p{ctx.prefix}{sources}"
         )
 
     def arguments(

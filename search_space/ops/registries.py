@@ -25,7 +25,7 @@ REGISTRIES: dict[str, Registry[OpDef]] = {
 }
 
 # Activation functions a channel mixer, stem or head may name (implemented in search_space.nn).
-ACTIVATIONS = ("gelu", "relu", "silu", "hardswish", "tanh", "star_relu", "identity")
+ACTIVATIONS = ("gelu", "relu", "silu", "hardswish", "tanh", "star_relu", "identity", "lrelu")
 
 
 def register(op: OpDef) -> OpDef:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from search_space.errors import RegistryError, SpaceError
 from search_space.spec import ArchSpec
 from search_space.zoo import (  # noqa: F401  (importing registers the models)
+    dense,
     efficient,
     hybrids,
     isotropic,

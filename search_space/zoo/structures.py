@@ -109,8 +109,8 @@ def fit_template() -> ArchSpec:
     notes=(
         "4-level encoder (64-512) with a 1024-wide MHSA bottleneck, decoder with 2x2 "
         "up-convolutions and concatenated skips; blocks are residual MBConv (depthwise, SE "
-        "channel attention) instead of plain 3x3 convs; ends in the classifier head, since the "
-        "head registry has no dense (per-pixel) head"
+        "channel attention) instead of plain 3x3 convs; a segmentation head (per-pixel logits "
+        "upsampled from the stem's stride 2 to the input's resolution)"
     ),
 )
 def unet_template() -> ArchSpec:
@@ -127,7 +127,7 @@ def unet_template() -> ArchSpec:
     return spec(
         op("conv_stem", num_convs=1, kernel=3, norm="batchnorm", act="relu"),
         stages,
-        op("classifier", norm="batchnorm"),
+        op("seg_head", norm="batchnorm"),
         resolution=256,
         num_classes=2,
     )
