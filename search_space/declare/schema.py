@@ -65,7 +65,7 @@ TOP_KEYS = {
 }
 STAGE_KEYS = {
     "depth", "width", "downsample", "token_mixers", "channel_mixers", "norms", "patterns", "repeat",
-    "nested_ratio",
+    "nested_ratio", "skip",
 }  # fmt: skip
 # a fixed stage lists its blocks verbatim (spec format); only its width and downsampler vary
 FIXED_STAGE_KEYS = {"width", "downsample", "blocks", "skip", "latents"}
@@ -437,6 +437,7 @@ def _stage(
         patterns=tuple(patterns),
         repeats=_ints(d["repeat"], f"{path}.repeat", 1, MAX_DEPTH) if "repeat" in d else None,
         nested_ratio=_nested(d, path, channel_mixers),
+        skip=parse_skip(d.get("skip"), f"{path}.skip"),  # a U-Net decoder stage's encoder input
     )
 
 

@@ -133,7 +133,7 @@ class SearchSpace(DecisionSpace):
                 Block(m, channel, norm, ls, qu, repeat=repeat, nested_ratio=st.nested_ratio)
                 for m, qu in zip(mixers, quants, strict=True)
             )
-            stages.append(Stage(width, downsample, blocks))
+            stages.append(Stage(width, downsample, blocks, skip=st.skip))
         return ArchSpec(
             input=d.input,
             stem=stem,
