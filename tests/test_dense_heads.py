@@ -137,3 +137,19 @@ def test_a_skip_from_a_grid_of_another_size_is_refused_in_one_line() -> None:
     with pytest.raises(SpaceError) as err:
         validate_spec(space.sample(0))
     assert "skip" in _one_line(err)
+
+
+@pytest.mark.parametrize("name", ["unet_seg", "sr"])
+def test_proxies_score_dense_specs_or_refuse_in_one_line(name: str) -> None:
+    from evaluators.proxies import PROXIES, compute_detailed
+
+    rng = np.random.default_rng(0)
+    spec = min((load_space(name).sample(rng) for _ in range(6)), key=lambda s: spec_cost(s).macs)
+    scores = compute_detailed(spec, PROXIES.names(), batch_size=4)
+    task = "segmentation" if name == "unet_seg" else "super_resolution"
+    assert "\n" not in scores["epe_nas"].error and task in scores["epe_nas"].error
+    failed = {p: s.error for p, s in scores.items() if not s.ok and p != "epe_nas"}
+    # a proxy may refuse a model it cannot score (ProxyError: no ReLU-like activation, ...)
+    # but never crashes on the dense head's output or targets
+    assert all(e.startswith("evaluators.proxies.registry.ProxyError") for e in failed.values())
+    assert len(failed) <= 2, failed

@@ -35,7 +35,16 @@ from evaluators.proxies import (  # noqa: F401 (registers)
     theory,
     transformer,
 )
-from evaluators.proxies.registry import PROXIES, ProxyError, ProxyFn, proxy, unsupported
+from evaluators.proxies.registry import (
+    PROXIES,
+    SEGMENTATION,
+    SUPER_RESOLUTION,
+    ProxyError,
+    ProxyFn,
+    proxy,
+    spec_task,
+    unsupported,
+)
 from search_space.spec import ArchSpec
 
 __all__ = [
@@ -69,13 +78,17 @@ def names() -> list[str]:
 
 
 def default_batch(spec: ArchSpec, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random batch of the spec's input shape and random labels, both drawn from ``seed``."""
-    from search_space import example_input
+    """A random batch of the spec's input shape and random targets of its task (labels, masks
+    or images), both drawn from ``seed``."""
+    from search_space import example_input, output_shape
 
     inputs = example_input(spec, batch_size, seed=seed)
-    gen = torch.Generator().manual_seed(seed + 1)  # labels independent of the input draw
-    targets = torch.randint(0, spec.input.num_classes, (batch_size,), generator=gen)
-    return inputs, targets
+    gen = torch.Generator().manual_seed(seed + 1)  # targets independent of the input draw
+    task = spec_task(spec)
+    if task == SUPER_RESOLUTION:
+        return inputs, torch.rand(output_shape(spec, batch_size), generator=gen)
+    shape = (batch_size, *spec.input.grid) if task == SEGMENTATION else (batch_size,)
+    return inputs, torch.randint(0, spec.input.num_classes, shape, generator=gen)
 
 
 def compute_detailed(

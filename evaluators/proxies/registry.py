@@ -35,11 +35,19 @@ def _builtins() -> None:
 # built-ins first, then the plug-ins of the group, on the first lookup
 PROXIES: Registry[ProxyFn] = Registry("proxy", group="mixnas.proxies", builtins=_builtins)
 
-# what a spec's model learns: one label per input, or the next token at every position (a
-# causal LM head; the ``task`` option of the ``train`` evaluator)
+# what a spec's model learns, from what its head produces (`OpDef.output`): one label per input,
+# the next token at every position (a causal LM head), a label per pixel (a segmentation head) or
+# a larger image (a super-resolution head); the ``task`` option of the ``train`` evaluator
 CLASSIFICATION, CAUSAL_LM = "classification", "causal_lm"
-ALL_TASKS = (CLASSIFICATION, CAUSAL_LM)
-# the tasks each proxy can score; a proxy registered without saying supports both
+SEGMENTATION, SUPER_RESOLUTION = "segmentation", "super_resolution"
+ALL_TASKS = (CLASSIFICATION, CAUSAL_LM, SEGMENTATION, SUPER_RESOLUTION)
+TASK_OF_OUTPUT = {
+    "class": CLASSIFICATION,
+    "token": CAUSAL_LM,
+    "mask": SEGMENTATION,
+    "image": SUPER_RESOLUTION,
+}
+# the tasks each proxy can score; a proxy registered without saying supports all
 PROXY_TASKS: dict[str, tuple[str, ...]] = {}
 
 
@@ -56,11 +64,14 @@ def proxy(name: str, *, tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[ProxyFn
 
 
 def spec_task(spec: ArchSpec) -> str:
-    """``causal_lm`` for a spec whose head predicts every next token, else ``classification``."""
+    """The task a spec's head serves: ``classification``, ``causal_lm``, ``segmentation`` or
+    ``super_resolution`` (an unknown head: ``classification``)."""
     from search_space.ops import HEADS
 
     head = spec.head.name
-    return CAUSAL_LM if head in HEADS and HEADS.get(head).needs_causal else CLASSIFICATION
+    if head not in HEADS:
+        return CLASSIFICATION
+    return TASK_OF_OUTPUT.get(HEADS.get(head).output, CLASSIFICATION)
 
 
 def unsupported(name: str, spec: ArchSpec) -> str:
@@ -112,14 +123,25 @@ def weights(model: nn.Module) -> Iterator[nn.Parameter]:
             yield p
 
 
+# a pixel without a label in a segmentation mask (the ``train`` evaluator's convention)
+IGNORE_PIXEL = 255
+
+
 def loss_of(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The training loss the gradient proxies differentiate: cross-entropy on ``targets``, or,
-    for a causal LM head (logits ``B x L x vocab``), next-token cross-entropy whose targets are
-    the token ids themselves shifted by one (``targets`` is not used then)."""
-    logits = model(inputs)
-    if logits.dim() == 3 and not inputs.is_floating_point():
-        return nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), inputs[:, 1:].flatten())
-    return nn.functional.cross_entropy(logits, targets)
+    """The training loss the gradient proxies differentiate, that of the model's task: for a
+    causal LM head (logits ``B x L x vocab``) next-token cross-entropy whose targets are the
+    token ids themselves shifted by one (``targets`` is not used then); for a segmentation
+    head (``B x K x H x W``, integer masks ``B x H x W``) per-pixel cross-entropy; for a
+    super-resolution head (an image, float targets of its shape) the L1 loss; else
+    cross-entropy on the labels."""
+    out = model(inputs)
+    if out.dim() == 3 and not inputs.is_floating_point():
+        return nn.functional.cross_entropy(out[:, :-1].flatten(0, 1), inputs[:, 1:].flatten())
+    if targets.is_floating_point() and targets.shape == out.shape:
+        return nn.functional.l1_loss(out, targets)
+    if out.dim() == 4:
+        return nn.functional.cross_entropy(out, targets, ignore_index=IGNORE_PIXEL)
+    return nn.functional.cross_entropy(out, targets)
 
 
 def input_jacobian(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
