@@ -108,6 +108,12 @@ class Evaluator:
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         raise NotImplementedError
 
+    def check_heads(self, heads: Sequence[str]) -> None:
+        """Raises a one-line `ValueError` when this evaluator cannot judge specs ending in one of
+        ``heads`` (the head ops a search space declares), e.g. a training task that does not fit
+        the heads' output. `mixnas search` calls it before the first trial; the default accepts
+        every head."""
+
 
 def safe_evaluate(evaluator: Evaluator, spec: ArchSpec, context: EvalContext) -> EvalResult:
     """Runs an evaluator, recording exceptions and non-finite metrics as failed results."""

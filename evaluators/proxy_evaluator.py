@@ -49,6 +49,23 @@ class ProxyEvaluator(Evaluator):
         self.batch_size = batch_size
         self.metrics = tuple(f"proxy:{n}" for n in self.names)  # what this instance reports
 
+    def check_heads(self, heads: Sequence[str]) -> None:
+        """Refuses, in one line, a proxy that cannot score the task of one of ``heads``
+        (``epe_nas`` groups samples by class label: classification only)."""
+        from evaluators.proxies.registry import ALL_TASKS, PROXY_TASKS, TASK_OF_OUTPUT
+        from search_space.ops import HEADS
+
+        for head in heads:
+            if head not in HEADS:
+                continue
+            task = TASK_OF_OUTPUT.get(HEADS.get(head).output)
+            unable = [n for n in self.names if task not in PROXY_TASKS.get(n, ALL_TASKS)]
+            if unable:
+                raise ValueError(
+                    f"proxy: {', '.join(unable)} cannot score {task} (head {head!r}); "
+                    f"remove {'it' if len(unable) == 1 else 'them'} from options.names"
+                )
+
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         from evaluators.proxies import compute_detailed
 

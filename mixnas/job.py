@@ -73,7 +73,7 @@ def prepare(config: SearchConfig) -> Job:
     source = config.source
     declaration = _declaration(config.space, source)
     space = _with_predictors(_space(declaration, source), source)
-    metrics, cheap = _check_evaluators(config)
+    metrics, cheap = _check_evaluators(config, _heads(space))
     for i, o in enumerate(config.objectives):
         _known_metric(o.metric, metrics, f"objectives[{i}].metric", source)
     for metric in config.constraints:
@@ -137,8 +137,19 @@ def _with_predictors(space: Any, source: str | None) -> Any:
         raise ConfigError("space.constraints", str(err), source=source) from None
 
 
-def _check_evaluators(config: SearchConfig) -> tuple[tuple[str, ...], bool]:
-    """The metrics the evaluators report, and whether they are all cheap."""
+def _heads(space: Any) -> tuple[str, ...]:
+    """The head ops a space's specs can end in (a declared space's; the classifier else)."""
+    decl = getattr(space, "decl", None)
+    if decl is None:
+        return ("classifier",)
+    return tuple(dict.fromkeys(head.name for head in decl.heads))
+
+
+def _check_evaluators(
+    config: SearchConfig, heads: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], bool]:
+    """The metrics the evaluators report, and whether they are all cheap; each evaluator checks
+    the space's ``heads`` (a training task against the heads' output) before the first trial."""
     import evaluators
 
     known = evaluators.names()
@@ -177,6 +188,14 @@ def _check_evaluators(config: SearchConfig) -> tuple[tuple[str, ...], bool]:
                 value=cfg.promote.metric,
             )
         produced.extend(produced_metrics(evaluator))
+        check = getattr(evaluator, "check_heads", None)  # plug-ins may predate the hook
+        try:
+            if callable(check):
+                check(heads)
+        except (ValueError, MixnasError) as err:
+            raise ConfigError(
+                f"evaluators[{index - offset}]", str(err), source=config.source
+            ) from None
     cheap = all(bool(getattr(e, "cheap", False)) for e in instances)
     return tuple(dict.fromkeys(produced)), cheap
 

@@ -4,10 +4,12 @@ the structural rules in one line, and the zoo's dense models at their published 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from evaluators.counting import count_macs
 from search_space import (
@@ -153,3 +155,24 @@ def test_proxies_score_dense_specs_or_refuse_in_one_line(name: str) -> None:
     # but never crashes on the dense head's output or targets
     assert all(e.startswith("evaluators.proxies.registry.ProxyError") for e in failed.values())
     assert len(failed) <= 2, failed
+
+
+def test_search_refuses_a_proxy_that_cannot_score_the_heads_before_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixnas.cli import main
+
+    config = {
+        "name": "upfront",
+        "space": "unet_seg",
+        "objectives": [{"metric": "proxy:synflow", "direction": "maximize"}],
+        "evaluators": [{"name": "proxy", "options": {"names": ["epe_nas", "synflow"]}}],
+        "budget": {"trials": 2},
+    }
+    path = tmp_path / "upfront.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runs = tmp_path / "runs"
+    assert main(["search", str(path), "--runs-dir", str(runs), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "epe_nas" in err and "segmentation" in err and "evaluators[0]" in err
+    assert not (runs / "upfront").exists()  # refused before the run started
