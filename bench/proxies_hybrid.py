@@ -9,6 +9,15 @@ the rank-vote and learned aggregates, and the reliability verdict (does the prox
 parameter count on this sample?).
 
     python bench/proxies_hybrid.py --n 60 --steps 200 --workers 2 --out docs/benchmarks.md
+
+On a generated task (``--data textured_shapes``) the ground truth is `bench/search_hybrid.py`'s
+short training (600 steps, its data options), and ``--scores`` reuses that benchmark's score
+file: ``--sample-seeds 0,1,2,3,4 --n 24`` draws exactly the specs its random searches trained
+(the random strategy samples the space with ``numpy.random.default_rng(seed)``), so only the
+proxies are computed:
+
+    python bench/proxies_hybrid.py --data textured_shapes --steps 600 --sample-seeds 0,1,2,3,4 \
+        --n 24 --scores runs/bench-search-hybrid.scores.jsonl --out docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -58,14 +67,27 @@ def _data_source(name: str) -> str:
     return _mnist_npz() if name == "mnist5k" else name
 
 
+GENERATED = ("textured_shapes",)  # generated tasks: trained as bench/search_hybrid.py trains
+
+
+def _task_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The bench/search_hybrid.py job whose training (and score-file key) a record shares."""
+    return {"task": job["data"], "steps": job["steps"], **job["task_options"]}
+
+
 @cache
 def _proxy_batch(space: str, data: str, batch_size: int, seed: int) -> Any:
     from evaluators.data import load_dataset
     from search_space import load_space
 
     input_spec = load_space(space).sample(np.random.default_rng(0)).input
-    ds = load_dataset(_data_source(data), input_spec, seed=seed)
+    options = dict(TASK_OPTIONS) if data in GENERATED else {}
+    ds = load_dataset(_data_source(data), input_spec, seed=seed, **options)
     return ds.x_train[:batch_size], ds.y_train[:batch_size]
+
+
+# bench/search_hybrid.py's data options (its defaults): the same generated set and its cache
+TASK_OPTIONS = (("difficulty", "easy"), ("n_train", 16000), ("n_val", 2000), ("n_test", 0))
 
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:
@@ -82,21 +104,31 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
     spec = ArchSpec.from_json(job["spec"])
     batch = _proxy_batch(job["space"], job["data"], job["batch_size"], job["seed"])
     scores = compute_detailed(spec, job["proxies"], data=batch, seed=job["seed"])
-    trainer = create("train", batch_size=job["train_batch"])
-    result = trainer.evaluate(
-        spec,
-        EvalContext(
+    if job["data"] in GENERATED:  # bench/search_hybrid.py's training, or its stored score
+        from bench.search_hybrid import train_once
+
+        known = job.get("known")
+        top1, _, cpu_s = known if known is not None else train_once(spec.to_json(), _task_job(job))
+        trained = {"top1": float("nan") if top1 is None else top1, "error": "", "seconds": cpu_s}
+    else:
+        trainer = create("train", batch_size=job["train_batch"])
+        context = EvalContext(
             seed=job["seed"], budget={"steps": job["steps"]}, data=_data_source(job["data"])
-        ),
-    )
+        )
+        result = trainer.evaluate(spec, context)
+        trained = {
+            "top1": result.metrics.get("top1", float("nan")) if result.ok else float("nan"),
+            "error": result.error,
+            "seconds": result.timings.get("train", float("nan")),
+        }
     return {
         "id": spec.id,
         "group": dominant_group(spec),
         "mixers": sorted({b.token_mixer.name for st in spec.stages for b in st.blocks}),
         "params": spec_cost(spec).params,
-        "top1": result.metrics.get("top1", float("nan")) if result.ok else float("nan"),
-        "train_error": result.error,
-        "train_seconds": result.timings.get("train", float("nan")),
+        "top1": trained["top1"],
+        "train_error": trained["error"],
+        "train_seconds": trained["seconds"],
         "scores": {n: s.value for n, s in scores.items()},
         "errors": {n: s.error for n, s in scores.items() if s.error},
         "seconds": {n: s.seconds for n, s in scores.items()},
@@ -206,7 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="training steps per architecture")
     parser.add_argument("--train-batch", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16, help="proxy batch")
-    parser.add_argument("--data", default="mnist5k", choices=("mnist5k", "digits", "synthetic"))
+    parser.add_argument(
+        "--data", default="mnist5k", choices=("mnist5k", "digits", "synthetic", *GENERATED)
+    )
+    parser.add_argument(
+        "--sample-seeds",
+        help="comma-separated sampling seeds, --n specs each (default: --seed)",
+    )
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        help="bench/search_hybrid.py's score file: trainings found there are reused",
+    )
     parser.add_argument("--proxies", default=",".join(proxy_names()))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -217,13 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in args.proxies.split(",") if n]
     space = load_space(args.space)
-    rng = np.random.default_rng(args.seed)
+    seeds = [int(x) for x in (args.sample_seeds or str(args.seed)).split(",") if x]
     specs: dict[str, Any] = {}
-    for _ in range(50 * args.n):  # bounded: a small space may hold fewer distinct specs
-        spec = space.sample(rng)
-        specs.setdefault(spec.id, spec)
-        if len(specs) == args.n:
-            break
+    for seed in seeds:  # each seed's draws are what a random search of that seed proposes
+        rng = np.random.default_rng(seed)
+        drawn: set[str] = set()
+        for _ in range(50 * args.n):  # bounded: a small space may hold fewer distinct specs
+            spec = space.sample(rng)
+            drawn.add(spec.id)
+            specs.setdefault(spec.id, spec)
+            if len(drawn) == args.n:
+                break
     common = {
         "space": args.space,
         "data": args.data,
@@ -232,8 +279,21 @@ def main(argv: list[str] | None = None) -> int:
         "proxies": names,
         "steps": args.steps,
         "train_batch": args.train_batch,
+        "task_options": dict(TASK_OPTIONS),
     }
-    jobs = [{**common, "spec": spec.to_json()} for spec in specs.values()]
+    known: dict[str, Any] = {}
+    if args.scores is not None and args.data in GENERATED:
+        from bench.search_hybrid import ScoreFile, _score_key
+
+        known = ScoreFile(args.scores).scores
+    jobs = [
+        {
+            **common,
+            "spec": spec.to_json(),
+            "known": known.get(_score_key(spec.id, _task_job(common))) if known else None,
+        }
+        for spec in specs.values()
+    ]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         records = list(pool.map(evaluate, jobs))
@@ -243,13 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     train_secs = np.array([r["train_seconds"] for r in records], dtype=float)
     failed_train = sum(1 for r in records if r["train_error"])
     command = "python bench/proxies_hybrid.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    title = TITLE if args.data == "mnist5k" else f"{TITLE}: {args.data}"
     section = "\n".join(
         [
-            TITLE,
+            title,
             "",
             f"```\n{command}\n```",
             "",
-            f"{len(records)} architectures sampled from `{args.space}` (seed {args.seed}); ground "
+            f"{len(records)} architectures sampled from `{args.space}` (seeds {seeds}); ground "
             f"truth: validation top-1 after {args.steps} steps of the short-training evaluator "
             f"(AdamW, cosine, batch {args.train_batch}) on `{args.data}` "
             f"(median {np.nanmedian(acc):.1f}%, range {np.nanmin(acc):.1f}-{np.nanmax(acc):.1f}%, "
