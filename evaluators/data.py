@@ -13,6 +13,9 @@ int64, feature sequences ``N x L x F`` floats) and integer labels. Sources:
   ``.npy`` files (one image array each) are accepted too.
 * ``pathfinder``, ``listops``, ``textured_shapes``, ``same_different``: generated tasks with a
   held-out test split (`evaluators.tasks`, docs/tasks.md), cached on disk.
+* ``seg_shapes``, ``sr_images``: the generated dense tasks (a mask per image, an HR image per
+  LR one); the user's segmentation and super-resolution files are read by their task kinds
+  (`evaluators.task_kinds.dense_seg`, `evaluators.task_kinds.dense_sr`), not here.
 
 ``name_or_path`` may also be a mapping ``{name: ..., <option>: ...}`` (a config's
 ``data: {name: pathfinder, n_train: 4000}``); explicit keyword options win over its entries.
@@ -67,8 +70,10 @@ class Dataset:
 
     Attributes:
         name: where the data came from (a builtin name or a path).
-        x_train, y_train: training inputs and int64 labels.
-        x_val, y_val: validation inputs and int64 labels.
+        x_train, y_train: training inputs and their targets: int64 labels (``N``), or what the
+            task learns (`evaluators.task_kinds`): next tokens ``N x L``, masks ``N x H x W``,
+            HR images ``N x C x sH x sW``.
+        x_val, y_val: validation inputs and targets.
         num_classes: the number of classes the labels index (that of the spec).
         x_test, y_test: a held-out test split that searches never see (generated tasks);
             None for sources without one.

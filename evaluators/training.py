@@ -1,17 +1,25 @@
-"""The ``train`` evaluator: a short, deterministic training run that reports validation accuracy.
+"""The ``train`` evaluator: a short, deterministic training run that reports validation metrics.
 
 `ShortTraining` builds the spec's model, trains it with AdamW, a cosine learning-rate schedule and
 label smoothing for a budget of ``steps``, ``seconds`` or ``epochs`` (whichever ends first when
-several are given; 100 steps when none is), and reports ``top1`` (validation accuracy, percent),
-``loss`` (validation cross-entropy, no smoothing), ``perplexity`` (exp of ``loss``),
-``train_loss`` (smoothed loss over the last steps), ``train_seconds`` and ``steps``.
+several are given; 100 steps when none is), and reports the task's validation metrics (for
+classification: ``top1``, validation accuracy in percent; ``loss``, validation cross-entropy
+without smoothing; ``perplexity``, exp of ``loss``), ``train_loss`` (smoothed loss over the last
+steps), ``train_seconds`` and ``steps``.
 
-The ``task`` option says what is learnt. ``classification`` (the default): one label per input,
-cross-entropy on the pooled classifier's logits. ``causal_lm``: next-token prediction with a
-causal LM head (``lm_head``, logits ``B x L x vocab``): cross-entropy over every position that
-has a next token, ``top1`` the next-token accuracy and ``perplexity`` exp of the mean loss per
-token; the data are token sequences (`evaluators.tasks.language`: the ``dyck`` corpus by
-default, any token task, or a user's ``.npz`` of sequences).
+The ``task`` option says what is learnt; each task is a kind of `evaluators.task_kinds` (its
+loss, metrics, data and the head output it needs). ``classification`` (the default): one label
+per input, cross-entropy on the pooled classifier's logits. ``causal_lm``: next-token
+prediction with a causal LM head (``lm_head``, logits ``B x L x vocab``): cross-entropy over
+every position that has a next token, ``top1`` the next-token accuracy and ``perplexity`` exp of
+the mean loss per token; the data are token sequences (`evaluators.tasks.language`: the ``dyck``
+corpus by default, any token task, or a user's ``.npz`` of sequences). ``segmentation``: a class
+per pixel with a segmentation head (``seg_head``): per-pixel cross-entropy, metrics ``top1``
+(pixel accuracy), ``miou``, ``dice``, ``loss``; data ``seg_shapes`` by default.
+``super_resolution``: an upscaled image with an SR head (``sr_head``): L1 loss, metrics
+``psnr``, ``ssim``, ``l1``, ``loss`` and the bilinear baseline ``psnr_bilinear``; data
+``sr_images`` by default at the head's scale. Label smoothing applies to the cross-entropy of
+classification and causal_lm only.
 
 Multi-fidelity schedules (successive halving, Hyperband) pass ``rungs`` (step counts): the
 validation metrics at each rung go into `EvalResult.rungs`, and ``stop_at_rung`` may stop the run
@@ -35,9 +43,9 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from evaluators import task_kinds
 from evaluators.base import (
     MAX_BATCH,
     OK,
@@ -47,10 +55,11 @@ from evaluators.base import (
     Evaluator,
     register,
 )
-from evaluators.data import Dataset, dataset_source, load_dataset
+from evaluators.data import Dataset, dataset_source
+from evaluators.task_kinds import CAUSAL_LM, CLASSIFICATION, TaskKind  # noqa: F401 (re-export)
+from evaluators.task_kinds.builtin import IGNORE  # noqa: F401 (re-exported, as before)
 from search_space import build_model
 from search_space.errors import MixnasError
-from search_space.ops import HEADS
 from search_space.option_types import Opt
 from search_space.spec import ArchSpec, InputSpec
 
@@ -58,9 +67,7 @@ from search_space.spec import ArchSpec, InputSpec
 StopRule = Callable[[int, Mapping[str, float]], bool]
 
 DEFAULT_STEPS = 100
-CLASSIFICATION, CAUSAL_LM = "classification", "causal_lm"
-TASK_KINDS = (CLASSIFICATION, CAUSAL_LM)
-IGNORE = -100  # a position without a target (evaluators.tasks.language.IGNORE)
+TASK_KINDS = task_kinds.BUILTIN  # the built-in kinds; plug-ins may add more (task_kinds.names())
 # settings that `EvalContext.options` may override per call, with the constructor's defaults
 _SETTINGS: dict[str, Any] = {
     "lr": 2e-3,
@@ -94,7 +101,8 @@ SETTING_TYPES: dict[str, Opt] = {
     "rungs": Opt("number_list", min=1, max=1e12),
     "stop_at_rung": Opt("any", nullable=True),  # a number, a list of numbers (or a callable)
     "loss_window": Opt("int", min=1, max=1_000_000),
-    "task": Opt("str", choices=TASK_KINDS),
+    # the built-in kinds and those of plug-ins: `_check_task` names them when one is unknown
+    "task": Opt("str"),
 }
 
 
@@ -104,10 +112,14 @@ class TrainingError(MixnasError, ValueError):
 
 @lru_cache(maxsize=8)
 def _cached_dataset(
-    name: str | None, input_spec: InputSpec, seed: int, options: tuple[tuple[str, Any], ...]
+    task: str,
+    name: str | None,
+    input_spec: InputSpec,
+    seed: int,
+    options: tuple[tuple[str, Any], ...],
 ) -> Dataset:
     # candidates of one run share their input spec and data: load and adapt the set only once
-    return load_dataset(name, input_spec, seed=seed, **dict(options))
+    return task_kinds.get(task).dataset(name, input_spec, seed=seed, options=dict(options))
 
 
 @register
@@ -127,12 +139,16 @@ class ShortTraining(Evaluator):
         data_options: options for `load_dataset` (``size``, ``difficulty``, ``val_fraction``;
             a generated task's ``n_train``, knobs...); they win over a ``data`` mapping's.
         rungs: step counts at which to record validation metrics.
-        stop_at_rung: a callable ``(rung_index, metrics) -> bool``, a number (minimum ``top1`` at
-            every rung) or a sequence of numbers (minimum ``top1`` per rung); a run that fails it
-            ends with status ``pruned``.
+        stop_at_rung: a callable ``(rung_index, metrics) -> bool``, a number (the least value of
+            the task's primary metric at every rung) or a sequence of numbers (per rung); a run
+            that fails it ends with status ``pruned``. The primary metric: ``top1`` for
+            classification and causal_lm, ``miou`` for segmentation, ``psnr`` (dB) for
+            super_resolution; all of them higher is better.
         loss_window: how many final steps ``train_loss`` averages (20).
-        task: ``classification`` (one label per input) or ``causal_lm`` (next token at every
-            position; needs a causal LM head).
+        task: ``classification`` (one label per input), ``causal_lm`` (next token at every
+            position; needs a causal LM head), ``segmentation`` (a class per pixel; needs a
+            segmentation head) or ``super_resolution`` (an upscaled image; needs an SR head),
+            or a plug-in's kind (`evaluators.task_kinds`).
     """
 
     name = "train"
@@ -157,6 +173,19 @@ class ShortTraining(Evaluator):
     def __init__(self, **settings: Any) -> None:
         _check_settings(settings, "ShortTraining", self.defaults)
         self.settings: dict[str, Any] = {**self.defaults, **settings}
+        task = self.settings.get("task", CLASSIFICATION)
+        if task != CLASSIFICATION and isinstance(task, str) and task in task_kinds.KINDS:
+            # what this instance reports: its task's metrics (classification's: the class's)
+            kind = task_kinds.get(task)
+            self.metrics = (*kind.metrics_names, "train_loss", "train_seconds", "steps")
+
+    def check_heads(self, heads: Sequence[str]) -> None:
+        """A one-line `TrainingError` for an unknown ``task`` or a head whose output the task
+        cannot learn from (a search config's check, before the first trial)."""
+        for head in heads:
+            problem = task_kinds.mismatch(self.settings.get("task", CLASSIFICATION), head)
+            if problem:
+                raise TrainingError(problem)
 
     def build(self, spec: ArchSpec, seed: int, drop_path_rate: float) -> nn.Module:
         """The model to train: ``build_model`` (with the spec's quantization policy)."""
@@ -178,9 +207,11 @@ class ShortTraining(Evaluator):
         _check_settings(context.options, "EvalContext.options", self.defaults)
         cfg = {**self.settings, **context.options}
         task = _check_task(cfg.get("task", CLASSIFICATION), spec)
+        kind = task_kinds.get(task)
+        cfg["task"] = task
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        data = self._dataset(context.data, spec.input, cfg)
+        data = self._dataset(context.data, spec, cfg)
         timings["data"] = time.perf_counter() - start
 
         device = torch.device(context.device)
@@ -191,7 +222,7 @@ class ShortTraining(Evaluator):
         per_epoch = n_train // batch  # full batches only: batch norm needs more than one sample
         max_steps, max_seconds = _budget(context.budget, per_epoch)
         rungs = sorted({int(r) for r in cfg["rungs"] if 0 < int(r) <= max_steps})
-        stop = _stop_rule(cfg["stop_at_rung"])
+        stop = _stop_rule(cfg["stop_at_rung"], kind)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(context.seed)  # dropout / drop-path draws, without leaking
@@ -224,9 +255,9 @@ class ShortTraining(Evaluator):
                 for group in optimizer.param_groups:
                     group["lr"] = float(cfg["lr"]) * _lr_factor(step, progress, warmup)
                 model.train()
-                logits = model(x_train[index])
-                loss = task_loss(
-                    logits, y_train[index], task, label_smoothing=float(cfg["label_smoothing"])
+                output = model(x_train[index])
+                loss = kind.loss(
+                    output, y_train[index], label_smoothing=float(cfg["label_smoothing"])
                 )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
@@ -239,7 +270,10 @@ class ShortTraining(Evaluator):
                 recent = [*recent, loss.item()][-int(cfg["loss_window"]) :]
                 if len(records) < len(rungs) and step == rungs[len(records)]:
                     tick = time.perf_counter()
-                    record = {"steps": float(step), **_validate(model, x_val, y_val, cfg)}
+                    record = {
+                        "steps": float(step),
+                        **_validate(model, x_val, y_val, cfg, spec.input.num_classes),
+                    }
                     eval_seconds += time.perf_counter() - tick
                     records.append(record)
                     if stop is not None and stop(len(records) - 1, record):
@@ -250,7 +284,7 @@ class ShortTraining(Evaluator):
             if status == PRUNED:
                 final = {k: v for k, v in records[-1].items() if k != "steps"}
             else:
-                final = _validate(model, x_val, y_val, cfg)
+                final = _validate(model, x_val, y_val, cfg, spec.input.num_classes)
                 final = self.after_training(spec, model, data, cfg, final)
             timings["eval"] = eval_seconds + time.perf_counter() - start
         timings["train"] = train_seconds
@@ -263,67 +297,42 @@ class ShortTraining(Evaluator):
         return EvalResult(status, metrics, timings, rungs=tuple(records))
 
     @staticmethod
-    def _dataset(data: Any, input_spec: InputSpec, cfg: Mapping[str, Any]) -> Dataset:
+    def _dataset(data: Any, spec: ArchSpec, cfg: Mapping[str, Any]) -> Dataset:
         if isinstance(data, Dataset):
             return data
+        task = str(cfg.get("task", CLASSIFICATION))
         options = dict(cfg["data_options"] or {})
         if isinstance(data, Mapping):  # a config's data: {name: pathfinder, n_train: ...}
             data, given = dataset_source(data)
             options = {**given, **options}
         if data is not None and not isinstance(data, str):
             data = str(data)  # a pathlib.Path
+        options = task_kinds.get(task).data_options(spec, options)
         frozen = tuple(sorted((k, _frozen(v)) for k, v in options.items()))
-        if cfg.get("task", CLASSIFICATION) == CAUSAL_LM:
-            return _cached_lm_dataset(data, input_spec, int(cfg["data_seed"]), frozen)
-        return _cached_dataset(data, input_spec, int(cfg["data_seed"]), frozen)
-
-
-@lru_cache(maxsize=8)
-def _cached_lm_dataset(
-    name: str | None, input_spec: InputSpec, seed: int, options: tuple[tuple[str, Any], ...]
-) -> Dataset:
-    from evaluators.tasks.language import lm_dataset
-
-    return lm_dataset(name, input_spec, seed=seed, options=dict(options))
+        return _cached_dataset(task, data, spec.input, int(cfg["data_seed"]), frozen)
 
 
 def _check_task(task: Any, spec: ArchSpec) -> str:
     """The task, after checking that the spec's head produces what it learns from (one line)."""
-    if task not in TASK_KINDS:
-        raise TrainingError(f"task: unknown task {task!r}; allowed: {', '.join(TASK_KINDS)}")
-    per_position = spec.head.name in HEADS and HEADS.get(spec.head.name).needs_causal
-    if task == CAUSAL_LM and not per_position:
-        raise TrainingError(
-            f"task causal_lm: the spec's head {spec.head.name!r} gives one prediction per "
-            "input; allowed: a causal LM head ('lm_head', as in the causal_lm space)"
-        )
-    if task == CLASSIFICATION and per_position:
-        raise TrainingError(
-            f"task classification: the spec's head {spec.head.name!r} predicts the next token "
-            "at every position; allowed: task causal_lm for it, or a classifier head"
-        )
+    problem = task_kinds.mismatch(task, spec.head.name)
+    if problem:
+        raise TrainingError(problem)
     return str(task)
 
 
 def task_loss(
-    logits: torch.Tensor,
+    output: torch.Tensor,
     target: torch.Tensor,
     task: str,
     *,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Cross-entropy of ``task``: per input (``classification``), or per position with a
-    target (``causal_lm``: logits ``B x L x vocab``, targets ``B x L``, `IGNORE` skipped)."""
-    if task == CAUSAL_LM:
-        return F.cross_entropy(
-            logits.flatten(0, 1),
-            target.flatten(),
-            ignore_index=IGNORE,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
-    return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
+    """The training loss of ``task`` (`evaluators.task_kinds`: cross-entropy per input or per
+    position with a target, per labelled pixel, or L1 for super-resolution)."""
+    return task_kinds.get(task).loss(
+        output, target, label_smoothing=label_smoothing, reduction=reduction
+    )
 
 
 def _frozen(value: Any) -> Any:
@@ -368,15 +377,23 @@ def _lr_factor(step: int, progress: float, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _stop_rule(rule: Any) -> StopRule | None:
+def _stop_rule(rule: Any, kind: TaskKind | None = None) -> StopRule | None:
+    """``rule`` as a function; thresholds apply to the task's primary metric (``top1`` for
+    classification), as a least value, or a greatest for a metric where lower is better."""
     if rule is None or callable(rule):
         return rule  # type: ignore[no-any-return]
+    key = kind.primary if kind is not None else "top1"
+    sign = 1.0 if kind is None or kind.higher_is_better else -1.0
+
+    def fails(value: float, threshold: float) -> bool:
+        return sign * value < sign * threshold
+
     if isinstance(rule, int | float) and not isinstance(rule, bool):
-        return lambda _index, metrics: metrics["top1"] < float(rule)
+        return lambda _index, metrics: fails(metrics[key], float(rule))
     if isinstance(rule, Sequence) and not isinstance(rule, str):
         thresholds = [float(t) for t in rule]
         return lambda index, metrics: (
-            index < len(thresholds) and (metrics["top1"] < thresholds[index])
+            index < len(thresholds) and fails(metrics[key], thresholds[index])
         )
     raise TrainingError(
         f"stop_at_rung: must be a callable, a number or a list of numbers (got {rule!r})"
@@ -385,22 +402,19 @@ def _stop_rule(rule: Any) -> StopRule | None:
 
 @torch.no_grad()
 def _validate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Mapping[str, Any]
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: Mapping[str, Any],
+    num_classes: int | None = None,
 ) -> dict[str, float]:
-    """Validation ``top1`` (percent), plain cross-entropy ``loss`` and ``perplexity`` (exp of the
-    loss), per input or, for ``causal_lm``, per position with a next token."""
+    """The task's validation metrics over all of ``x, y`` (`evaluators.task_kinds`): for
+    classification, ``top1`` (percent), plain cross-entropy ``loss`` and ``perplexity`` (exp
+    of the loss), per input or, for ``causal_lm``, per position with a next token."""
     model.eval()
-    task = cfg.get("task", CLASSIFICATION)
+    kind = task_kinds.get(str(cfg.get("task") or CLASSIFICATION))
     size = max(1, int(cfg["eval_batch_size"]))
-    total_loss, correct, count = 0.0, 0, 0
+    metrics = kind.metrics(num_classes)
     for begin in range(0, len(y), size):
-        logits = model(x[begin : begin + size])
-        target = y[begin : begin + size]
-        total_loss += task_loss(logits, target, task, reduction="sum").item()
-        counted = target != IGNORE
-        correct += int(((logits.argmax(dim=-1) == target) & counted).sum())
-        count += int(counted.sum())
-    n = max(1, count)
-    loss = total_loss / n
-    # exp overflows a float past ~709; such a model predicts nothing anyway
-    return {"top1": 100.0 * correct / n, "loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        metrics.update(model(x[begin : begin + size]), y[begin : begin + size])
+    return {**metrics.result(), **kind.baseline(x, y)}

@@ -10,10 +10,15 @@ generated tasks, one or two per kind of reach (docs/tasks.md):
 * ``dyck`` (sequence; a causal language-modelling corpus): well-nested brackets of several
   kinds; as classification, the nesting depth. 8 classes. `evaluators.tasks.language` turns it
   (or any token task, or a user's ``.npz`` of sequences) into next-token targets.
+* ``seg_shapes`` (segmentation): 1-4 textured shapes on clutter and their per-pixel class mask;
+  as many classes as the spec asks (2..11, background 0). A `DenseTask`.
+* ``sr_images`` (super-resolution): textured, cluttered images at ``scale`` times the spec's
+  resolution and their area-downsampled versions. A `DenseTask`.
 
 Options, besides each task's own knobs (`TASKS[name].knobs`):
 
-* ``n_train``, ``n_val``, ``n_test`` (16000, 2000, 2000): examples per split. Each split is
+* ``n_train``, ``n_val``, ``n_test`` (16000, 2000, 2000; a dense task may default to fewer):
+  examples per split. Each split is
   drawn from its own seeded stream, so changing one size leaves the other splits unchanged, and
   the test split (``Dataset.x_test``) is never used by a search.
 * ``difficulty`` (``easy | medium | hard``, default ``medium``): a preset of the knobs; knobs
@@ -39,9 +44,18 @@ import numpy as np
 import torch
 
 from evaluators.data import Dataset, DatasetError
-from evaluators.tasks import dyck, listops, pathfinder, same_different, shapes
+from evaluators.tasks import (
+    dyck,
+    listops,
+    pathfinder,
+    same_different,
+    seg_shapes,
+    shapes,
+    sr_images,
+)
 from evaluators.tasks.base import DIFFICULTIES, TASKS, Task, check_knob
 from evaluators.tasks.cache import CACHE_ENV, cache_dir, cached_arrays
+from evaluators.tasks.dense import DenseTask
 from search_space.spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -88,7 +102,9 @@ def resolve(
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise DatasetError(f"{name}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed)}")
-    merged = {**COMMON_DEFAULTS, **options}
+    dense = isinstance(task, DenseTask)
+    own = task.defaults if isinstance(task, DenseTask) else {}
+    merged = {**COMMON_DEFAULTS, **own, **options}
     difficulty = merged["difficulty"]
     if difficulty not in DIFFICULTIES:
         raise DatasetError(
@@ -114,7 +130,7 @@ def resolve(
     knobs = dict(task.presets[difficulty])
     knobs.update({k: v for k, v in options.items() if k in task.knobs})
     knobs = {k: check_knob(name, k, knobs.get(k), task.knobs[k]) for k in task.knobs}
-    if input_spec.num_classes != task.num_classes:
+    if not dense and input_spec.num_classes != task.num_classes:
         raise DatasetError(
             f"{name}: input.num_classes: the task has {task.num_classes} classes; allowed: "
             f"{task.num_classes} (got {input_spec.num_classes})"
@@ -145,14 +161,17 @@ def load_task(
             use=use_cache,
         )
     x = task.encode(raw, input_spec)
-    y = {split: _tensor(labels[split]) for split in SPLITS}
+    if isinstance(task, DenseTask):
+        y = task.encode_targets(labels, input_spec)
+    else:
+        y = {split: _tensor(labels[split]) for split in SPLITS}
     return Dataset(
         name,
         x["train"],
         y["train"],
         x["val"],
         y["val"],
-        task.num_classes,
+        input_spec.num_classes if isinstance(task, DenseTask) else task.num_classes,
         x_test=x["test"],
         y_test=y["test"],
     )
@@ -175,8 +194,11 @@ def _generate(
 ) -> tuple[np.ndarray, np.ndarray]:
     start = time.perf_counter()
     rng = split_rng(task.name, seed, split)
-    y = balanced_labels(size, task.num_classes, rng)
-    x = task.generate(y, rng, settings)
+    if isinstance(task, DenseTask):
+        x, y = task.generate_pairs(size, rng, settings)
+    else:
+        y = balanced_labels(size, task.num_classes, rng)
+        x = task.generate(y, rng, settings)
     log.info(
         "%s: generated %d %s examples in %.1fs", task.name, size, split, time.perf_counter() - start
     )
@@ -202,6 +224,8 @@ __all__ = [
     "pathfinder",
     "resolve",
     "same_different",
+    "seg_shapes",
     "shapes",
     "split_rng",
+    "sr_images",
 ]

@@ -173,8 +173,9 @@ def _object(
     xx: np.ndarray,
     rng: np.random.Generator,
     s: Mapping[str, Any],
-) -> None:
-    """Paints each image's object: shape ``label // 2`` filled with texture ``label % 2``."""
+) -> np.ndarray:
+    """Paints each image's object: shape ``label // 2`` filled with texture ``label % 2``;
+    returns where it lies (``m x H x W`` bool: the segmentation task's mask)."""
     m, _, h, w = (int(n) for n in image.shape)
     radius = rng.uniform(float(s["min_radius"]), float(s["max_radius"]), m).astype(np.float32)
     reach = radius + 1
@@ -206,6 +207,7 @@ def _object(
     colour_b = np.mod(colour_a + rng.uniform(0.3, 0.7, (m, 3)).astype(np.float32), 1.0)
     fill = np.where(first[:, None], colour_a[:, :, None, None], colour_b[:, :, None, None])
     np.copyto(image, fill, where=inside[:, None])
+    return inside
 
 
 def _shape_mask(name: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
