@@ -25,10 +25,21 @@ from evaluators.fulltrain.recipe import TrainError, TrainRecipe
 from search_space.spec import InputSpec
 
 
-def check_mixing(recipe: TrainRecipe, inp: InputSpec, source: str = "recipe") -> None:
-    """Mixup needs float inputs and CutMix images: a token model cannot take either."""
+def check_mixing(
+    recipe: TrainRecipe, inp: InputSpec, source: str = "recipe", task: str = "classification"
+) -> None:
+    """Mixup needs float inputs and CutMix images: a token model cannot take either. Both mix
+    one label per input: a task with other targets (a mask, an image, next tokens) is refused."""
     if recipe.mix_prob <= 0:
         return
+    if task != "classification":
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(recipe, key)
+            if value > 0:
+                raise TrainError(
+                    f"{source}: {key}: mixup and CutMix mix class labels, but the task is "
+                    f"{task}; allowed: 0 (got {value})"
+                )
     if recipe.cutmix_alpha > 0 and inp.kind != "image":
         raise TrainError(
             f"{source}: cutmix_alpha: CutMix pastes image boxes, but the spec's input is "

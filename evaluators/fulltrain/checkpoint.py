@@ -5,7 +5,8 @@ Layout (a contract: export and verification code reads it)::
     OUT/spec.json              the ArchSpec, as ``ArchSpec.to_json`` writes it
     OUT/recipe.yaml            the resolved recipe (data source included)
     OUT/metrics.jsonl          one JSON object per epoch: epoch, lr, train_loss, val_top1,
-    OUT/metrics.csv            val_loss, seconds (val_* empty on epochs without evaluation)
+    OUT/metrics.csv            val_loss, seconds (val_* empty on epochs without evaluation);
+                               another task logs its own val_* (`metric_columns`)
     OUT/checkpoints/last.pt    everything a resume needs (see `TrainState`)
     OUT/checkpoints/best.pt    the best weights (a state_dict; the EMA's when EMA is on)
     OUT/train_record.json      written last: what was trained on what, and how well
@@ -34,6 +35,12 @@ from evaluators.fulltrain.recipe import TrainError
 
 FORMAT = 1
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_top1", "val_loss", "seconds")
+
+
+def metric_columns(metrics: Sequence[str]) -> tuple[str, ...]:
+    """The per-epoch columns of a task that logs validation ``metrics`` (`TaskKind.columns`):
+    classification's ``top1, loss`` give `METRIC_COLUMNS`."""
+    return ("epoch", "lr", "train_loss", *(f"val_{m}" for m in metrics), "seconds")
 
 
 @dataclass(frozen=True)
@@ -148,34 +155,36 @@ class MetricsLog:
     history: `reset` rewrites both from the rows a (resumed) run starts with, so the rows of an
     epoch that a kill cut off before its checkpoint do not appear twice; `append` adds a row."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, columns: Sequence[str] = METRIC_COLUMNS) -> None:
         self.layout = layout
+        self.columns = tuple(columns)
 
     def reset(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        write_atomic(self.layout.metrics_jsonl, "".join(_json_line(r) for r in rows))
-        write_atomic(self.layout.metrics_csv, _csv_text(rows, header=True))
+        text = "".join(_json_line(r, self.columns) for r in rows)
+        write_atomic(self.layout.metrics_jsonl, text)
+        write_atomic(self.layout.metrics_csv, _csv_text(rows, self.columns, header=True))
 
     def append(self, row: Mapping[str, Any]) -> None:
         for path, text in (
-            (self.layout.metrics_jsonl, _json_line(row)),
-            (self.layout.metrics_csv, _csv_text([row], header=False)),
+            (self.layout.metrics_jsonl, _json_line(row, self.columns)),
+            (self.layout.metrics_csv, _csv_text([row], self.columns, header=False)),
         ):
             with open(path, "a", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
 
 
-def _json_line(row: Mapping[str, Any]) -> str:
-    return json.dumps({k: row.get(k) for k in METRIC_COLUMNS}) + "\n"
+def _json_line(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    return json.dumps({k: row.get(k) for k in columns}) + "\n"
 
 
-def _csv_text(rows: Sequence[Mapping[str, Any]], *, header: bool) -> str:
+def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, header: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow(METRIC_COLUMNS)
+        writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(k) is None else row[k] for k in METRIC_COLUMNS])
+        writer.writerow(["" if row.get(k) is None else row[k] for k in columns])
     return out.getvalue()
 
 
@@ -191,6 +200,7 @@ __all__ = [
     "MetricsLog",
     "folder_lock",
     "load_tensors",
+    "metric_columns",
     "read_metrics",
     "rng_state",
     "save_tensors",

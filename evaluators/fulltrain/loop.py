@@ -8,9 +8,11 @@ The recipe (`evaluators.fulltrain.recipe`): AdamW (no weight decay on biases, no
 parameters, as timm's ``param_groups_weight_decay``), a per-step cosine schedule with linear
 warm-up, label smoothing, gradient clipping, optional mixup/CutMix (`evaluators.fulltrain.augment`)
 and an EMA of the weights (torch's `AveragedModel`, buffers included; when on, the EMA is what is
-evaluated, chosen as best and tested). Validation every ``eval_every`` epochs and at the last;
-the best validation top-1 picks ``best.pt``; ``patience`` evaluated epochs without a ``min_delta``
-gain stop the run. The test split is evaluated once, at the end, with the best weights.
+evaluated, chosen as best and tested). The task's kind (`evaluators.task_kinds`) gives the loss
+and the metrics. Validation every ``eval_every`` epochs and at the last; the best value of the
+task's primary metric (validation top-1 for classification; miou, psnr...) in its direction
+picks ``best.pt``; ``patience`` evaluated epochs without a ``min_delta`` gain in it stop the run.
+The test split is evaluated once, at the end, with the best weights.
 
 Resume: ``checkpoints/last.pt`` is written at the end of every epoch and holds everything the next
 epoch depends on: weights, optimizer, loss scaler, EMA, epoch and step (the schedule is a function
@@ -43,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -54,6 +55,7 @@ from evaluators.fulltrain.checkpoint import (
     Layout,
     MetricsLog,
     load_tensors,
+    metric_columns,
     rng_state,
     save_tensors,
     set_rng_state,
@@ -66,6 +68,7 @@ from evaluators.fulltrain.recipe import (
 )
 from evaluators.fulltrain.splits import Splits
 from evaluators.supernet import distributed
+from evaluators.task_kinds import CLASSIFICATION, TaskKind, get
 from search_space import build_model
 from search_space.spec import ArchSpec
 
@@ -78,15 +81,26 @@ class RunState:
 
     epoch: int = 0  # epochs finished
     step: int = 0  # optimizer steps taken
-    best_val_top1: float | None = None
+    best_val: float | None = None  # the best value of the task's primary metric
     best_epoch: int = 0
-    patience_top1: float | None = None  # the value the last significant gain reached
+    patience_value: float | None = None  # the value the last significant gain reached
     patience_epoch: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    best_metrics: dict[str, float] | None = None  # every validation metric at the best epoch
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunState:
+        """The state a checkpoint holds; one written before the task kinds named the primary
+        metric top-1 (``best_val_top1``, ``patience_top1``)."""
+        renamed = {"best_val_top1": "best_val", "patience_top1": "patience_value"}
+        state = cls(**{renamed.get(k, k): v for k, v in values.items()})
+        if state.best_metrics is None and state.best_val is not None and "best_val_top1" in values:
+            state.best_metrics = {"top1": state.best_val}
+        return state
 
 
 def load_weights(model: nn.Module, weights: Mapping[str, Any], path: Path) -> None:
@@ -121,8 +135,10 @@ class Trainer:
         device: torch.device,
         ranks: distributed.Ranks,
         model: nn.Module | None,
+        kind: TaskKind | None = None,
     ) -> None:
         self.spec, self.recipe, self.splits = spec, recipe, splits
+        self.kind = kind if kind is not None else get(CLASSIFICATION)
         self.device, self.ranks = device, ranks
         if model is None:  # resuming: last.pt replaces the weights, skip the supernet
             model = build_model(spec, seed=recipe.seed, drop_path_rate=recipe.drop_path_rate)
@@ -165,7 +181,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         set_rng_state(state["rng"])
-        self.state = RunState(**state["progress"])
+        self.state = RunState.from_dict(state["progress"])
         self.history = [dict(row) for row in state["history"]]
 
     def save_last(self, layout: Layout) -> None:
@@ -195,7 +211,8 @@ class Trainer:
     # -- epochs --------------------------------------------------------------------------------
     def run(self, layout: Layout, *, quiet: bool) -> RunState:
         r, s = self.recipe, self.state
-        log = MetricsLog(layout)
+        columns = self.kind.columns
+        log = MetricsLog(layout, metric_columns(columns))
         if self.ranks.rank == 0:
             log.reset(self.history)
         bar = EpochProgress(
@@ -204,6 +221,7 @@ class Trainer:
             self.steps_per_epoch,
             start_epoch=s.epoch,
             quiet=quiet,
+            metric=f"val_{self.kind.primary}",
         )
         if s.epoch:
             bar.note(f"resuming {layout.root} after epoch {s.epoch}")
@@ -216,13 +234,12 @@ class Trainer:
                     "epoch": s.epoch,
                     "lr": lr,
                     "train_loss": train_loss,
-                    "val_top1": None,
-                    "val_loss": None,
+                    **{f"val_{name}": None for name in columns},
                 }
                 if s.epoch % r.eval_every == 0 or s.epoch == r.epochs:
                     metrics = self.evaluate(self.splits.x_val, self.splits.y_val)
-                    row.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
-                    self._track(metrics["top1"], layout)
+                    row.update({f"val_{name}": metrics[name] for name in columns})
+                    self._track(metrics, layout)
                 row["seconds"] = time.perf_counter() - tick
                 s.seconds += row["seconds"]
                 self.history.append(row)
@@ -234,15 +251,17 @@ class Trainer:
             bar.close()
         return s
 
-    def _track(self, top1: float, layout: Layout) -> None:
-        """Best checkpoint (strictly better validation top-1) and early stopping."""
-        r, s = self.recipe, self.state
-        if s.best_val_top1 is None or top1 > s.best_val_top1:
-            s.best_val_top1, s.best_epoch = top1, s.epoch
+    def _track(self, metrics: Mapping[str, float], layout: Layout) -> None:
+        """Best checkpoint (a strictly better primary metric) and early stopping."""
+        r, s, kind = self.recipe, self.state, self.kind
+        value = float(metrics[kind.primary])
+        if kind.better(value, s.best_val):
+            s.best_val, s.best_epoch = value, s.epoch
+            s.best_metrics = {k: float(v) for k, v in metrics.items()}
             if self.ranks.rank == 0:
                 save_tensors(layout.best, self.evaluated.state_dict())
-        if s.patience_top1 is None or top1 > s.patience_top1 + r.min_delta:
-            s.patience_top1, s.patience_epoch = top1, s.epoch
+        if kind.better(value, s.patience_value, r.min_delta):
+            s.patience_value, s.patience_epoch = value, s.epoch
         elif r.patience and s.epoch - s.patience_epoch >= r.patience:
             s.stopped_early = True
 
@@ -255,6 +274,8 @@ class Trainer:
             len(self.splits.y_train), generator=torch.Generator().manual_seed(_mix(r.seed, epoch))
         )
         mixer = BatchMixer(r, self.splits.num_classes, np.random.default_rng(seed))
+        # label smoothing belongs to the cross-entropy tasks; the others ignore it
+        smoothing = r.label_smoothing if self.kind.smoothing else 0.0
         self.model.train()
         total, lr = 0.0, r.lr
         for x, y in self._batches(order):
@@ -266,7 +287,7 @@ class Trainer:
             with autocast(self.device, r.amp):
                 logits = self.model(x)
             if targets is None:
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+                loss = self.kind.loss(logits, y, label_smoothing=smoothing)
             else:
                 loss = soft_cross_entropy(logits, targets)
             value = loss.item()
@@ -340,32 +361,33 @@ class Trainer:
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, module: nn.Module | None = None
     ) -> dict[str, float]:
-        """Top-1 (percent) and plain cross-entropy on ``x, y``, shared among the ranks."""
+        """The task's metrics on ``x, y`` (classification: top-1 in percent and plain
+        cross-entropy), shared among the ranks: each adds up its rows, the sums are added."""
         module = self.evaluated if module is None else module
         if self.ranks.many:
             _broadcast_buffers(module)  # rank 0's batch-norm statistics on every rank
         module.eval()
         n, world, rank = len(y), self.ranks.world, self.ranks.rank
         lo, hi = rank * n // world, (rank + 1) * n // world
-        loss, correct = 0.0, 0
+        metrics = self.kind.metrics(self.spec.input.num_classes)
         size = self.recipe.eval_batch_size
         for begin in range(lo, hi, size):
             end = min(begin + size, hi)
             with autocast(self.device, self.recipe.amp):
-                logits = module(x[begin:end].to(self.device))
-            target = y[begin:end].to(self.device)
-            loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(dim=1) == target).sum())
+                output = module(x[begin:end].to(self.device))
+            metrics.update(output.float(), y[begin:end].to(self.device))
         if self.ranks.many:
-            loss, correct_sum = distributed.sum_over_ranks([loss, correct], self.device)
-            correct = round(correct_sum)
-        count = max(1, n)
-        return {"top1": 100.0 * correct / count, "loss": loss / count}
+            sums = distributed.sum_over_ranks(metrics.sums.tolist(), self.device)
+            metrics.sums = torch.tensor(sums, dtype=torch.float64)
+        out = metrics.result()
+        if self.kind.name == CLASSIFICATION:
+            out = {"top1": out["top1"], "loss": out["loss"]}  # as this loop always reported
+        return {**out, **self.kind.baseline(x, y)}
 
     def test(self, layout: Layout) -> dict[str, float | None]:
         """The best weights on the test split (None values without a test split)."""
         if self.splits.x_test is None or self.splits.y_test is None:
-            return {"top1": None, "loss": None}
+            return dict.fromkeys(self.kind.columns)
         if self.ranks.many:
             import torch.distributed as dist
 

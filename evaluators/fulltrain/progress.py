@@ -18,9 +18,17 @@ class EpochProgress:
     """Progress of one training run (see the module docstring); ``quiet`` shows nothing."""
 
     def __init__(
-        self, desc: str, epochs: int, steps_per_epoch: int, *, start_epoch: int, quiet: bool
+        self,
+        desc: str,
+        epochs: int,
+        steps_per_epoch: int,
+        *,
+        start_epoch: int,
+        quiet: bool,
+        metric: str = "val_top1",
     ) -> None:
         self.desc, self.epochs, self.quiet = desc, epochs, quiet
+        self.metric = metric  # the row's value shown as ``val=`` (the task's primary metric)
         self.stream = sys.stderr
         self._start = time.monotonic()
         self._bar: Any = None
@@ -53,7 +61,7 @@ class EpochProgress:
         """Epoch ``done`` (1-based) finished with metrics ``row``."""
         if self.quiet:
             return
-        val = row.get("val_top1")
+        val = row.get(self.metric)
         shown = f", loss={row['train_loss']:.3f}" + ("" if val is None else f", val={val:.2f}")
         if self._bar is not None:
             self._bar.set_postfix_str(f"epoch {done}/{self.epochs}{shown}")

@@ -76,6 +76,13 @@ class TrainRecipe:
     ``mixup_alpha``/``cutmix_alpha`` > 0 turn those on, applied to a batch with probability
     ``mix_prob`` (both on: cutmix with probability ``mix_switch_prob``). ``ema_decay`` > 0 keeps an
     exponential moving average of the weights, which is then what is evaluated and saved as best.
+
+    ``task`` (`evaluators.task_kinds`): ``classification``, ``causal_lm``, ``segmentation``,
+    ``super_resolution`` or a plug-in's kind; None (the default) takes it from what the spec's
+    head produces. The task's primary metric (``top1``; ``miou`` for segmentation, ``psnr`` for
+    super-resolution) picks the best checkpoint and drives ``patience``. Label smoothing applies
+    to the cross-entropy tasks (classification, causal_lm) and is ignored for the others;
+    mixup/CutMix mix class labels, so they are refused for every task but classification.
     """
 
     epochs: int = 100
@@ -101,6 +108,7 @@ class TrainRecipe:
     drop_path_rate: float = 0.0
     eval_every: int = 1
     eval_batch_size: int = 256
+    task: str | None = None
     data: DataRecipe = field(default_factory=DataRecipe)
 
     @property
@@ -132,6 +140,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> TrainRecipe:
     for key, value in data.items():
         if key == "data":
             values[key] = data_from_dict(value, source)
+        elif key == "task":
+            values[key] = _task(value, source)
         else:
             values[key] = _checked(key, value, getattr(TrainRecipe(), key), source)
     recipe = TrainRecipe(**values)
@@ -185,6 +195,21 @@ def recipe_to_dict(recipe: TrainRecipe) -> dict[str, Any]:
     out = asdict(recipe)
     out["data"]["options"] = dict(recipe.data.options)
     return out
+
+
+def _task(value: Any, source: str) -> str | None:
+    """A task kind's name (`evaluators.task_kinds`), or None: the spec's head decides."""
+    if value is None:
+        return None
+    from evaluators import task_kinds
+
+    if not isinstance(value, str) or value not in task_kinds.KINDS:
+        allowed = ", ".join(task_kinds.names())
+        raise TrainError(
+            f"{source}: task: must be one of {allowed}, or null for the one the spec's head "
+            f"serves (got {shorten(value)})"
+        )
+    return value
 
 
 def _refuse_unknown(data: Mapping[Any, Any], known: list[str], source: str, prefix: str) -> None:

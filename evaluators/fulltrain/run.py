@@ -3,10 +3,13 @@
 Who calls what, when: ``mixnas train`` (`mixnas.commands.train`) reads the spec and the recipe and
 calls `train_spec` in every process (one, or each rank torchrun starts); export and verification
 code calls `load_trained` on the output folder (layout: `evaluators.fulltrain.checkpoint`).
-`train_spec` checks its input, loads the data, takes the folder's lock, decides between a fresh
-start, a resume from ``checkpoints/last.pt`` and a finished folder (left as it is), and hands the
-epochs to `evaluators.fulltrain.loop.Trainer`; at the end it evaluates the test split with the
-best weights and writes ``train_record.json``.
+`train_spec` checks its input, resolves the task (the recipe's ``task``, else the one the spec's
+head serves: `evaluators.task_kinds.infer`), loads the data, takes the folder's lock, decides
+between a fresh start, a resume from ``checkpoints/last.pt`` and a finished folder (left as it
+is), and hands the epochs to `evaluators.fulltrain.loop.Trainer`; at the end it evaluates the test
+split with the best weights and writes ``train_record.json`` (the task, its primary metric, the
+best epoch's validation metrics and the test metrics; ``best_val_top1``/``test_top1`` stay for
+the tasks that report a top-1, None for the others).
 
 Devices: ``device`` is ``auto | cpu | cuda | cuda:N`` (`evaluators.devices`; ``auto`` is the CPU
 without a GPU); under torchrun each rank resolves it to its own device
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -47,14 +51,19 @@ from evaluators.fulltrain.recipe import (
 )
 from evaluators.fulltrain.splits import Splits, load_splits
 from evaluators.supernet import distributed
+from evaluators.task_kinds import CLASSIFICATION, TaskKind, get, infer, mismatch
 from search_space import build_model
 from search_space.nn.builder import count_params
 from search_space.spec import ArchSpec
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What `train_spec` did. ``already_done``: the folder held a finished run, left as it is."""
+    """What `train_spec` did. ``already_done``: the folder held a finished run, left as it is.
+    ``best_val``/``test``: the task's ``primary`` metric at the best epoch, and every test
+    metric (None without a test split); ``*_top1`` are None for a task without a top-1."""
 
     out_dir: Path
     best_val_top1: float | None
@@ -63,6 +72,10 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     already_done: bool = False
+    task: str = CLASSIFICATION
+    primary: str = "top1"
+    best_val: float | None = None
+    test: Mapping[str, float | None] | None = None
 
 
 def train_spec(
@@ -99,18 +112,47 @@ def train_spec(
     recipe = recipe_from_dict(recipe_to_dict(recipe), "recipe")
     if data:
         recipe = replace(recipe, data=data_from_dict(dict(data), "data", base=recipe.data))
-    check_mixing(recipe, spec.input)
+    kind = _task_kind(spec, recipe)
+    check_mixing(recipe, spec.input, task=kind.name)
     ranks = distributed.current()
     dev = torch.device(distributed.rank_device(device, ranks))
     if resume and layout.record.is_file():
         return _finished(layout, spec, recipe)
-    splits = load_splits(spec.input, recipe.data)
+    splits = load_splits(spec.input, recipe.data, kind, spec)
     with contextlib.ExitStack() as stack:
         if ranks.rank == 0:  # the one writer of the folder
             stack.enter_context(folder_lock(out_dir))
         return _train(
-            spec, layout, recipe, splits, dev, ranks, resume, from_supernet, progress, provenance
+            spec,
+            layout,
+            recipe,
+            splits,
+            dev,
+            ranks,
+            resume,
+            from_supernet,
+            progress,
+            provenance,
+            kind,
         )
+
+
+def _task_kind(spec: ArchSpec, recipe: TrainRecipe) -> TaskKind:
+    """The recipe's task, or the one the spec's head serves; a head that does not fit the
+    task is one line. Label smoothing off a cross-entropy task is ignored, with a warning
+    when the recipe changed it from its default."""
+    task = recipe.task if recipe.task is not None else infer(spec)
+    problem = mismatch(task, spec.head.name)
+    if problem:
+        raise TrainError(f"recipe: {problem}")
+    kind = get(task)
+    if not kind.smoothing and recipe.label_smoothing not in (0.0, TrainRecipe().label_smoothing):
+        log.warning(
+            "label_smoothing %g ignored: it applies to classification and causal_lm, not %s",
+            recipe.label_smoothing,
+            kind.name,
+        )
+    return kind
 
 
 def _train(
@@ -124,6 +166,7 @@ def _train(
     from_supernet: Path | None,
     progress: bool,
     provenance: Mapping[str, Any] | None,
+    kind: TaskKind,
 ) -> TrainResult:
     """`train_spec` once the data is loaded and the folder is this process's to write."""
     state = _read_last(layout, spec, recipe) if resume and layout.last.is_file() else None
@@ -133,7 +176,7 @@ def _train(
     with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
         torch.manual_seed(recipe.seed)
         start = None if state is not None else _initial_model(spec, recipe, from_supernet)
-        trainer = Trainer(spec, recipe, splits, dev, ranks, start)
+        trainer = Trainer(spec, recipe, splits, dev, ranks, start, kind)
         if state is not None:
             trainer.load(state)
         if ranks.many:
@@ -159,10 +202,16 @@ def _train(
         "amp": recipe.amp,
         "recipe": recipe_to_dict(recipe),
         "params": count_params(trainer.model),
+        "task": kind.name,
+        "primary_metric": kind.primary,
+        "higher_is_better": kind.higher_is_better,
         "best_epoch": done.best_epoch,
-        "best_val_top1": done.best_val_top1,
-        "test_top1": test["top1"],
-        "test_loss": test["loss"],
+        "best_val": done.best_val,
+        "best_val_metrics": done.best_metrics,
+        "best_val_top1": (done.best_metrics or {}).get("top1"),
+        "test": test,
+        "test_top1": test.get("top1"),
+        "test_loss": test.get("loss"),
         "epochs_run": done.epoch,
         "stopped_early": done.stopped_early,
         "seconds": done.seconds,
@@ -212,6 +261,11 @@ def _result(out_dir: Path, record: Mapping[str, Any], *, already_done: bool) -> 
         stopped_early=bool(record["stopped_early"]),
         seconds=float(record["seconds"]),
         already_done=already_done,
+        # a record written before the task kinds: classification, top-1
+        task=record.get("task", CLASSIFICATION),
+        primary=record.get("primary_metric", "top1"),
+        best_val=record.get("best_val", record["best_val_top1"]),
+        test=record.get("test", {"top1": record["test_top1"], "loss": record.get("test_loss")}),
     )
 
 

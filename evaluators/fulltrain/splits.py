@@ -6,6 +6,10 @@ search saw; for the other sources `load_splits` holds out ``test_fraction`` of t
 as the test split, drawn with a generator seeded by ``data_seed`` alone, so the test examples are
 the same on every run, machine and number of ranks. Model selection (best epoch, early stopping)
 reads the validation split only; the test split is evaluated once, at the end.
+
+A task other than classification loads its data through its kind (`evaluators.task_kinds`:
+``TaskKind.dataset``); there the default source ``synthetic`` (a classification set) stands for
+the kind's own default (``dyck``, ``seg_shapes``, ``sr_images``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import torch
 
 from evaluators.data import DatasetError, load_dataset
 from evaluators.fulltrain.recipe import DataRecipe, TrainError
-from search_space.spec import InputSpec
+from evaluators.task_kinds import CLASSIFICATION, TaskKind
+from search_space.spec import ArchSpec, InputSpec
 
 _TEST_SALT = 104_729  # keeps the test draw apart from load_dataset's validation draw
 
@@ -44,10 +49,21 @@ class Splits:
         }
 
 
-def load_splits(inp: InputSpec, data: DataRecipe) -> Splits:
-    """Loads ``data`` for ``inp``; a bad name, path or option is a one-line `TrainError`."""
+def load_splits(
+    inp: InputSpec, data: DataRecipe, kind: TaskKind | None = None, spec: ArchSpec | None = None
+) -> Splits:
+    """Loads ``data`` for ``inp`` (for ``kind``'s task, whose data options ``spec`` may
+    complete: the super-resolution scale); a bad name, path or option is a one-line
+    `TrainError`."""
     try:
-        ds = load_dataset(data.name, inp, seed=data.data_seed, **dict(data.options))
+        if kind is None or kind.name == CLASSIFICATION:
+            ds = load_dataset(data.name, inp, seed=data.data_seed, **dict(data.options))
+        else:
+            options = dict(data.options)
+            if spec is not None:
+                options = kind.data_options(spec, options)
+            name = None if data.name == "synthetic" else data.name
+            ds = kind.dataset(name, inp, seed=data.data_seed, options=options)
     except DatasetError as err:
         raise TrainError(f"data.name: {err}") from None
     if ds.x_test is not None and ds.y_test is not None:
