@@ -139,7 +139,8 @@ def _train() -> list[str]:
 
 
 def _lm() -> list[str]:
-    from evaluators.tasks import names
+    from evaluators.tasks import TASKS, names
+    from evaluators.tasks.dense import DenseTask  # a mask or an image per example: no tokens
     from evaluators.tasks.language import _NPZ_OPTIONS, DEFAULT_SOURCE, IGNORE
 
     return [
@@ -152,7 +153,7 @@ def _lm() -> list[str]:
         "`loss` the mean loss per token and `perplexity` its exponential. A spec whose head "
         "does not match the task fails with one line. The data (`evaluators.tasks.language`) "
         f"are token sequences: `{DEFAULT_SOURCE}` by default, or any generated token task ("
-        + ", ".join(f"`{n}`" for n in names())
+        + ", ".join(f"`{n}`" for n in names() if not isinstance(TASKS[n], DenseTask))
         + "; the task's own options apply, its sequences are right-padded with id 0, never a "
         f"target), or `path/to/file.npz` holding `x`, an `N x L'` integer array of token ids: "
         "a row gives inputs `row[:L]` and targets `row[1:L+1]`, positions past the row's end "

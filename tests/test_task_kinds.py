@@ -111,6 +111,9 @@ def test_a_head_that_does_not_fit_the_task_is_one_line() -> None:
         ShortTraining(task="segmantation").check_heads(["seg_head"])
     assert "allowed: classification, causal_lm, segmentation" in _one_line(err)
     ShortTraining(task="segmentation").check_heads(["seg_head"])
+    classifier = SearchSpace.from_dict(TINY_CLASSIFIER).sample(0)
+    result = ShortTraining().evaluate(classifier, EvalContext(data="seg_shapes"))
+    assert result.status == "failed" and "allowed: task segmentation" in result.error
     assert ShortTraining(task="segmentation").metrics[:4] == ("top1", "miou", "dice", "loss")
     assert ShortTraining().metrics[0] == "top1"  # classification: the class's declaration
 

@@ -78,8 +78,17 @@ class Classification(TaskKind):
     def dataset(
         self, source: str | None, input_spec: InputSpec, *, seed: int, options: Mapping[str, Any]
     ) -> Dataset:
-        from evaluators.data import load_dataset
+        from evaluators.data import DatasetError, load_dataset
+        from evaluators.tasks import TASKS
+        from evaluators.tasks.dense import DenseTask
 
+        task = TASKS.get(str(source)) if source is not None else None
+        if isinstance(task, DenseTask):  # a mask or an image per example, not a label
+            kind = "segmentation" if task.target == "mask" else "super_resolution"
+            raise DatasetError(
+                f"classification: data {source!r} has a {task.target} per example, not a class "
+                f"label; allowed: task {kind} for it (with its head), or a classification source"
+            )
         return load_dataset(source, input_spec, seed=seed, **dict(options))
 
 
