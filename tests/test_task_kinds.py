@@ -118,6 +118,32 @@ def test_a_head_that_does_not_fit_the_task_is_one_line() -> None:
     assert ShortTraining().metrics[0] == "top1"  # classification: the class's declaration
 
 
+def test_a_plug_in_adds_a_kind_after_the_builtins() -> None:
+    """What a ``mixnas.datasets`` plug-in module does: register a kind; lookups list it last."""
+    from evaluators.task_kinds.dense_sr import SuperResolution
+    from search_space.registry import discard, registering_as
+
+    class Denoising(SuperResolution):
+        name = "denoising"
+        primary = "l1"
+        higher_is_better = False
+
+    with registering_as("test-plugin"):
+        task_kinds.register(Denoising())
+    try:
+        assert task_kinds.names()[-1] == "denoising"
+        assert task_kinds.KINDS.origin("denoising") == "test-plugin"
+        assert task_kinds.infer(_sample("sr")) == "super_resolution"  # built-ins come first
+        assert task_kinds.mismatch("denoising", "sr_head") == ""
+        kind = task_kinds.get("denoising")
+        assert kind.better(0.1, 0.2) and not kind.better(0.3, 0.2)
+        rule = _stop_rule(0.2, kind)  # lower is better: the threshold is a ceiling
+        assert rule is not None and rule(0, {"l1": 0.3}) and not rule(0, {"l1": 0.1})
+    finally:
+        discard("test-plugin")
+    assert "denoising" not in task_kinds.names()
+
+
 def test_stop_at_rung_reads_the_primary_metric() -> None:
     rule = _stop_rule([30.0, 40.0], task_kinds.get("segmentation"))
     assert rule is not None

@@ -125,6 +125,11 @@ class TaskKind:
 
 def _builtins() -> None:
     from evaluators.task_kinds import builtin, dense_seg, dense_sr  # noqa: F401 (they register)
+    from evaluators.tasks import load_plugins
+
+    # the group's plug-ins, loaded the way the tasks load them (so that the tasks a plug-in
+    # adds are recorded as its own too); the registry's own load of the group then finds it done
+    load_plugins()
 
 
 KINDS: Registry[TaskKind] = Registry("task kind", group="mixnas.datasets", builtins=_builtins)
