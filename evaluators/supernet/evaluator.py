@@ -21,11 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evaluators import task_kinds
 from evaluators.base import MAX_BATCH, OK, EvalContext, EvalResult, Evaluator, register
-from evaluators.data import Dataset, load_dataset
+from evaluators.data import Dataset
 from evaluators.devices import AMP_MODES
 from evaluators.supernet.network import Supernet
 from evaluators.supernet.train import SupernetError, evaluate_subnet, load_supernet, score_model
+from evaluators.task_kinds import infer
 from search_space import build_model
 from search_space.option_types import Opt
 from search_space.spec import ArchSpec
@@ -82,6 +84,9 @@ class SupernetEvaluator(Evaluator):
             raise SupernetError(f"supernet evaluator: checkpoint {self.checkpoint} does not exist")
         self._loaded: tuple[Supernet, dict[str, Any]] | None = None
         self._data: dict[Any, Dataset] = {}
+        # what the supernet learnt decides what this instance reports (miou, psnr, ...)
+        self.task = task_kinds.get(_trained_task(self.checkpoint))
+        self.metrics = tuple(self.task.metrics_names)
 
     def _evaluate(self, spec: ArchSpec, context: EvalContext) -> EvalResult:
         start = time.perf_counter()
@@ -98,11 +103,12 @@ class SupernetEvaluator(Evaluator):
         name = context.data if context.data is not None else stored.get("name")
         key = (str(name), spec.input, context.device)
         if key not in self._data:
-            data = load_dataset(
+            task = self.task if self.checkpoint is not None else task_kinds.get(infer(spec))
+            data = task.dataset(
                 None if name is None else str(name),
                 spec.input,
                 seed=int(stored.get("seed", 0)),
-                **dict(stored.get("options") or {}),
+                options=dict(stored.get("options") or {}),
             )
             self._data[key] = _moved(data, context.device)
         settings: dict[str, Any] = {
@@ -122,9 +128,26 @@ class SupernetEvaluator(Evaluator):
             else:
                 model = build_model(spec, seed=context.seed)
             model = model.to(context.device)
-            metrics = score_model(model, model, self._data[key], **settings)
+            task = self.task if supernet is not None else task_kinds.get(infer(spec))
+            metrics = score_model(model, model, self._data[key], task=task, **settings)
         timings = {"load": loaded - start, "eval": time.perf_counter() - loaded}
         return EvalResult(OK, metrics, timings)
+
+
+def _trained_task(checkpoint: Path | None) -> str:
+    """The task the checkpoint's supernet learnt (classification for one written before tasks
+    were recorded, and without a checkpoint)."""
+    if checkpoint is None:
+        return task_kinds.CLASSIFICATION
+    import torch
+
+    try:  # memory-mapped: only the small ``data`` entry is read, not the weights
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise SupernetError(f"{checkpoint}: not a readable supernet checkpoint ({err})") from None
+    data = state.get("data") if isinstance(state, dict) else None
+    task = data.get("task") if isinstance(data, dict) else None
+    return str(task) if task in task_kinds.names() else task_kinds.CLASSIFICATION
 
 
 def _moved(data: Dataset, device: str) -> Dataset:

@@ -65,6 +65,7 @@ from evaluators.supernet import distributed
 from evaluators.supernet.batches import AUGMENTATIONS, batch_size_of, step_batches
 from evaluators.supernet.network import Supernet, recalibrate
 from evaluators.supernet.schedule import subnets_of_step
+from evaluators.task_kinds import CLASSIFICATION, TaskKind
 from search_space.errors import MixnasError
 from search_space.spec import ArchSpec
 
@@ -299,6 +300,7 @@ class _Runtime:
     ranks: distributed.Ranks
     parts: list[distributed.Part]  # each subnet chunk's rows (one chunk unless multi_arch)
     rows: torch.Tensor | None  # this rank's rows of the global batch (None: all, in order)
+    task: TaskKind  # what the subnets learn: the loss (`supernet_task`)
 
 
 def _runtime(
@@ -318,6 +320,12 @@ def _runtime(
             f"rank(s) a row for each of {chunks} subnet(s); use a batch of at least "
             f"{chunks * ranks.world} rows"
         )
+    task = supernet_task(supernet.space)
+    if cfg.distill and task.name != CLASSIFICATION:
+        raise SupernetError(
+            f"supernet.distill: in-place distillation teaches soft class predictions; the "
+            f"space's heads learn {task.name}; allowed: distill: false"
+        )
     supernet.to(device)
     # with `updates: each` every subnet's update is the mean over its own chunk
     split = cfg.recipe == "multi_arch" and cfg.updates == "accumulate"
@@ -328,7 +336,26 @@ def _runtime(
         ranks=ranks,
         parts=distributed.parts(size, chunks, ranks, split),
         rows=distributed.local_rows(size, chunks, ranks),
+        task=task,
     )
+
+
+def supernet_task(space: Any) -> TaskKind:
+    """The task kind a space's subnets learn, from what its heads produce (`OpDef.output`:
+    class labels, next tokens, masks or images); heads of different outputs are refused."""
+    from evaluators import task_kinds
+    from search_space.ops import HEADS
+
+    decl = getattr(space, "decl", None)
+    heads = [h.name for h in decl.heads] if decl is not None else ["classifier"]
+    outputs = {HEADS.get(h).output for h in heads if h in HEADS}
+    if len(outputs) > 1:
+        raise SupernetError(
+            f"space: the heads {', '.join(sorted(set(heads)))} produce different outputs "
+            f"({', '.join(sorted(outputs))}); allowed: heads of one task in a supernet"
+        )
+    kinds = [n for n in task_kinds.names() if task_kinds.get(n).output in outputs]
+    return task_kinds.get(kinds[0] if kinds else CLASSIFICATION)
 
 
 def _check_resumable(checkpoint: Path, stored: Mapping[str, Any], cfg: RecipeConfig) -> None:
@@ -400,7 +427,8 @@ def _train_step(
                         reduction="batchmean",
                     )
                 else:
-                    loss = F.cross_entropy(logits, ys, label_smoothing=cfg.label_smoothing)
+                    smoothing = cfg.label_smoothing if run.task.smoothing else 0.0
+                    loss = run.task.loss(logits, ys, label_smoothing=smoothing)
             if k == 0 and cfg.recipe == "sandwich":
                 teacher = logits.detach()
         value = loss.item() if loss is not None else 0.0
@@ -453,9 +481,11 @@ def evaluate_subnet(
     eval_batch_size: int = 256,
     amp: str = "off",
 ) -> dict[str, float]:
-    """Validation ``top1`` (percent) and ``loss`` of ``spec`` with inherited weights, after
-    recalibrating its batch norm (if any) on ``recalibration_batches`` training batches; on the
-    supernet's device, under ``amp`` autocast."""
+    """The validation metrics of the space's task (`supernet_task`: ``top1`` and ``loss`` for
+    classification, ``miou`` for segmentation, ``psnr`` for super-resolution, ...) of ``spec``
+    with inherited weights, after recalibrating its batch norm (if any) on
+    ``recalibration_batches`` training batches; on the supernet's device, under ``amp``
+    autocast."""
     template = supernet.configure(spec).template()
     return score_model(
         supernet,
@@ -465,6 +495,7 @@ def evaluate_subnet(
         batch_size=batch_size,
         eval_batch_size=eval_batch_size,
         amp=amp,
+        task=supernet_task(supernet.space),
     )
 
 
@@ -478,9 +509,11 @@ def score_model(
     batch_size: int = 64,
     eval_batch_size: int = 256,
     amp: str = "off",
+    task: TaskKind | None = None,
 ) -> dict[str, float]:
     """Recalibrates the batch norms inside ``norms_of`` by running ``model`` (the same module, or
-    a supernet running it), then measures ``model`` on the validation split. Both run on the
+    a supernet running it), then measures ``model`` on the validation split with ``task``'s
+    metrics (None: classification). Both run on the
     device of ``model``'s weights (batches are moved there), under ``amp`` autocast; the batch
     norms' statistics are accumulated in float32 either way."""
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -495,15 +528,20 @@ def score_model(
     with autocast(device, amp):
         recalibrate(model, norms_of, [x.to(device) for x in batches])
     model.eval()
-    total, correct = 0.0, 0
+    kind = task or _classification()
+    metrics = kind.metrics()
     for begin in range(0, len(data.y_val), eval_batch_size):
         with autocast(device, amp):
-            logits = model(data.x_val[begin : begin + eval_batch_size].to(device))
-        target = data.y_val[begin : begin + eval_batch_size].to(device)
-        total += F.cross_entropy(logits.float(), target, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == target).sum())
-    count = max(1, len(data.y_val))
-    return {"top1": 100.0 * correct / count, "loss": total / count}
+            out = model(data.x_val[begin : begin + eval_batch_size].to(device))
+        metrics.update(out.float(), data.y_val[begin : begin + eval_batch_size].to(device))
+    # the task's model-free baseline (super-resolution: the bilinear upsampling's PSNR)
+    return {**metrics.result(), **kind.baseline(data.x_val, data.y_val)}
+
+
+def _classification() -> TaskKind:
+    from evaluators import task_kinds
+
+    return task_kinds.get(CLASSIFICATION)
 
 
 def load_supernet(path: Path) -> tuple[Supernet, dict[str, Any]]:

@@ -5,7 +5,9 @@ The config (YAML or JSON; every field but ``space`` has a default)::
 
     name: sn-digits          # run folder: <runs_dir>/<name> (default: the config file's stem)
     space: my_space.yaml     # built-in name, file, inline declaration, or {from: ..., ...}
-    data: digits             # digits, synthetic, an .npz file or an image folder
+    data: digits             # digits, synthetic, a generated task, an .npz file or an image
+                             # folder; default: digits for a classifier space, else the task's
+                             # own (dyck for causal_lm, seg_shapes, sr_images)
     data_options: {}         # options of evaluators.data.load_dataset
     data_seed: 0             # seeds the split
     strict: true             # refuse ops without a weight-sharing rule
@@ -72,7 +74,7 @@ def read_config(path: Path, allowed: tuple[str, ...] = FIELDS) -> dict[str, Any]
     config = {
         "name": str(data.get("name", path.stem)),
         "space": data["space"],
-        "data": data.get("data", "digits"),
+        "data": data.get("data"),  # None: the task's default (`_prepared`)
         "data_options": data.get("data_options") or {},
         "data_seed": data.get("data_seed", 0),
         "strict": data.get("strict", True),
@@ -108,8 +110,20 @@ def _prepared(path: Path) -> tuple[dict[str, Any], Any, Any, Any]:
         raise ConfigError("supernet", str(err), source=source) from None
     declaration = _declaration(config["space"], source)
     space = _space(declaration, source)
-    _check_data(config, space, source)
+    if config["data"] is None:  # digits for a classifier space, else the task's own default
+        config["data"] = "digits" if _task_name(space, source) == "classification" else None
+    if config["data"] is not None:  # a task's default data is generated and always there
+        _check_data(config, space, source)
     return config, recipe, declaration, space
+
+
+def _task_name(space: Any, source: str) -> str:
+    from evaluators.supernet.train import SupernetError, supernet_task
+
+    try:
+        return supernet_task(space).name
+    except SupernetError as err:
+        raise ConfigError("space", str(err), source=source) from None
 
 
 def _check_data(config: dict[str, Any], space: Any, source: str) -> None:
@@ -224,9 +238,8 @@ def train_config(
 ) -> dict[str, Any] | None:
     """Trains (or resumes) the config's supernet into ``runs_dir/<name>`` as this process's rank;
     rank 0 writes the summary and returns the training summary, other ranks return None."""
-    from evaluators.data import load_dataset
     from evaluators.supernet import Supernet, distributed
-    from evaluators.supernet.train import train_supernet
+    from evaluators.supernet.train import supernet_task, train_supernet
     from mixnas.manifest import versions, write_json_atomic
     from mixnas.progress import Ticker
 
@@ -234,13 +247,18 @@ def train_config(
     # a bar on a terminal, a line every 30 s in a log (`mixnas.progress.Ticker`); rank 0 only
     bar = Ticker(recipe.steps, f"supernet {config['name']}", "step", quiet=quiet or rank != 0)
     bar.note(f"supernet {config['name']}: loading {config['data']} and building the supernet")
+    task = supernet_task(space)
     data_settings = {
         "name": config["data"],
         "options": dict(config["data_options"]),
         "seed": config["data_seed"],
+        "task": task.name,  # the supernet evaluator reports this task's metrics
     }
-    data = load_dataset(
-        config["data"], space.decl.input, seed=config["data_seed"], **config["data_options"]
+    data = task.dataset(
+        config["data"],
+        space.decl.input,
+        seed=config["data_seed"],
+        options=dict(config["data_options"]),
     )
     run_dir = runs_dir / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -314,6 +332,15 @@ def cmd_supernet_differentiable(args: argparse.Namespace) -> int:
         )
     declaration = _declaration(config["space"], source)
     space = _space(declaration, source)
+    task = _task_name(space, source)
+    if task != "classification":
+        raise ConfigError(
+            "space",
+            f"the differentiable search trains classifiers; this space's heads learn {task} "
+            "(allowed: a space with a classifier head; `mixnas supernet train` takes any task)",
+            source=source,
+        )
+    config["data"] = config["data"] or "digits"
     _check_data(config, space, source)
     run_dir = Path(args.runs_dir or config["runs_dir"]) / config["name"]
     data = {
