@@ -41,7 +41,7 @@ class SupernetEvaluator(Evaluator):
     """Scores specs with inherited weights (see the module docstring)."""
 
     name = "supernet"
-    metrics = ("top1", "loss")
+    metrics: tuple[str, ...] = ("top1", "loss")  # a trained supernet's task decides (init)
     # checked when a run config is read (`search_space.option_types`), before any work
     option_types: ClassVar[Mapping[str, Opt] | None] = {
         "checkpoint": Opt("str", nullable=True),
@@ -108,7 +108,7 @@ class SupernetEvaluator(Evaluator):
                 None if name is None else str(name),
                 spec.input,
                 seed=int(stored.get("seed", 0)),
-                options=dict(stored.get("options") or {}),
+                options=task.data_options(spec, stored.get("options") or {}),  # an SR scale
             )
             self._data[key] = _moved(data, context.device)
         settings: dict[str, Any] = {

@@ -258,7 +258,8 @@ def train_config(
         config["data"],
         space.decl.input,
         seed=config["data_seed"],
-        options=dict(config["data_options"]),
+        # what the heads decide (a super-resolution scale); one head's, as all serve one task
+        options=task.data_options(space.sample(0), config["data_options"]),
     )
     run_dir = runs_dir / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)

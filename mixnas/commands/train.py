@@ -196,20 +196,25 @@ def _launch(args: argparse.Namespace, out: Path) -> int:
     return status
 
 
+# how the task's primary metric reads: its name and unit
+_PRIMARY_TEXT = {"top1": ("top-1", "%"), "miou": ("mIoU", "%"), "psnr": ("PSNR", " dB")}
+
+
 def _summary(result: Any) -> None:
     out = result.out_dir
-    best = "n/a" if result.best_val_top1 is None else f"{result.best_val_top1:.2f}%"
-    test = "n/a (no test split)" if result.test_top1 is None else f"{result.test_top1:.2f}%"
+    name, unit = _PRIMARY_TEXT.get(result.primary, (result.primary, ""))
+    best_value = result.best_val if result.best_val is not None else result.best_val_top1
+    test_value = result.test.get(result.primary) if result.test else result.test_top1
+    best = "n/a" if best_value is None else f"{best_value:.2f}{unit}"
+    test = "n/a (no test split)" if test_value is None else f"{test_value:.2f}{unit}"
+    line = f"best val {name} {best}, test {name} {test}"
     if result.already_done:
         print(f"already trained: {out} (left as it is; --restart trains it afresh)")
     else:
         early = ", stopped early" if result.stopped_early else ""
-        print(
-            f"trained {result.epochs_run} epochs in {result.seconds:.1f} s{early}: "
-            f"best val top-1 {best}, test top-1 {test}"
-        )
+        print(f"trained {result.epochs_run} epochs in {result.seconds:.1f} s{early}: {line}")
     if result.already_done:
-        print(f"  best val top-1 {best}, test top-1 {test}")
+        print(f"  {line}")
     print(f"  weights: {out / 'checkpoints' / 'best.pt'}")
     print(f"  metrics: {out / 'metrics.csv'}")
     print(f"  record:  {out / 'train_record.json'}")
