@@ -345,7 +345,7 @@ def test_a_member_failing_training_does_not_stop_the_others(
 
 
 def test_a_ship_block_in_a_causal_lm_search_is_refused_in_one_line(tmp_path: Path) -> None:
-    """mixnas train trains classifiers: the docs' causal LM search cannot ship its members."""
+    """mixnas ship checks classifiers: the docs' causal LM search cannot ship its members."""
     root = Path(__file__).resolve().parents[1]
     data = yaml.safe_load((root / "docs" / "causal_lm_search.yaml").read_text())
     path = tmp_path / "lm.yaml"

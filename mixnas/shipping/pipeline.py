@@ -148,8 +148,9 @@ def check_ship(config: SearchConfig, job: Any) -> None:
     if task not in (None, "classification"):
         raise fail(
             "ship",
-            f"the search's {evaluator.name} evaluator learns {task}, and mixnas train trains "
-            "classifiers only; allowed: a ship block in a classification search",
+            f"the search's {evaluator.name} evaluator learns {task}, and mixnas ship checks "
+            "classifiers only (test top-1, int8 accuracy); allowed: a ship block in a "
+            "classification search (train the members with mixnas train, which takes any task)",
         )
     data = training_data(config)
     if data is None:
