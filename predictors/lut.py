@@ -49,6 +49,13 @@ def _unit(item: PlannedOp, spec: ArchSpec, batch_size: int) -> tuple[Any, Any]:
     role = item.role.rstrip("12")
     if role == "stem":
         return instantiate(item), example_input(spec, batch_size)
+    if role == "head" and ctx.sources:  # a dense head also reads the input and every stage
+        image = example_input(spec, batch_size)
+        sources = [image] + [torch.randn(batch_size, math.prod(g), c) for c, g in ctx.sources[1:]]
+        return _with_inputs(instantiate(item), sources), tokens
+    if role == "merge":  # a U-Net skip: the source stage's tokens join
+        skip = torch.randn(batch_size, tokens.shape[1], int(item.params["source_dim"]))
+        return _with_inputs(instantiate(item), skip), tokens
     if role in ("downsample", "head"):
         return instantiate(item), tokens
     if role == "norm":
@@ -68,6 +75,35 @@ def _unit(item: PlannedOp, spec: ArchSpec, batch_size: int) -> tuple[Any, Any]:
             return from_layout(self.mixer(to_layout(x, layout, grid, prefix)), layout, prefix)
 
     return InLayout(), tokens
+
+
+def _with_inputs_class() -> type:
+    import torch
+
+    class WithInputs(torch.nn.Module):
+        """An op whose forward takes a second input (a skip, a dense head's sources), timed as
+        ``op(x, extra)`` with ``extra`` fixed."""
+
+        def __init__(self, op: torch.nn.Module, extra: Any) -> None:
+            super().__init__()
+            self.op, self.extra = op, extra
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.op(x, self.extra)  # type: ignore[no-any-return]
+
+        def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(): the inputs move too
+            super()._apply(fn, recurse)
+            if isinstance(self.extra, torch.Tensor):
+                self.extra = fn(self.extra)
+            else:
+                self.extra = [fn(t) for t in self.extra]
+            return self
+
+    return WithInputs
+
+
+def _with_inputs(op: Any, extra: Any) -> Any:
+    return _with_inputs_class()(op, extra)
 
 
 def profile_op(

@@ -176,3 +176,20 @@ def test_search_refuses_a_proxy_that_cannot_score_the_heads_before_any_trial(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "epe_nas" in err and "segmentation" in err and "evaluators[0]" in err
     assert not (runs / "upfront").exists()  # refused before the run started
+
+
+@pytest.mark.parametrize("name", ["unet_seg", "sr"])
+def test_the_op_lookup_table_times_skips_and_dense_heads(name: str, tmp_path: Path) -> None:
+    """Ops with a second input (a U-Net skip merge, a dense head's sources) are profiled as the
+    network runs them, so predicted latency covers the dense spaces."""
+    from predictors.lut import profile_op
+    from predictors.timing import TimingOptions
+    from search_space import plan
+
+    spec = load_space(name).sample(np.random.default_rng(0))
+    items = [i for i in plan(spec) if i.role == "merge" or i.role == "head"]
+    assert items[-1].role == "head" and (name == "sr" or items[0].role == "merge")
+    options = TimingOptions(warmup=1, repeats=3, min_sample_ms=0.1, max_remeasure=0)
+    for item in items:
+        timing = profile_op(item, spec, options)
+        assert timing.median_ms > 0
