@@ -242,20 +242,30 @@ def _gratings(k: int, c: int, h: int, w: int, gen: torch.Generator) -> torch.Ten
 # -- files -------------------------------------------------------------------------------------
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_npz_arrays(
+    path: Path, required: tuple[str, ...], need: str, optional: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """The ``required`` arrays of an ``.npz`` file, and those of ``optional`` it holds; a
+    missing array or an unreadable file is a one-line `DatasetError` (``need`` says what the
+    file must hold)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in ("x", "y") if key not in data.files]
+            missing = [key for key in required if key not in data.files]
             if missing:
                 raise DatasetError(
-                    f"{path}: missing array {missing[0]!r}; an .npz dataset needs arrays "
-                    f"'x' and 'y' (found: {', '.join(data.files) or 'none'})"
+                    f"{path}: missing array {missing[0]!r}; {need} "
+                    f"(found: {', '.join(data.files) or 'none'})"
                 )
-            return np.asarray(data["x"]), np.asarray(data["y"])
+            return {k: np.asarray(data[k]) for k in (*required, *optional) if k in data.files}
     except DatasetError:
         raise
     except Exception as exc:  # zip/pickle errors of a corrupt file: say so in one line
         raise DatasetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    arrays = read_npz_arrays(path, ("x", "y"), "an .npz dataset needs arrays 'x' and 'y'")
+    return arrays["x"], arrays["y"]
 
 
 def _read_image_folder(root: Path, input_spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from evaluators.data import (
     _normalize,
     _read_image,
     _split,
+    read_npz_arrays,
 )
 from evaluators.task_kinds import SEGMENTATION, Metrics, TaskKind, register
 from search_space.spec import InputSpec
@@ -211,19 +212,9 @@ def _files(path: Path, spec: InputSpec, seed: int, options: Mapping[str, Any]) -
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in ("x", "y") if key not in data.files]
-            if missing:
-                raise DatasetError(
-                    f"{path}: missing array {missing[0]!r}; segmentation data need x (images) "
-                    f"and y (N x H x W masks) (found: {', '.join(data.files) or 'none'})"
-                )
-            return np.asarray(data["x"]), np.asarray(data["y"])
-    except DatasetError:
-        raise
-    except Exception as exc:  # zip/pickle errors of a corrupt file: say so in one line
-        raise DatasetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    need = "segmentation data need x (images) and y (N x H x W masks)"
+    arrays = read_npz_arrays(path, ("x", "y"), need)
+    return arrays["x"], arrays["y"]
 
 
 def _read_folder(root: Path, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:

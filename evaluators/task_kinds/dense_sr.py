@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.data import Dataset, DatasetError, _check_options, _split
+from evaluators.data import Dataset, DatasetError, _check_options, _split, read_npz_arrays
 from evaluators.task_kinds import SUPER_RESOLUTION, Metrics, TaskKind, register
 from evaluators.task_kinds.dense_seg import dense_source
 from search_space.spec import ArchSpec, InputSpec
@@ -285,19 +285,9 @@ def _crop_box(h: int, w: int, target: tuple[int, int]) -> tuple[int, int, int, i
 def _read_npz(
     path: Path, spec: InputSpec, target: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "hr" not in data.files:
-                raise DatasetError(
-                    f"{path}: missing array 'hr'; super-resolution data need hr (HR images) "
-                    f"and optionally lr (found: {', '.join(data.files) or 'none'})"
-                )
-            hr = np.asarray(data["hr"])
-            lr = np.asarray(data["lr"]) if "lr" in data.files else None
-    except DatasetError:
-        raise
-    except Exception as exc:  # zip/pickle errors of a corrupt file: say so in one line
-        raise DatasetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    need = "super-resolution data need hr (HR images) and optionally lr"
+    arrays = read_npz_arrays(path, ("hr",), need, optional=("lr",))
+    hr, lr = arrays["hr"], arrays.get("lr")
     hr_t = _images(hr, spec.channels, f"{path}: hr")
     if lr is None:
         return _fit(hr_t, target), None

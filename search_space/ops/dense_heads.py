@@ -32,6 +32,13 @@ def _grid_size(grid: tuple[int, ...]) -> int:
     return math.prod(grid)
 
 
+def dense_head_call(
+    ctx: OpContext, params: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Dense heads: ``(dim, num_classes, *, grid, sources, **params)``."""
+    return (ctx.dim, ctx.num_classes), {"grid": ctx.grid, "sources": ctx.sources, **params}
+
+
 def _resize_cost(channels: int, src: tuple[int, ...], dst: tuple[int, ...], rate: int) -> Cost:
     """A resize of ``channels`` maps from ``src`` to ``dst`` (free when the sizes match)."""
     if tuple(src) == tuple(dst):
@@ -91,10 +98,7 @@ register(
         ),
         cost=_seg_cost,
         rules=(_seg_fits,),
-        call=lambda ctx, params: (
-            (ctx.dim, ctx.num_classes),
-            {"grid": ctx.grid, "sources": ctx.sources, **params},
-        ),
+        call=dense_head_call,
         spatial_dims=(2,),
         examples=(
             {"hidden": 16},
@@ -208,10 +212,7 @@ register(
         ),
         cost=_sr_cost,
         rules=(_sr_fits,),
-        call=lambda ctx, params: (
-            (ctx.dim, ctx.num_classes),
-            {"grid": ctx.grid, "sources": ctx.sources, **params},
-        ),
+        call=dense_head_call,
         spatial_dims=(2,),
         examples=(
             {"scale": 3, "hidden": 8},
