@@ -26,7 +26,15 @@ import torch
 from evaluators.data import DatasetError
 from evaluators.tasks.base import Knob, input_error, normalised_images, register
 from evaluators.tasks.dense import DenseTask, balanced_over_images, no_labels
-from evaluators.tasks.shapes import MAX_SIDE, MIN_SIDE, SHAPES, TEXTURES, _object, cluttered_images
+from evaluators.tasks.shapes import (
+    MAX_SIDE,
+    MIN_SIDE,
+    SHAPES,
+    TEXTURES,
+    _object,
+    cluttered_images,
+    radius_range,
+)
 from search_space.spec import InputSpec
 
 NAME = "seg_shapes"
@@ -55,17 +63,7 @@ def object_settings(
     ``h x w``: radii (default ``radii`` pixels per 32 of side), texture periods, stroke widths;
     a radius that does not fit or fewer objects than the least is a one-line `DatasetError`."""
     scale = min(h, w) / 32.0
-    low = float(knobs.get("min_radius") or radii[0] * scale)
-    high = float(knobs.get("max_radius") or radii[1] * scale)
-    if knobs.get("min_radius") is not None and knobs.get("max_radius") is None:
-        high = max(high, low)
-    if knobs.get("max_radius") is not None and knobs.get("min_radius") is None:
-        low = min(low, high)
-    if low > high or 2 * high + 3 > min(h, w):
-        raise DatasetError(
-            f"{task}: radii {low:g}..{high:g} do not fit a {h}x{w} image; allowed: "
-            f"min_radius <= max_radius <= {(min(h, w) - 3) / 2:g}"
-        )
+    low, high = radius_range(task, h, w, knobs, radii)
     fewest = int(knobs.get("min_objects") or 1)
     most = int(knobs.get("max_objects") or max(fewest, 2))
     if fewest > most:

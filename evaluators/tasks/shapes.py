@@ -68,17 +68,7 @@ def settings(spec: InputSpec, knobs: Mapping[str, Any]) -> dict[str, Any]:
             f"allowed: image sides of {MIN_SIDE}..{MAX_SIDE} pixels",
         )
     scale = min(h, w) / 32.0
-    low = float(knobs.get("min_radius") or 5.0 * scale)
-    high = float(knobs.get("max_radius") or 8.0 * scale)
-    if knobs.get("min_radius") is not None and knobs.get("max_radius") is None:
-        high = max(high, low)
-    if knobs.get("max_radius") is not None and knobs.get("min_radius") is None:
-        low = min(low, high)
-    if low > high or 2 * high + 3 > min(h, w):
-        raise DatasetError(
-            f"textured_shapes: radii {low:g}..{high:g} do not fit a {h}x{w} image; allowed: "
-            f"min_radius <= max_radius <= {(min(h, w) - 3) / 2:g}"
-        )
+    low, high = radius_range("textured_shapes", h, w, knobs, (5.0, 8.0))
     return {
         "height": h,
         "width": w,
@@ -89,6 +79,27 @@ def settings(spec: InputSpec, knobs: Mapping[str, Any]) -> dict[str, Any]:
         "period": [3.0 * scale, 5.0 * scale],
         "stroke": [1.0 * scale, 2.0 * scale],
     }
+
+
+def radius_range(
+    task: str, h: int, w: int, knobs: Mapping[str, Any], radii: tuple[float, float]
+) -> tuple[float, float]:
+    """The objects' radius range for an ``h x w`` image: the ``min_radius``/``max_radius``
+    knobs, else ``radii`` pixels per 32 of side (one knob given moves the other only as far as
+    it must); a range that does not fit is a one-line `DatasetError` naming ``task``."""
+    scale = min(h, w) / 32.0
+    low = float(knobs.get("min_radius") or radii[0] * scale)
+    high = float(knobs.get("max_radius") or radii[1] * scale)
+    if knobs.get("min_radius") is not None and knobs.get("max_radius") is None:
+        high = max(high, low)
+    if knobs.get("max_radius") is not None and knobs.get("min_radius") is None:
+        low = min(low, high)
+    if low > high or 2 * high + 3 > min(h, w):
+        raise DatasetError(
+            f"{task}: radii {low:g}..{high:g} do not fit a {h}x{w} image; allowed: "
+            f"min_radius <= max_radius <= {(min(h, w) - 3) / 2:g}"
+        )
+    return low, high
 
 
 def generate(labels: np.ndarray, rng: np.random.Generator, s: Mapping[str, Any]) -> np.ndarray:
