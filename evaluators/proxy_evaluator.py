@@ -52,13 +52,14 @@ class ProxyEvaluator(Evaluator):
     def check_heads(self, heads: Sequence[str]) -> None:
         """Refuses, in one line, a proxy that cannot score the task of one of ``heads``
         (``epe_nas`` groups samples by class label: classification only)."""
-        from evaluators.proxies.registry import ALL_TASKS, PROXY_TASKS, TASK_OF_OUTPUT
+        from evaluators.proxies.registry import ALL_TASKS, PROXY_TASKS
+        from evaluators.task_kinds import for_output
         from search_space.ops import HEADS
 
         for head in heads:
             if head not in HEADS:
                 continue
-            task = TASK_OF_OUTPUT.get(HEADS.get(head).output)
+            task = for_output(HEADS.get(head).output)
             unable = [n for n in self.names if task not in PROXY_TASKS.get(n, ALL_TASKS)]
             if unable:
                 raise ValueError(

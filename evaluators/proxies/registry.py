@@ -35,18 +35,12 @@ def _builtins() -> None:
 # built-ins first, then the plug-ins of the group, on the first lookup
 PROXIES: Registry[ProxyFn] = Registry("proxy", group="mixnas.proxies", builtins=_builtins)
 
-# what a spec's model learns, from what its head produces (`OpDef.output`): one label per input,
-# the next token at every position (a causal LM head), a label per pixel (a segmentation head) or
-# a larger image (a super-resolution head); the ``task`` option of the ``train`` evaluator
+# what a spec's model learns (`evaluators.task_kinds`, from what its head produces): one label
+# per input, the next token at every position (a causal LM head), a label per pixel (a
+# segmentation head) or a larger image (a super-resolution head)
 CLASSIFICATION, CAUSAL_LM = "classification", "causal_lm"
 SEGMENTATION, SUPER_RESOLUTION = "segmentation", "super_resolution"
 ALL_TASKS = (CLASSIFICATION, CAUSAL_LM, SEGMENTATION, SUPER_RESOLUTION)
-TASK_OF_OUTPUT = {
-    "class": CLASSIFICATION,
-    "token": CAUSAL_LM,
-    "mask": SEGMENTATION,
-    "image": SUPER_RESOLUTION,
-}
 # the tasks each proxy can score; a proxy registered without saying supports all
 PROXY_TASKS: dict[str, tuple[str, ...]] = {}
 
@@ -65,13 +59,10 @@ def proxy(name: str, *, tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[ProxyFn
 
 def spec_task(spec: ArchSpec) -> str:
     """The task a spec's head serves: ``classification``, ``causal_lm``, ``segmentation`` or
-    ``super_resolution`` (an unknown head: ``classification``)."""
-    from search_space.ops import HEADS
+    ``super_resolution`` (`evaluators.task_kinds.infer`; an unknown head: classification)."""
+    from evaluators.task_kinds import infer
 
-    head = spec.head.name
-    if head not in HEADS:
-        return CLASSIFICATION
-    return TASK_OF_OUTPUT.get(HEADS.get(head).output, CLASSIFICATION)
+    return infer(spec)
 
 
 def unsupported(name: str, spec: ArchSpec) -> str:

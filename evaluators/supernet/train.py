@@ -354,8 +354,7 @@ def supernet_task(space: Any) -> TaskKind:
             f"space: the heads {', '.join(sorted(set(heads)))} produce different outputs "
             f"({', '.join(sorted(outputs))}); allowed: heads of one task in a supernet"
         )
-    kinds = [n for n in task_kinds.names() if task_kinds.get(n).output in outputs]
-    return task_kinds.get(kinds[0] if kinds else CLASSIFICATION)
+    return task_kinds.get(task_kinds.for_output(outputs.pop() if outputs else None))
 
 
 def _check_resumable(checkpoint: Path, stored: Mapping[str, Any], cfg: RecipeConfig) -> None:

@@ -163,7 +163,12 @@ def head_output(spec: ArchSpec) -> str | None:
 def infer(spec: ArchSpec) -> str:
     """The kind that learns from what ``spec``'s head produces (``class`` -> classification,
     ``token`` -> causal_lm, ``mask`` -> segmentation, ``image`` -> super_resolution)."""
-    output = head_output(spec)
+    return for_output(head_output(spec))
+
+
+def for_output(output: str | None) -> str:
+    """The kind that learns from a head producing ``output`` (`OpDef.output`); classification
+    for an unknown one."""
     for name in names():
         if get(name).output == output:
             return name
@@ -209,6 +214,7 @@ __all__ = [
     "SUPER_RESOLUTION",
     "Metrics",
     "TaskKind",
+    "for_output",
     "get",
     "head_output",
     "infer",
